@@ -1,0 +1,39 @@
+# One-command set-up on a machine with only Python 3.11 and pip.
+# `make verify` and `make test` create .venv when it is missing and install the package
+# into it. TORCH_SPEC picks the torch build (the default is the local CPU wheel).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deq-dynamics-installed
+PROFILE ?= quick
+SEED ?= 0
+
+.PHONY: install verify test test-slow lint scripts-quick clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): setup.cfg pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+verify: $(STAMP)
+	$(VENV)/bin/deq-dynamics verify --profile $(PROFILE) --seed $(SEED) \
+		--json reports/report.json --markdown reports/report.md --figures figures
+
+test: $(STAMP)
+	HYPOTHESIS_PROFILE=ci $(PY) -m pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	HYPOTHESIS_PROFILE=dev $(PY) -m pytest -m slow -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) reports .pytest_cache .hypothesis

@@ -1,0 +1,51 @@
+"""Result codes carried by every iterative computation, and the raising policy."""
+
+from __future__ import annotations
+
+import enum
+
+from .errors import (
+    ConvergenceError,
+    DEQError,
+    NonFiniteError,
+    ReconstructionError,
+    SingularEquilibriumError,
+    WellPosednessError,
+)
+
+
+class Result(enum.Enum):
+    """Outcome of a solve, an integration or a training run.
+
+    Inner loops return one of these; nothing is raised there. ``raise_for`` turns a
+    non-successful code into the matching named exception at the top level.
+    """
+
+    successful = "successful"
+    max_steps_reached = "max_steps_reached"
+    diverged = "diverged"
+    nonfinite = "nonfinite"
+    guard_violated = "guard_violated"
+    singular = "singular"
+    reconstruction_error_exceeded = "reconstruction_error_exceeded"
+
+    @property
+    def ok(self) -> bool:
+        return self is Result.successful
+
+
+_EXCEPTIONS: dict[Result, type[DEQError]] = {
+    Result.max_steps_reached: ConvergenceError,
+    Result.diverged: ConvergenceError,
+    Result.nonfinite: NonFiniteError,
+    Result.guard_violated: WellPosednessError,
+    Result.singular: SingularEquilibriumError,
+    Result.reconstruction_error_exceeded: ReconstructionError,
+}
+
+
+def raise_for(result: Result, message: str) -> None:
+    """Raise the exception that belongs to ``result`` (no-op when successful)."""
+    if result.ok:
+        return
+    raise _EXCEPTIONS[result](f"{result.value}: {message}")

@@ -1,0 +1,63 @@
+"""Named exceptions of the engine.
+
+Every public entry point validates its input and raises one of these with a message
+that says what was wrong and what to do. Inner loops do not raise: they return a
+:class:`dynamics.Result` code, and the public entry point raises only when asked
+(``throw=True``).
+"""
+
+from __future__ import annotations
+
+
+class DEQError(Exception):
+    """Base class of every error raised by deq-dynamics."""
+
+
+class InvalidInputError(DEQError, ValueError):
+    """An argument has the wrong shape, sign or range."""
+
+
+class NonFiniteError(InvalidInputError):
+    """Data or parameters contain NaN or infinity."""
+
+
+class ShapeError(InvalidInputError):
+    """Arrays whose shapes do not fit together."""
+
+
+class StepSizeError(InvalidInputError):
+    """A step size (learning rate, integrator step) that is not a positive finite number."""
+
+
+class SingularEquilibriumError(DEQError, ArithmeticError):
+    """The equilibrium is not defined: ``1 - v = 0`` or ``I - W`` is (numerically) singular.
+
+    A linear DEQ's fixed point needs ``I - W`` invertible (not ``|v| < 1``): move the
+    parameters away from the singular set, or take a smaller step near it.
+    """
+
+
+class WellPosednessError(DEQError, ValueError):
+    """A nonlinear DEQ outside the region where its fixed point is unique."""
+
+
+class NonContractiveError(DEQError, ValueError):
+    """A fixed-point iteration asked of a map that is not contractive where it must be."""
+
+
+class ConvergenceError(DEQError, RuntimeError):
+    """An iterative solve stopped before reaching its tolerance (raised only with throw=True)."""
+
+
+class ReconstructionError(DEQError, RuntimeError):
+    """A reversible backward pass whose reconstructed states are non-finite or too inaccurate."""
+
+
+class UnknownOptionError(DEQError, TypeError):
+    """An option name or value the library does not know (nothing is silently ignored)."""
+
+
+def reject_unknown(kind: str, name: str, known) -> UnknownOptionError:
+    """Build the error for an unknown option ``name`` among ``known`` (for ``raise``)."""
+    options = ", ".join(sorted(map(str, known)))
+    return UnknownOptionError(f"unknown {kind} {name!r}; choose one of: {options}")

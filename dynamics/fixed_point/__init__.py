@@ -1,0 +1,1 @@
+"""Fixed-point solvers (init / step / terminate) and the single driver loop."""

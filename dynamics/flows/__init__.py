@@ -1,0 +1,1 @@
+"""Gradient descent and gradient flow over any :class:`AbstractModel`."""

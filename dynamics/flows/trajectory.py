@@ -1,0 +1,62 @@
+"""The record shared by gradient descent and every gradient-flow integrator."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .._result import Result, raise_for
+
+
+@dataclasses.dataclass(frozen=True)
+class Trajectory:
+    """A recorded run.
+
+    Attributes:
+        times: (K,) flow time of each record; for GD, ``k * eta``.
+        steps: (K,) iteration index of each record (GD) or integrator step count.
+        thetas: (K, P) parameters at each record.
+        risks: (K,) risk at each record.
+        grad_norms: (K,) Euclidean norm of the update direction at each record.
+        result: why the run ended.
+        message: a human-readable explanation when ``result`` is not successful.
+        stats: extra counters (``nfev``, ``max_step_length``, ...).
+    """
+
+    times: np.ndarray
+    steps: np.ndarray
+    thetas: np.ndarray
+    risks: np.ndarray
+    grad_norms: np.ndarray
+    result: Result = Result.successful
+    message: str = ""
+    stats: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def final(self) -> np.ndarray:
+        return self.thetas[-1]
+
+    def raise_on_failure(self) -> Trajectory:
+        raise_for(self.result, self.message)
+        return self
+
+
+class Recorder:
+    """Collects records every ``every`` iterations (and always the last one)."""
+
+    def __init__(self, every: int = 1):
+        self.every = every
+        self.rows: list[tuple[float, int, np.ndarray, float, float]] = []
+
+    def add(self, t: float, k: int, theta: np.ndarray, risk: float, gnorm: float,
+            force: bool = False) -> None:
+        if force or k % self.every == 0:
+            if self.rows and self.rows[-1][1] == k:
+                return
+            self.rows.append((t, k, theta.copy(), risk, gnorm))
+
+    def build(self, result: Result, message: str = "", **stats) -> Trajectory:
+        t, k, th, r, g = zip(*self.rows, strict=True)
+        return Trajectory(np.array(t), np.array(k), np.array(th), np.array(r),
+                          np.array(g), result, message, dict(stats))

@@ -1,0 +1,1 @@
+"""Torch backend: the reversible autograd Function, the DEQ layer and batched flows."""

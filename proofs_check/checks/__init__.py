@@ -1,0 +1,1 @@
+"""Numeric and symbolic checks, one module per claim group; each registers itself."""

@@ -1,0 +1,53 @@
+"""Named experiment protocols of spec §6, run by ``deq-dynamics reproduce NAME``.
+
+Each module in this package registers its protocols with :func:`protocol`. A protocol
+function takes a :class:`ProtocolContext` and returns a JSON-able dict; it must record
+the full-precision final parameters and the risk history, and may write figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import pkgutil
+from collections.abc import Callable
+from pathlib import Path
+
+
+@dataclasses.dataclass(frozen=True)
+class ProtocolContext:
+    figures_dir: Path | None = None
+    progress: Callable[[str], None] = lambda msg: None
+
+    def figure_path(self, name: str) -> Path | None:
+        if self.figures_dir is None:
+            return None
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        return self.figures_dir / f"{name}.png"
+
+
+@dataclasses.dataclass(frozen=True)
+class Protocol:
+    name: str
+    spec_id: str        # e.g. "P-LEG"
+    description: str
+    fn: Callable[[ProtocolContext], dict]
+
+
+_PROTOCOLS: dict[str, Protocol] = {}
+
+
+def protocol(name: str, spec_id: str, description: str):
+    """Register ``fn`` as protocol ``name`` (a spec §6 protocol ID in ``spec_id``)."""
+    def register(fn):
+        if name in _PROTOCOLS and _PROTOCOLS[name].fn.__qualname__ != fn.__qualname__:
+            raise KeyError(f"protocol {name!r} is registered twice")
+        _PROTOCOLS[name] = Protocol(name, spec_id, description, fn)
+        return fn
+    return register
+
+
+def load_protocols() -> dict[str, Protocol]:
+    for mod in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{mod.name}")
+    return dict(sorted(_PROTOCOLS.items()))

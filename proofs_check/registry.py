@@ -1,0 +1,207 @@
+"""Claim registry: checks attach to catalogue IDs, and every check returns a status.
+
+A check is a function ``fn(ctx: Context) -> CheckResult`` registered with
+:func:`check`. One claim may have several parts (say ``scalar`` and ``matrix``, or
+``symbolic`` and ``numeric``); the claim passes only when every registered part
+passes. A catalogue ID with no registered part is reported ``not-implemented``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import fnmatch
+import importlib
+import pkgutil
+import time
+import traceback
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from .catalogue import BY_ID, CLAIM_IDS
+
+
+class Status(enum.Enum):
+    passed = "pass"
+    failed = "fail"
+    not_implemented = "not-implemented"
+    skipped = "skipped"
+
+
+PROFILES = ("quick", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class Context:
+    """What a check may depend on: same seed and profile give the same result."""
+
+    seed: int = 0
+    profile: str = "quick"
+    figures_dir: Path | None = None
+
+    def __post_init__(self):
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r}; choose one of {PROFILES}")
+
+    @property
+    def full(self) -> bool:
+        return self.profile == "full"
+
+    def rng(self, tag: str) -> np.random.Generator:
+        """A generator seeded by (seed, tag), independent of the order checks run in."""
+        return np.random.default_rng([self.seed, zlib.crc32(tag.encode())])
+
+    def figure_path(self, name: str) -> Path | None:
+        """Where to save figure ``name`` (PNG), or None when figures are off."""
+        if self.figures_dir is None:
+            return None
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        return self.figures_dir / f"{name}.png"
+
+
+@dataclasses.dataclass
+class CheckResult:
+    """What one check measured.
+
+    Attributes:
+        status: pass / fail / not-implemented / skipped.
+        measured: the headline measured value (e.g. the worst drift).
+        predicted: the predicted value or the bound it is compared with.
+        worst_margin: the worst margin over all instances; >= 0 means the claim held.
+            Its meaning (relative slack, tolerance minus error, ...) is in ``details``.
+        tolerance: the tolerance the margin was judged with.
+        instances: the number of instances tried.
+        reason: why the status is what it is (always set for fail and skipped).
+        details: any JSON-able extra measurements.
+        figures: paths of the figures written.
+    """
+
+    status: Status
+    measured: float | None = None
+    predicted: float | None = None
+    worst_margin: float | None = None
+    tolerance: float | None = None
+    instances: int = 0
+    reason: str = ""
+    details: dict = dataclasses.field(default_factory=dict)
+    figures: list[str] = dataclasses.field(default_factory=list)
+
+
+def judged(ok: bool, **fields) -> CheckResult:
+    """A pass/fail result from a boolean verdict."""
+    return CheckResult(Status.passed if ok else Status.failed, **fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class Check:
+    claim_id: str
+    part: str
+    kind: str
+    fn: Callable[[Context], CheckResult]
+
+
+@dataclasses.dataclass
+class Row:
+    """One line of the report: a claim part and what its check returned."""
+
+    claim_id: str
+    part: str
+    kind: str
+    statement: str
+    result: CheckResult
+    seconds: float
+
+
+_CHECKS: dict[tuple[str, str], Check] = {}
+_KINDS = ("symbolic", "numeric", "property", "benchmark")
+
+
+def check(claim_id: str, part: str = "main", kind: str = "numeric"):
+    """Register ``fn`` as the check of part ``part`` of claim ``claim_id``."""
+    if claim_id not in BY_ID:
+        raise KeyError(f"{claim_id!r} is not in the claim catalogue")
+    if kind not in _KINDS:
+        raise ValueError(f"unknown check kind {kind!r}; choose one of {_KINDS}")
+
+    def register(fn):
+        key = (claim_id, part)
+        if key in _CHECKS and _CHECKS[key].fn.__qualname__ != fn.__qualname__:
+            raise KeyError(f"claim {claim_id} part {part!r} is registered twice")
+        _CHECKS[key] = Check(claim_id, part, kind, fn)
+        return fn
+
+    return register
+
+
+def load_checks() -> dict[tuple[str, str], Check]:
+    """Import every module of :mod:`proofs_check.checks` so its checks register."""
+    from . import checks
+
+    for mod in pkgutil.iter_modules(checks.__path__):
+        importlib.import_module(f"{checks.__name__}.{mod.name}")
+    return _CHECKS
+
+
+def select(patterns: list[str] | None) -> list[str]:
+    """Catalogue IDs matching any glob in ``patterns`` (all when None)."""
+    if not patterns:
+        return list(CLAIM_IDS)
+    chosen = [cid for cid in CLAIM_IDS
+              if any(fnmatch.fnmatchcase(cid, p.upper()) for p in patterns)]
+    if not chosen:
+        raise ValueError(f"no claim matches {patterns}; IDs look like LIN-GRAD, REV-*")
+    return chosen
+
+
+def run_check(chk: Check, ctx: Context) -> Row:
+    """Run one check; an exception inside it is a failure with the error as reason."""
+    t0 = time.perf_counter()
+    try:
+        res = chk.fn(ctx)
+        if not isinstance(res, CheckResult):
+            raise TypeError(f"check returned {type(res).__name__}, not CheckResult")
+    except Exception as exc:  # a crashing check is reported, not hidden
+        tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        res = CheckResult(Status.failed, reason=f"check raised {tb}")
+    seconds = time.perf_counter() - t0
+    return Row(chk.claim_id, chk.part, chk.kind, BY_ID[chk.claim_id].statement, res,
+               seconds)
+
+
+def run(patterns: list[str] | None, ctx: Context,
+        progress: Callable[[int, int, Row], None] | None = None) -> list[Row]:
+    """Run the checks of every selected claim, in catalogue order."""
+    registry = load_checks()
+    ids = select(patterns)
+    plan: list[Check | str] = []
+    for cid in ids:
+        parts = [c for (i, _), c in sorted(registry.items()) if i == cid]
+        plan.extend(parts if parts else [cid])
+    rows: list[Row] = []
+    for i, item in enumerate(plan):
+        if isinstance(item, str):
+            row = Row(item, "-", "/".join(BY_ID[item].kinds), BY_ID[item].statement,
+                      CheckResult(Status.not_implemented,
+                                  reason="no check is implemented for this claim yet"),
+                      0.0)
+        else:
+            row = run_check(item, ctx)
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(plan), row)
+    return rows
+
+
+def claim_status(rows: list[Row]) -> dict[str, Status]:
+    """Fold part rows into one status per claim (fail > not-implemented > skipped > pass)."""
+    order = [Status.failed, Status.not_implemented, Status.skipped, Status.passed]
+    out: dict[str, Status] = {}
+    for row in rows:
+        prev = out.get(row.claim_id)
+        cur = row.result.status
+        if prev is None or order.index(cur) < order.index(prev):
+            out[row.claim_id] = cur
+    return out
