@@ -9,18 +9,24 @@ import numpy as np
 from .errors import NonFiniteError, ShapeError, StepSizeError
 
 
-def finite_array(name: str, value, ndim: int | tuple[int, ...] | None = None) -> np.ndarray:
+def finite_array(
+    name: str, value, ndim: int | tuple[int, ...] | None = None
+) -> np.ndarray:
     """Return ``value`` as a float64 array, rejecting NaN/inf and a wrong rank."""
     arr = np.asarray(value, dtype=np.float64)
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else ndim
         if arr.ndim not in allowed:
-            raise ShapeError(f"{name} must have {' or '.join(map(str, allowed))} "
-                             f"dimension(s); got shape {arr.shape}")
+            raise ShapeError(
+                f"{name} must have {' or '.join(map(str, allowed))} "
+                f"dimension(s); got shape {arr.shape}"
+            )
     if not np.all(np.isfinite(arr)):
         bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise NonFiniteError(f"{name} contains {bad} non-finite value(s) (NaN or inf); "
-                             "clean or impute the data before fitting")
+        raise NonFiniteError(
+            f"{name} contains {bad} non-finite value(s) (NaN or inf); "
+            "clean or impute the data before fitting"
+        )
     return arr
 
 

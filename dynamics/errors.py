@@ -26,11 +26,11 @@ class ShapeError(InvalidInputError):
 
 
 class StepSizeError(InvalidInputError):
-    """A step size (learning rate, integrator step) that is not a positive finite number."""
+    """A step size (learning rate, integrator step) that is not positive and finite."""
 
 
 class SingularEquilibriumError(DEQError, ArithmeticError):
-    """The equilibrium is not defined: ``1 - v = 0`` or ``I - W`` is (numerically) singular.
+    """No equilibrium: ``1 - v = 0`` or ``I - W`` is (numerically) singular.
 
     A linear DEQ's fixed point needs ``I - W`` invertible (not ``|v| < 1``): move the
     parameters away from the singular set, or take a smaller step near it.
@@ -42,22 +42,22 @@ class WellPosednessError(DEQError, ValueError):
 
 
 class NonContractiveError(DEQError, ValueError):
-    """A fixed-point iteration asked of a map that is not contractive where it must be."""
+    """A fixed-point iteration asked of a map that is not contractive."""
 
 
 class ConvergenceError(DEQError, RuntimeError):
-    """An iterative solve stopped before reaching its tolerance (raised only with throw=True)."""
+    """An iterative solve stopped before its tolerance (raised only with throw=True)."""
 
 
 class ReconstructionError(DEQError, RuntimeError):
-    """A reversible backward pass whose reconstructed states are non-finite or too inaccurate."""
+    """A reversible backward pass whose reconstructed states are non-finite or inexact."""
 
 
 class UnknownOptionError(DEQError, TypeError):
-    """An option name or value the library does not know (nothing is silently ignored)."""
+    """An option name or value the library does not know (nothing is ignored)."""
 
 
 def reject_unknown(kind: str, name: str, known) -> UnknownOptionError:
-    """Build the error for an unknown option ``name`` among ``known`` (for ``raise``)."""
+    """The error for an unknown option ``name`` among ``known`` (to raise)."""
     options = ", ".join(sorted(map(str, known)))
     return UnknownOptionError(f"unknown {kind} {name!r}; choose one of: {options}")

@@ -14,7 +14,8 @@ from . import commands
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deq-dynamics",
-        description="Check what the theory says about how deep equilibrium models train.")
+        description="Check what the theory says about how DEQs train.",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{mod.name}").register(sub)

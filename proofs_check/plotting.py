@@ -1,4 +1,4 @@
-"""One plotting style for every figure: data in colour, theory dashed black (Agg, no LaTeX)."""
+"""One figure style: data in colour, theory dashed black (Agg backend, no LaTeX)."""
 
 from __future__ import annotations
 
@@ -9,21 +9,40 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "font.size": 10,
-                     "axes.grid": True, "grid.alpha": 0.3, "text.usetex": False})
+plt.rcParams.update(
+    {
+        "figure.dpi": 110,
+        "savefig.dpi": 150,
+        "font.size": 10,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "text.usetex": False,
+    }
+)
 
 THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.3}
 
 
 def figure(ncols: int = 1, nrows: int = 1, size=(5.0, 3.6)):
     """A new figure with ``nrows x ncols`` axes (always a 2-D array of axes)."""
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
+    )
     return fig, axes
 
 
-def curve_with_bound(ax, x, y, bound=None, *, label: str, bound_label: str = "bound",
-                     logy: bool = True, color=None, **kw):
+def curve_with_bound(
+    ax,
+    x,
+    y,
+    bound=None,
+    *,
+    label: str,
+    bound_label: str = "bound",
+    logy: bool = True,
+    color=None,
+    **kw,
+):
     """Draw a measured curve and, dashed black, the theoretical bound beside it."""
     ax.plot(x, y, label=label, color=color, **kw)
     if bound is not None:

@@ -44,7 +44,9 @@ class Context:
 
     def __post_init__(self):
         if self.profile not in PROFILES:
-            raise ValueError(f"unknown profile {self.profile!r}; choose one of {PROFILES}")
+            raise ValueError(
+                f"unknown profile {self.profile!r}; choose one of {PROFILES}"
+            )
 
     @property
     def full(self) -> bool:
@@ -149,8 +151,11 @@ def select(patterns: list[str] | None) -> list[str]:
     """Catalogue IDs matching any glob in ``patterns`` (all when None)."""
     if not patterns:
         return list(CLAIM_IDS)
-    chosen = [cid for cid in CLAIM_IDS
-              if any(fnmatch.fnmatchcase(cid, p.upper()) for p in patterns)]
+    chosen = [
+        cid
+        for cid in CLAIM_IDS
+        if any(fnmatch.fnmatchcase(cid, p.upper()) for p in patterns)
+    ]
     if not chosen:
         raise ValueError(f"no claim matches {patterns}; IDs look like LIN-GRAD, REV-*")
     return chosen
@@ -167,12 +172,16 @@ def run_check(chk: Check, ctx: Context) -> Row:
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
         res = CheckResult(Status.failed, reason=f"check raised {tb}")
     seconds = time.perf_counter() - t0
-    return Row(chk.claim_id, chk.part, chk.kind, BY_ID[chk.claim_id].statement, res,
-               seconds)
+    return Row(
+        chk.claim_id, chk.part, chk.kind, BY_ID[chk.claim_id].statement, res, seconds
+    )
 
 
-def run(patterns: list[str] | None, ctx: Context,
-        progress: Callable[[int, int, Row], None] | None = None) -> list[Row]:
+def run(
+    patterns: list[str] | None,
+    ctx: Context,
+    progress: Callable[[int, int, Row], None] | None = None,
+) -> list[Row]:
     """Run the checks of every selected claim, in catalogue order."""
     registry = load_checks()
     ids = select(patterns)
@@ -183,10 +192,17 @@ def run(patterns: list[str] | None, ctx: Context,
     rows: list[Row] = []
     for i, item in enumerate(plan):
         if isinstance(item, str):
-            row = Row(item, "-", "/".join(BY_ID[item].kinds), BY_ID[item].statement,
-                      CheckResult(Status.not_implemented,
-                                  reason="no check is implemented for this claim yet"),
-                      0.0)
+            row = Row(
+                item,
+                "-",
+                "/".join(BY_ID[item].kinds),
+                BY_ID[item].statement,
+                CheckResult(
+                    Status.not_implemented,
+                    reason="no check is implemented for this claim yet",
+                ),
+                0.0,
+            )
         else:
             row = run_check(item, ctx)
         rows.append(row)
@@ -196,7 +212,7 @@ def run(patterns: list[str] | None, ctx: Context,
 
 
 def claim_status(rows: list[Row]) -> dict[str, Status]:
-    """Fold part rows into one status per claim (fail > not-implemented > skipped > pass)."""
+    """One status per claim (fail > not-implemented > skipped > pass)."""
     order = [Status.failed, Status.not_implemented, Status.skipped, Status.passed]
     out: dict[str, Status] = {}
     for row in rows:

@@ -25,7 +25,9 @@ def to_jsonable(obj):
     if isinstance(obj, enum.Enum):
         return obj.value
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {
+            f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+        }
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
@@ -38,15 +40,18 @@ def to_jsonable(obj):
         return int(obj)
     if isinstance(obj, np.floating | float):
         x = float(obj)
-        return x if math.isfinite(x) else ("nan" if math.isnan(x) else
-                                           ("inf" if x > 0 else "-inf"))
+        return (
+            x
+            if math.isfinite(x)
+            else ("nan" if math.isnan(x) else ("inf" if x > 0 else "-inf"))
+        )
     if isinstance(obj, Path):
         return str(obj)
     return obj
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
+    """Write ``text`` so that readers see the old file or the new one, never half."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
@@ -63,16 +68,21 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 
 
 def write_json(path, payload) -> Path:
-    return atomic_write_text(path, json.dumps(to_jsonable(payload), indent=2,
-                                              allow_nan=False) + "\n")
+    return atomic_write_text(
+        path, json.dumps(to_jsonable(payload), indent=2, allow_nan=False) + "\n"
+    )
 
 
 def environment() -> dict:
     import scipy
     import sympy
 
-    env = {"python": platform.python_version(), "numpy": np.__version__,
-           "scipy": scipy.__version__, "sympy": sympy.__version__}
+    env = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "sympy": sympy.__version__,
+    }
     try:
         import torch
 
@@ -92,9 +102,17 @@ def report_payload(rows: list[Row], seed: int, profile: str) -> dict:
         "environment": environment(),
         "summary": counts,
         "claims": {cid: s.value for cid, s in status.items()},
-        "rows": [{"claim": r.claim_id, "part": r.part, "kind": r.kind,
-                  "statement": r.statement, "seconds": r.seconds,
-                  **to_jsonable(r.result)} for r in rows],
+        "rows": [
+            {
+                "claim": r.claim_id,
+                "part": r.part,
+                "kind": r.kind,
+                "statement": r.statement,
+                "seconds": r.seconds,
+                **to_jsonable(r.result),
+            }
+            for r in rows
+        ],
     }
 
 
@@ -109,29 +127,40 @@ def _fmt(x) -> str:
 def markdown(rows: list[Row], seed: int, profile: str) -> str:
     status = claim_status(rows)
     counts = {s.value: sum(1 for v in status.values() if v is s) for s in Status}
-    lines = [f"# deq-dynamics verify (profile {profile}, seed {seed})", "",
-             ", ".join(f"{v} {k}" for k, v in counts.items() if v), "",
-             "| claim | part | status | measured | predicted/bound | worst margin "
-             "| tol | n | s | note |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# deq-dynamics verify (profile {profile}, seed {seed})",
+        "",
+        ", ".join(f"{v} {k}" for k, v in counts.items() if v),
+        "",
+        "| claim | part | status | measured | predicted/bound | worst margin "
+        "| tol | n | s | note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         res = r.result
         note = res.reason.replace("|", "/").replace("\n", " ")
-        lines.append(f"| {r.claim_id} | {r.part} | {res.status.value} | "
-                     f"{_fmt(res.measured)} | {_fmt(res.predicted)} | "
-                     f"{_fmt(res.worst_margin)} | {_fmt(res.tolerance)} | "
-                     f"{res.instances} | {r.seconds:.2f} | {note} |")
+        lines.append(
+            f"| {r.claim_id} | {r.part} | {res.status.value} | "
+            f"{_fmt(res.measured)} | {_fmt(res.predicted)} | "
+            f"{_fmt(res.worst_margin)} | {_fmt(res.tolerance)} | "
+            f"{res.instances} | {r.seconds:.2f} | {note} |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def table(rows: list[Row]) -> str:
     """A plain-text table for the terminal."""
-    head = f"{'claim':<20} {'part':<14} {'status':<16} {'worst margin':>13} {'n':>6} {'s':>7}"
+    head = (
+        f"{'claim':<20} {'part':<14} {'status':<16} {'worst margin':>13} "
+        f"{'n':>6} {'s':>7}"
+    )
     out = [head, "-" * len(head)]
     for r in rows:
         res = r.result
-        out.append(f"{r.claim_id:<20} {r.part[:14]:<14} {res.status.value:<16} "
-                   f"{_fmt(res.worst_margin):>13} {res.instances:>6} {r.seconds:>7.2f}")
+        out.append(
+            f"{r.claim_id:<20} {r.part[:14]:<14} {res.status.value:<16} "
+            f"{_fmt(res.worst_margin):>13} {res.instances:>6} {r.seconds:>7.2f}"
+        )
         if res.status in (Status.failed, Status.skipped) and res.reason:
             out.append(f"{'':<20} -> {res.reason}")
     return "\n".join(out)

@@ -20,9 +20,16 @@ from .trajectory import Recorder, Trajectory
 Direction = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
-def gradient_descent(model: AbstractModel, theta0, eta: float, steps: int, *,
-                     direction: Direction | None = None, record_every: int = 1,
-                     throw: bool = False) -> Trajectory:
+def gradient_descent(
+    model: AbstractModel,
+    theta0,
+    eta: float,
+    steps: int,
+    *,
+    direction: Direction | None = None,
+    record_every: int = 1,
+    throw: bool = False,
+) -> Trajectory:
     """Run ``steps`` GD updates from ``theta0`` with step size ``eta``.
 
     Args:

@@ -49,8 +49,15 @@ class Recorder:
         self.every = every
         self.rows: list[tuple[float, int, np.ndarray, float, float]] = []
 
-    def add(self, t: float, k: int, theta: np.ndarray, risk: float, gnorm: float,
-            force: bool = False) -> None:
+    def add(
+        self,
+        t: float,
+        k: int,
+        theta: np.ndarray,
+        risk: float,
+        gnorm: float,
+        force: bool = False,
+    ) -> None:
         if force or k % self.every == 0:
             if self.rows and self.rows[-1][1] == k:
                 return
@@ -58,5 +65,13 @@ class Recorder:
 
     def build(self, result: Result, message: str = "", **stats) -> Trajectory:
         t, k, th, r, g = zip(*self.rows, strict=True)
-        return Trajectory(np.array(t), np.array(k), np.array(th), np.array(r),
-                          np.array(g), result, message, dict(stats))
+        return Trajectory(
+            np.array(t),
+            np.array(k),
+            np.array(th),
+            np.array(r),
+            np.array(g),
+            result,
+            message,
+            dict(stats),
+        )

@@ -25,6 +25,7 @@ class AbstractIntegrator(abc.ABC):
     """One step of a one-step method; see the module docstring for the contract."""
 
     @abc.abstractmethod
-    def step(self, field: Field, t: float, y: np.ndarray, h: float
-             ) -> tuple[np.ndarray, int]:
+    def step(
+        self, field: Field, t: float, y: np.ndarray, h: float
+    ) -> tuple[np.ndarray, int]:
         """Advance ``y`` from ``t`` to ``t + h``; return (new state, field evaluations)."""

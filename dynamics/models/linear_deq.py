@@ -66,7 +66,8 @@ class LinearDEQ(AbstractModel):
             raise SingularEquilibriumError(
                 f"1 - v = {gap:.3e} at v = {v!r}: the linear DEQ has no unique fixed "
                 "point on v = 1; start away from the singular point (0, 1) or take "
-                "smaller steps near it")
+                "smaller steps near it"
+            )
         return gap
 
     def beta(self, theta) -> np.ndarray:

@@ -54,24 +54,31 @@ class MatrixLinearDEQ(AbstractModel):
         self.n, self.d = X.shape
         self.k = Y.shape[1]
         if not self.readout and self.k != self.m:
-            raise ShapeError(f"without a readout the output is z*, so Y needs m = "
-                             f"{self.m} columns; got {self.k} (or pass readout=True)")
+            raise ShapeError(
+                f"without a readout the output is z*, so Y needs m = "
+                f"{self.m} columns; got {self.k} (or pass readout=True)"
+            )
         self.sigma_hat = X.T @ X / self.n
         eig = np.linalg.eigvalsh(self.sigma_hat)
         self.lambda_min, self.lambda_max = float(eig[0]), float(eig[-1])
         # Least-squares end-to-end map (k x d): the realizable target when min_risk = 0.
         self.M_star = np.linalg.lstsq(X, Y, rcond=None)[0].T
         self.min_risk = float(np.sum((X @ self.M_star.T - Y) ** 2) / self.n)
-        self._sizes = (self.m * self.m, self.m * self.d,
-                       self.k * self.m if self.readout else 0)
+        self._sizes = (
+            self.m * self.m,
+            self.m * self.d,
+            self.k * self.m if self.readout else 0,
+        )
 
     @property
     def n_params(self) -> int:
         return sum(self._sizes)
 
     def pack(self, W, U, B=None) -> np.ndarray:
-        parts = [np.asarray(W, float).reshape(self.m, self.m).ravel(),
-                 np.asarray(U, float).reshape(self.m, self.d).ravel()]
+        parts = [
+            np.asarray(W, float).reshape(self.m, self.m).ravel(),
+            np.asarray(U, float).reshape(self.m, self.d).ravel(),
+        ]
         if self.readout:
             if B is None:
                 raise ShapeError("this model trains a readout: pass B (k x m)")
@@ -84,8 +91,8 @@ class MatrixLinearDEQ(AbstractModel):
         th = param_vector(theta, self.n_params)
         a, b, _ = self._sizes
         W = th[:a].reshape(self.m, self.m)
-        U = th[a:a + b].reshape(self.m, self.d)
-        B = th[a + b:].reshape(self.k, self.m) if self.readout else None
+        U = th[a : a + b].reshape(self.m, self.d)
+        B = th[a + b :].reshape(self.k, self.m) if self.readout else None
         return MatrixParams(W, U, B)
 
     def A(self, theta) -> np.ndarray:
@@ -96,7 +103,8 @@ class MatrixLinearDEQ(AbstractModel):
         if not np.isfinite(cond) or cond > SINGULAR_COND:
             raise SingularEquilibriumError(
                 f"I - W is singular (condition number {cond:.3e}): the linear DEQ has "
-                "no unique equilibrium; move W away from the singular set")
+                "no unique equilibrium; move W away from the singular set"
+            )
         return A
 
     def end_to_end(self, theta) -> np.ndarray:
@@ -120,8 +128,8 @@ class MatrixLinearDEQ(AbstractModel):
         Z = self.X @ M.T
         pred = Z if B is None else Z @ B.T
         resid = pred - self.Y
-        G_out = LOSS_FACTOR / self.n * resid.T @ self.X          # k x d
-        G = G_out if B is None else B.T @ G_out                  # m x d
+        G_out = LOSS_FACTOR / self.n * resid.T @ self.X  # k x d
+        G = G_out if B is None else B.T @ G_out  # m x d
         grad_U = np.linalg.solve(A.T, G)
         parts = [(grad_U @ M.T).ravel(), grad_U.ravel()]
         if B is not None:

@@ -11,26 +11,42 @@ from ..report import atomic_write_text, markdown, report_payload, table, write_j
 
 
 def register(sub) -> None:
-    p = sub.add_parser("verify", help="run the claim checks and report",
-                       description="Run the checks of the claim catalogue; exit 1 if "
-                       "any claim fails.")
-    p.add_argument("--claims", action="append", metavar="GLOB",
-                   help="claim IDs or globs (repeatable), e.g. 'LIN-*'; default all")
-    p.add_argument("--json", type=Path, metavar="PATH", help="write the JSON report here")
-    p.add_argument("--markdown", type=Path, metavar="PATH",
-                   help="write the Markdown report here")
+    p = sub.add_parser(
+        "verify",
+        help="run the claim checks and report",
+        description="Run the checks of the claim catalogue; exit 1 if any claim fails.",
+    )
+    p.add_argument(
+        "--claims",
+        action="append",
+        metavar="GLOB",
+        help="claim IDs or globs (repeatable), e.g. 'LIN-*'; default all",
+    )
+    p.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the JSON report here"
+    )
+    p.add_argument(
+        "--markdown", type=Path, metavar="PATH", help="write the Markdown report here"
+    )
     p.add_argument("--figures", type=Path, metavar="DIR", help="write figures here")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw")
-    p.add_argument("--profile", choices=PROFILES, default="quick",
-                   help="quick (CI-sized) or full (many more instances)")
+    p.add_argument(
+        "--profile",
+        choices=PROFILES,
+        default="quick",
+        help="quick (CI-sized) or full (many more instances)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_main)
 
 
 def _progress(i: int, n: int, row: Row) -> None:
-    print(f"[{i:>3}/{n}] {row.claim_id:<20} {row.part:<14} "
-          f"{row.result.status.value:<16} {row.seconds:6.2f} s", file=sys.stderr,
-          flush=True)
+    print(
+        f"[{i:>3}/{n}] {row.claim_id:<20} {row.part:<14} "
+        f"{row.result.status.value:<16} {row.seconds:6.2f} s",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _main(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ class ProtocolContext:
 @dataclasses.dataclass(frozen=True)
 class Protocol:
     name: str
-    spec_id: str        # e.g. "P-LEG"
+    spec_id: str  # e.g. "P-LEG"
     description: str
     fn: Callable[[ProtocolContext], dict]
 
@@ -39,11 +39,13 @@ _PROTOCOLS: dict[str, Protocol] = {}
 
 def protocol(name: str, spec_id: str, description: str):
     """Register ``fn`` as protocol ``name`` (a spec §6 protocol ID in ``spec_id``)."""
+
     def register(fn):
         if name in _PROTOCOLS and _PROTOCOLS[name].fn.__qualname__ != fn.__qualname__:
             raise KeyError(f"protocol {name!r} is registered twice")
         _PROTOCOLS[name] = Protocol(name, spec_id, description, fn)
         return fn
+
     return register
 
 

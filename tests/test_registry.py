@@ -1,0 +1,104 @@
+"""The claim registry: every catalogue ID is reported, and nothing passes unchecked."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from proofs_check import registry
+from proofs_check.catalogue import CLAIM_IDS
+from proofs_check.registry import CheckResult, Context, Status, judged
+
+SPEC = Path(__file__).resolve().parents[2] / "shared" / "spec" / "claims.md"
+
+
+@pytest.fixture
+def empty_registry(monkeypatch):
+    checks: dict = {}
+    monkeypatch.setattr(registry, "_CHECKS", checks)
+    monkeypatch.setattr(registry, "load_checks", lambda: checks)
+    return checks
+
+
+@pytest.mark.skipif(
+    not SPEC.exists(), reason="spec/claims.md is not beside the checkout"
+)
+def test_catalogue_matches_spec_ids():
+    """Every claim ID of spec/claims.md is in the catalogue, and no other."""
+    ids = set(
+        re.findall(
+            r"^\| ((?:LIN|SIM|APX|REV|SCALE|DISC|REPRO)-[A-Z0-9-]+) \|",
+            SPEC.read_text(),
+            flags=re.M,
+        )
+    )
+    assert ids == set(CLAIM_IDS)
+
+
+def test_unchecked_claims_are_not_implemented(empty_registry):
+    rows = registry.run(None, Context())
+    assert {r.claim_id for r in rows} == set(CLAIM_IDS)
+    assert all(r.result.status is Status.not_implemented for r in rows)
+
+
+def test_parts_fold_to_worst_status(empty_registry):
+    registry.check("LIN-GRAD", part="a")(lambda ctx: judged(True))
+    registry.check("LIN-GRAD", part="b")(lambda ctx: judged(False, reason="bad"))
+    registry.check("LIN-PL", part="a")(lambda ctx: judged(True))
+    rows = registry.run(["LIN-GRAD", "LIN-PL"], Context())
+    status = registry.claim_status(rows)
+    assert status == {"LIN-GRAD": Status.failed, "LIN-PL": Status.passed}
+
+
+def test_crashing_check_is_a_failure_with_reason(empty_registry):
+    def boom(ctx):
+        raise ZeroDivisionError("division by zero in the check")
+
+    registry.check("LIN-PL")(boom)
+    (row,) = registry.run(["LIN-PL"], Context())
+    assert row.result.status is Status.failed
+    assert "ZeroDivisionError" in row.result.reason
+
+
+def test_check_must_return_a_result(empty_registry):
+    registry.check("LIN-PL")(lambda ctx: True)
+    (row,) = registry.run(["LIN-PL"], Context())
+    assert row.result.status is Status.failed and "CheckResult" in row.result.reason
+
+
+def test_unknown_ids_and_kinds_are_rejected():
+    with pytest.raises(KeyError, match="not in the claim catalogue"):
+        registry.check("LIN-NOPE")
+    with pytest.raises(ValueError, match="unknown check kind"):
+        registry.check("LIN-PL", kind="vibes")
+    with pytest.raises(ValueError, match="no claim matches"):
+        registry.select(["XYZ-*"])
+    with pytest.raises(ValueError, match="unknown profile"):
+        Context(profile="medium")
+
+
+def test_glob_selection_is_case_insensitive():
+    assert registry.select(["lin-gd-*"]) == [
+        c for c in CLAIM_IDS if c.startswith("LIN-GD-")
+    ]
+
+
+def test_context_rng_depends_on_seed_and_tag_only():
+    a, b = Context(seed=3), Context(seed=3, profile="full")
+    assert a.rng("x").normal() == b.rng("x").normal()
+    assert a.rng("x").normal() != a.rng("y").normal()
+    assert a.rng("x").normal() != Context(seed=4).rng("x").normal()
+
+
+def test_registered_checks_use_catalogue_ids():
+    checks = registry.load_checks()
+    assert {cid for cid, _ in checks} <= set(CLAIM_IDS)
+    for chk in checks.values():
+        assert isinstance(chk.part, str) and chk.part
+
+
+def test_checkresult_defaults_are_honest():
+    res = CheckResult(Status.skipped, reason="no CUDA")
+    assert res.instances == 0 and res.measured is None
