@@ -50,7 +50,7 @@ class ConvergenceError(DEQError, RuntimeError):
 
 
 class ReconstructionError(DEQError, RuntimeError):
-    """A reversible backward pass whose reconstructed states are non-finite or inexact."""
+    """A reversible backward whose reconstructed states are non-finite or inexact."""
 
 
 class UnknownOptionError(DEQError, TypeError):
