@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 
 from .errors import (
@@ -49,3 +50,19 @@ def raise_for(result: Result, message: str) -> None:
     if result.ok:
         return
     raise _EXCEPTIONS[result](f"{result.value}: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Solution:
+    """What a public solve returns.
+
+    Attributes:
+        value: the solution (for a DEQ, the equilibrium iterate, wired for autograd).
+        result: the worst result code of the solve (and of its backward pass, once run:
+            ``stats["result"]`` is updated then; this field is the forward's).
+        stats: documented dictionary of counters and traces (see the entry point).
+    """
+
+    value: object
+    result: Result
+    stats: dict

@@ -22,9 +22,19 @@ from .models.linear_deq import LinearDEQ
 from .models.matrix_deq import MatrixLinearDEQ
 
 __all__ = [
-    "ScalarInstance", "MatrixInstance", "scalar_instance", "matrix_instance",
-    "MIN_SIGMA_A0", "LEG_DATA_SEED", "LEG_PERTURBATION_SEED", "LEG_N", "LEG_BETA_STAR",
-    "LEG_PERTURBATION", "SWEEP_SEED6_THETA0", "leg_model", "leg_perturbation",
+    "ScalarInstance",
+    "MatrixInstance",
+    "scalar_instance",
+    "matrix_instance",
+    "MIN_SIGMA_A0",
+    "LEG_DATA_SEED",
+    "LEG_PERTURBATION_SEED",
+    "LEG_N",
+    "LEG_BETA_STAR",
+    "LEG_PERTURBATION",
+    "SWEEP_SEED6_THETA0",
+    "leg_model",
+    "leg_perturbation",
     "sweep_theta0",
 ]
 
@@ -73,12 +83,15 @@ def _n_samples(n, d: int) -> int:
         return 4 * d + 4
     n = positive_int("n", n)
     if n < 2 * d:
-        raise ShapeError(f"instances need n >= 2d samples (spec §6.8); got n={n}, d={d}")
+        raise ShapeError(
+            f"instances need n >= 2d samples (spec §6.8); got n={n}, d={d}"
+        )
     return n
 
 
-def scalar_instance(rng: np.random.Generator, d: int, n: int | None = None,
-                    near_singular: bool = False) -> ScalarInstance:
+def scalar_instance(
+    rng: np.random.Generator, d: int, n: int | None = None, near_singular: bool = False
+) -> ScalarInstance:
     """A random scalar linear DEQ instance (spec §6.8 P-GF).
 
     Args:
@@ -109,8 +122,14 @@ def scalar_instance(rng: np.random.Generator, d: int, n: int | None = None,
     return ScalarInstance(LinearDEQ(X, y), theta0, beta_star)
 
 
-def matrix_instance(rng: np.random.Generator, m: int, d: int, k: int | None = None,
-                    readout: bool = False, n: int | None = None) -> MatrixInstance:
+def matrix_instance(
+    rng: np.random.Generator,
+    m: int,
+    d: int,
+    k: int | None = None,
+    readout: bool = False,
+    n: int | None = None,
+) -> MatrixInstance:
     """A random matrix linear DEQ instance (spec §6.8 P-GF).
 
     W0 has i.i.d. N(0, 1/m) entries (spectral radius often above 1, allowed), redrawn
@@ -150,7 +169,8 @@ def matrix_instance(rng: np.random.Generator, m: int, d: int, k: int | None = No
 
 # ----------------------------------------------------------- P-LEG / P-SWEEP (§6.1-6.2)
 
-#: Data seed, sample count and target slope of P-LEG (x = default_rng(42).uniform(0,1,1000)).
+#: P-LEG data seed, sample count and target slope: x = default_rng(42).uniform(0, 1,
+#: 1000), y = 2x.
 LEG_DATA_SEED, LEG_N, LEG_BETA_STAR = 42, 1000, 2.0
 #: Seed of the P-LEG perturbation p = default_rng(43).normal(0, 0.1, 2).
 LEG_PERTURBATION_SEED = 43

@@ -16,14 +16,16 @@ one place (:func:`linear_constants`) and the loss normalisation is a parameter:
 Notation (spec §1): ``lam = lambda_min(Sigma_hat)``, ``Lam = lambda_max(Sigma_hat)``,
 ``Q0 = ||u0||^2 + (1 - v0)^2 = r0^2``, ``C0 = A0 A0^T + U0 U0^T``.
 
-| function | result | claim |
-|---|---|---|
-| :func:`beta_bar`, :func:`m_bar` | bound on ||beta(t)|| / ||M(t)||_2 (R3) | LIN-COND |
-| :func:`delta`, :func:`cond_lower_bound` | conditioning floor (R3) | LIN-COND |
-| :func:`gf_rate`, :func:`gf_envelope` | GF exponential rate (R4) | LIN-GF-RATE |
-| :func:`gf_limit` | GF limit point (R4) | LIN-GF-LIMIT |
-| :func:`smoothness_ell`, :func:`gd_step_bound` | Hessian bound, eta <= 1/ell (R6) | LIN-GD-RATE, LIN-GD-STEP |
-| :func:`gd_rate_factor`, :func:`gd_envelope` | GD contraction factor (R6) | LIN-GD-RATE |
+Functions (result, claim):
+
+* :func:`beta_bar`, :func:`m_bar`: bound on ||beta(t)|| or ||M(t)||_2 (R3, LIN-COND);
+* :func:`delta`, :func:`cond_lower_bound`: conditioning floor (R3, LIN-COND);
+* :func:`gf_rate`, :func:`gf_envelope`: GF exponential rate (R4, LIN-GF-RATE);
+* :func:`gf_limit`: GF limit point (R4, LIN-GF-LIMIT);
+* :func:`smoothness_ell`, :func:`gd_step_bound`: Hessian bound and eta <= 1/ell
+  (R6, LIN-GD-RATE, LIN-GD-STEP);
+* :func:`gd_rate_factor`, :func:`gd_envelope`: GD contraction factor (R6,
+  LIN-GD-RATE).
 """
 
 from __future__ import annotations
@@ -40,9 +42,20 @@ from .models.linear_deq import LinearDEQ
 from .models.matrix_deq import MatrixLinearDEQ
 
 __all__ = [
-    "LinearConstants", "linear_constants", "excess_risk", "beta_bar", "m_bar", "delta",
-    "smoothness_ell", "gd_step_bound", "gf_rate", "gf_envelope", "gd_rate_factor",
-    "gd_envelope", "gf_limit", "cond_lower_bound",
+    "LinearConstants",
+    "linear_constants",
+    "excess_risk",
+    "beta_bar",
+    "m_bar",
+    "delta",
+    "smoothness_ell",
+    "gd_step_bound",
+    "gf_rate",
+    "gf_envelope",
+    "gd_rate_factor",
+    "gd_envelope",
+    "gf_limit",
+    "cond_lower_bound",
 ]
 
 
@@ -77,32 +90,37 @@ def _check_model(model) -> bool:
         return True
     if isinstance(model, MatrixLinearDEQ):
         if model.readout:
-            raise ShapeError("the R3/R4/R6 bounds are derived for the matrix DEQ without "
-                             "readout (the loss controls B M, not M); build the model "
-                             "with readout=False")
+            raise ShapeError(
+                "the R3/R4/R6 bounds are derived for the matrix DEQ without "
+                "readout (the loss controls B M, not M); build the model "
+                "with readout=False"
+            )
         return False
-    raise InvalidInputError(f"expected a LinearDEQ or MatrixLinearDEQ; got "
-                            f"{type(model).__name__}")
+    raise InvalidInputError(
+        f"expected a LinearDEQ or MatrixLinearDEQ; got {type(model).__name__}"
+    )
 
 
 def _check_lam(lam: float) -> float:
     if not lam > 0.0:
         raise InvalidInputError(
-            f"lambda_min(Sigma_hat) = {lam:.3e} is not positive: the bounds need n >= d "
-            "and full-rank inputs")
+            f"lambda_min(Sigma_hat) = {lam:.3e} is not positive: the bounds need "
+            "n >= d and full-rank inputs"
+        )
     return lam
 
 
 def _check_loss_factor(loss_factor) -> float:
     c = float(loss_factor)
     if not (math.isfinite(c) and c > 0.0):
-        raise InvalidInputError(f"loss_factor must be positive and finite; got "
-                                f"{loss_factor!r}")
+        raise InvalidInputError(
+            f"loss_factor must be positive and finite; got {loss_factor!r}"
+        )
     return c
 
 
 def excess_risk(model, theta) -> float:
-    """Risk minus its minimum over predictors (0 for realizable data, up to rounding)."""
+    """Risk minus its minimum over predictors (0 for realizable data up to rounding)."""
     return max(float(model.risk(theta)) - float(model.min_risk), 0.0)
 
 
@@ -120,11 +138,20 @@ def linear_constants(model, theta0) -> LinearConstants:
         target = float(np.linalg.norm(model.M_star, 2))
         eig = np.linalg.eigvalsh(model.C(theta0))
         c_min, c_max = float(eig[0]), float(eig[-1])
-    return LinearConstants(scalar, lam, float(model.lambda_max), R0, target,
-                           target + math.sqrt(R0 / lam), c_max, c_min)
+    return LinearConstants(
+        scalar,
+        lam,
+        float(model.lambda_max),
+        R0,
+        target,
+        target + math.sqrt(R0 / lam),
+        c_max,
+        c_min,
+    )
 
 
 # --------------------------------------------------------------------------- R3
+
 
 def beta_bar(model, theta0) -> float:
     """beta_bar = ||beta*|| + sqrt(R0 / lam), a bound on ||beta|| while R <= R0.
@@ -133,7 +160,9 @@ def beta_bar(model, theta0) -> float:
     """
     k = linear_constants(model, theta0)
     if not k.scalar:
-        raise ShapeError("beta_bar is the scalar-model bound; use m_bar for the matrix DEQ")
+        raise ShapeError(
+            "beta_bar is the scalar-model bound; use m_bar for the matrix DEQ"
+        )
     return k.bound_norm
 
 
@@ -174,6 +203,7 @@ def cond_lower_bound(model, theta0) -> float:
 
 
 # --------------------------------------------------------------------------- R4
+
 
 def gf_rate(model, theta0, loss_factor: float = LOSS_FACTOR) -> float:
     """kappa with R(t) - R_min <= (R0) exp(-kappa t) along GF (R4, claim LIN-GF-RATE).
@@ -216,6 +246,7 @@ def gf_limit(model, theta0) -> np.ndarray:
 
 # --------------------------------------------------------------------------- R6
 
+
 def smoothness_ell(model, theta0, loss_factor: float = LOSS_FACTOR) -> float:
     """ell of R6 (a): ||Hessian|| <= ell on {|1-v| >= delta/2, ||beta|| <= beta_bar}.
 
@@ -228,8 +259,10 @@ def smoothness_ell(model, theta0, loss_factor: float = LOSS_FACTOR) -> float:
     c = _check_loss_factor(loss_factor)
     k = linear_constants(model, theta0)
     if not k.scalar:
-        raise ShapeError("R6 derives an explicit smoothness constant only for the scalar "
-                         "model; the matrix GD rate is conditional (gd_rate_factor)")
+        raise ShapeError(
+            "R6 derives an explicit smoothness constant only for the scalar "
+            "model; the matrix GD rate is conditional (gd_rate_factor)"
+        )
     bb = k.bound_norm
     dlt = math.sqrt(k.c0_max) / math.sqrt(1.0 + bb**2)
     num = k.Lam * (1.0 + bb**2) + math.sqrt(k.Lam * k.R0) * (1.0 + 2.0 * bb)

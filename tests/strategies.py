@@ -20,8 +20,9 @@ from dynamics.instances import (
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 
 
-def linear_deq_instances(max_d: int = 4, near_singular: bool | None = False
-                         ) -> st.SearchStrategy[ScalarInstance]:
+def linear_deq_instances(
+    max_d: int = 4, near_singular: bool | None = False
+) -> st.SearchStrategy[ScalarInstance]:
     """Scalar linear DEQ instances with 1 <= d <= max_d (spec §6.8 P-GF rules).
 
     Args:
@@ -32,12 +33,18 @@ def linear_deq_instances(max_d: int = 4, near_singular: bool | None = False
     ns = st.booleans() if near_singular is None else st.just(near_singular)
     return st.builds(
         lambda seed, d, extra, near: scalar_instance(
-            np.random.default_rng(seed), d, n=2 * d + extra, near_singular=near),
-        SEEDS, st.integers(1, max_d), st.integers(0, 12), ns)
+            np.random.default_rng(seed), d, n=2 * d + extra, near_singular=near
+        ),
+        SEEDS,
+        st.integers(1, max_d),
+        st.integers(0, 12),
+        ns,
+    )
 
 
-def matrix_deq_instances(max_m: int = 3, readout: bool | None = None,
-                         max_d: int | None = None) -> st.SearchStrategy[MatrixInstance]:
+def matrix_deq_instances(
+    max_m: int = 3, readout: bool | None = None, max_d: int | None = None
+) -> st.SearchStrategy[MatrixInstance]:
     """Matrix linear DEQ instances with 1 <= m <= max_m, 1 <= d <= max_d (default m+1).
 
     Args:
@@ -56,7 +63,8 @@ def matrix_deq_instances(max_m: int = 3, readout: bool | None = None,
         with_readout = draw(ro)
         k = draw(st.integers(1, max_m + 1)) if with_readout else m
         n = 2 * d + draw(st.integers(0, 12))
-        return matrix_instance(np.random.default_rng(seed), m, d, k=k,
-                               readout=with_readout, n=n)
+        return matrix_instance(
+            np.random.default_rng(seed), m, d, k=k, readout=with_readout, n=n
+        )
 
     return build()

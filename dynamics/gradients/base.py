@@ -1,0 +1,93 @@
+"""Contract of a gradient method: how gradients flow through a fixed-point solve.
+
+What is solved (a fixed-point solver object) is kept separate from how gradients pass
+through it (an object of this family, never a flag). A gradient method receives the
+bound problem ``f(z, x)``, the solver and the stopping rule, runs the forward solve
+itself (under ``no_grad`` or through autograd, as its method requires) and returns the
+output tensor wired for autograd, plus the stats dictionary.
+
+Subclass contract:
+
+1. Implement ``solve(problem, solver, z0, *, tol, max_steps, throw) -> (z, stats)``.
+   Start ``stats`` with :func:`forward_stats` and call :func:`finish_forward`, which
+   raises on a failed forward solve when ``throw`` is true. The returned value must be
+   the forward solver's iterate (never a silently different point).
+2. Count backward work in ``stats["nfe_backward"]`` (VJPs or evaluations of ``f``)
+   and report any backward solve in ``stats["backward_result"]`` and
+   ``stats["backward_residual"]``; update ``stats["result"]`` to the worst of the two.
+   A backward solve that does not converge raises when ``throw`` is true.
+3. Implement ``factor(v)``: the scalar linear-DEQ factor c(v) by which the method's
+   gradient multiplies the exact IFT gradient for ``f(z) = v z + u x`` at the exact
+   fixed point (``deq_gradient_dynamics.md`` §4); 1 for exact methods.
+4. Set ``requires_reversible = True`` when the method only works with the reversible
+   coupled iteration; :meth:`check_solver` then rejects every other solver.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import torch
+
+from .._result import Result, raise_for
+from ..errors import InvalidInputError
+from ..fixed_point.base import AbstractFixedPointSolver
+from ..fixed_point.iterate import FixedPointRun, describe_failure, worst_result
+
+
+class AbstractGradient(abc.ABC):
+    """How gradients flow through a fixed-point solve; see the module docstring."""
+
+    requires_reversible: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def solve(self, problem, solver: AbstractFixedPointSolver, z0: torch.Tensor, *,
+              tol: float, max_steps: int, throw: bool) -> tuple[torch.Tensor, dict]:
+        """Forward solve from ``z0``; return the output wired for autograd and stats."""
+
+    @abc.abstractmethod
+    def factor(self, v: float) -> float:
+        """Scalar linear-DEQ factor c(v): this gradient = c(v) * exact IFT gradient."""
+
+    def check_solver(self, solver) -> None:
+        """Reject solvers this method cannot work with (a clear error, at set-up)."""
+        if not isinstance(solver, AbstractFixedPointSolver):
+            raise InvalidInputError(
+                f"solver must be a fixed-point solver object such as Picard(), "
+                f"Relaxed(0.8), Anderson(), Broyden() or Reversible(0.8); got "
+                f"{solver!r}")
+        if self.requires_reversible and not solver.reversible:
+            raise InvalidInputError(
+                f"{type(self).__name__} is only valid with the Reversible solver (it "
+                f"backpropagates by inverting the coupled reversible iteration); got "
+                f"{type(solver).__name__}. Use solver=Reversible(beta=0.8), or pick a "
+                f"gradient that works with any solver: Unrolled(), ImplicitIFT(), "
+                f"DenseIFT(), Phantom() or JFB().")
+
+
+def forward_stats(run: FixedPointRun) -> dict:
+    """The stats dictionary every gradient method starts from (documented keys)."""
+    st = dict(run.stats)
+    st.update({
+        "result": run.result,
+        "forward_result": run.result,
+        "backward_result": None,
+        "nfe_backward": 0,
+        "reconstruction_error": None,
+    })
+    return st
+
+
+def finish_forward(run: FixedPointRun, stats: dict, tol: float, max_steps: int,
+                   throw: bool) -> None:
+    """Raise the named error of a failed forward solve when ``throw``."""
+    del stats
+    if throw and not run.result.ok:
+        raise_for(run.result, describe_failure(run, tol, max_steps))
+
+
+def record_backward(stats: dict, result: Result) -> None:
+    """Store a backward result and fold it into ``stats["result"]``."""
+    stats["backward_result"] = result
+    stats["result"] = worst_result(stats["forward_result"], result)

@@ -1,0 +1,187 @@
+"""The reversible DEQ as a ``torch.autograd.Function`` (spec §6-§8).
+
+``forward`` runs the coupled iteration under ``no_grad`` and saves only
+``(y_N, z_N, N)`` plus the inputs it was called with (``z_0``, ``x`` and the
+parameters of ``f``, which are alive anyway): the memory held for backward does not
+depend on N (REV-MEMORY). ``backward`` walks back from ``(y_N, z_N)``, reconstructing
+each state algebraically while running the exact adjoint recursion of §6, and returns a
+gradient for ``z_0``, ``x`` and **every parameter of f** (they are explicit inputs of
+``.apply`` and ``f`` is called through ``torch.func.functional_call`` on exactly those
+tensors). Because the true ``(y_0, z_0)`` is known, the backward measures its own
+reconstruction error for free (REV-RECON).
+
+Per-example step counts: example ``b`` took ``N_b`` steps (masking in the driver), so
+at reverse step ``n`` only the examples with ``n < N_b`` are updated; the others keep
+their final state and adjoint, and their rows of the cotangents are zero, so they add
+nothing to the parameter gradient. This assumes ``f`` treats examples independently
+(no BatchNorm in train mode inside ``f``: spec §8).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from .._result import Result
+from ..errors import ReconstructionError
+from ..fixed_point.iterate import FixedPointRun, iterate, worst_result
+from ..fixed_point.reversible import Reversible
+from ._problem import Problem
+
+RECON_POLICIES = ("raise", "warn", "ignore")
+
+
+class ReconstructionWarning(UserWarning):
+    """The reversible backward reconstructed (y_0, z_0) with an error above threshold."""
+
+
+@dataclasses.dataclass
+class RevConfig:
+    """Everything the Function needs besides tensors (passed as the first input)."""
+
+    problem: Problem
+    solver: Reversible
+    tol: float
+    max_steps: int
+    stats: dict
+    throw: bool = True
+    recon_threshold: float | None = None
+    recon_policy: str = "warn"
+    store_trajectory: bool = False
+    run: FixedPointRun | None = None
+
+
+def _rowmax(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(t.shape[0], -1).abs().amax(dim=1)
+
+
+class ReversibleFunction(torch.autograd.Function):
+    """``z_N = ReversibleFunction.apply(cfg, z0, x, *params)``; see the module docstring."""
+
+    @staticmethod
+    def forward(ctx, cfg: RevConfig, z0: torch.Tensor, x: torch.Tensor,
+                *params: torch.Tensor) -> torch.Tensor:
+        f = cfg.problem.bind(x, params)
+        with torch.no_grad():
+            run = iterate(cfg.solver, f, z0, tol=cfg.tol, max_steps=cfg.max_steps,
+                          record_trajectory=cfg.store_trajectory)
+        cfg.run = run
+        ctx.cfg = cfg
+        y_n, z_n = run.state["y"], run.z
+        ctx.save_for_backward(y_n, z_n, run.stats["nstep"], z0, x, *params)
+        return z_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_z: torch.Tensor):
+        cfg: RevConfig = ctx.cfg
+        y, z, nstep, z0, x, *params = ctx.saved_tensors
+        beta = cfg.solver.beta
+        c = 1.0 - beta
+        need_z0 = ctx.needs_input_grad[1]
+        need_x = ctx.needs_input_grad[2]
+        need_p = list(ctx.needs_input_grad[3:])
+        nmax = int(nstep.max()) if nstep.numel() else 0
+        nmin = int(nstep.min()) if nstep.numel() else 0
+        stored = cfg.run.stats.get("trajectory") if cfg.store_trajectory else None
+
+        with torch.enable_grad():
+            xl = x.detach().requires_grad_(need_x)
+            pl = [p.detach().requires_grad_(n) for p, n in zip(params, need_p)]
+            f = cfg.problem.bind(xl, pl)
+            wrt = ([xl] if need_x else []) + [p for p, n in zip(pl, need_p) if n]
+            acc: list[torch.Tensor | None] = [None] * len(wrt)
+            y = y.detach()
+            z = z.detach()
+            ybar = torch.zeros_like(y)
+            zbar = g_z.to(z.dtype) if g_z is not None else torch.zeros_like(z)
+            finite = torch.ones((), dtype=torch.bool, device=z.device)
+            step_err = []
+            for n in range(nmax - 1, -1, -1):
+                full = n < nmin
+                act = None if full else (nstep > n)
+
+                def mask(new, old, act=act):
+                    if act is None:
+                        return new
+                    return torch.where(act.reshape(-1, *([1] * (new.dim() - 1))),
+                                       new, old)
+
+                # 1-2: a = f(y_{n+1}); z_n = (z_{n+1} - beta a) / (1 - beta); VJP of a.
+                yl = y.requires_grad_()
+                a = f(yl)
+                z_prev = mask((z - beta * a.detach()) / c, z)
+                cot = beta * zbar if act is None else mask(beta * zbar,
+                                                           torch.zeros_like(zbar))
+                ga = torch.autograd.grad(a, [yl, *wrt], cot, allow_unused=True)
+                ybar_tot = ybar + ga[0] if ga[0] is not None else ybar
+                # 3-4: b = f(z_n); y_n = (y_{n+1} - beta b) / (1 - beta); VJP of b.
+                zl = z_prev.detach().requires_grad_()
+                b = f(zl)
+                y_prev = mask((y.detach() - beta * b.detach()) / c, y.detach())
+                cot = beta * ybar_tot if act is None else mask(
+                    beta * ybar_tot, torch.zeros_like(ybar_tot))
+                gb = torch.autograd.grad(b, [zl, *wrt], cot, allow_unused=True)
+                # 5-6: adjoint update and accumulation (beta is inside the cotangents).
+                ybar = mask(c * ybar_tot, ybar)
+                zbar = mask(c * zbar + gb[0], zbar) if gb[0] is not None else mask(
+                    c * zbar, zbar)
+                for i in range(len(wrt)):
+                    for part in (ga[i + 1], gb[i + 1]):
+                        if part is not None:
+                            acc[i] = part if acc[i] is None else acc[i] + part
+                y, z = y_prev.detach(), z_prev.detach()
+                finite = finite & torch.isfinite(y).all() & torch.isfinite(z).all() \
+                    & torch.isfinite(ybar).all() & torch.isfinite(zbar).all()
+                if stored is not None:
+                    ref_y, ref_z = stored["y"][n], stored["z"][n]
+                    step_err.append(torch.maximum(_rowmax(y - ref_y), _rowmax(z - ref_z)))
+
+        recon = torch.maximum(_rowmax(y - z0), _rowmax(z - z0))
+        grads_wrt = [a if a is not None else torch.zeros_like(t)
+                     for a, t in zip(acc, wrt)]
+        for gw in grads_wrt:
+            finite = finite & torch.isfinite(gw).all()
+        st = cfg.stats
+        st["reconstruction_error"] = recon
+        st["nfe_backward"] = 2 * nmax
+        st["nvjp_backward"] = 2 * nmax
+        if stored is not None:
+            st["reconstruction_error_trace"] = torch.stack(step_err[::-1], dim=1) \
+                if step_err else recon[:, None][:, :0]
+        if not bool(finite):
+            back = Result.nonfinite
+            msg = (f"reversible backward produced non-finite reconstructed states or "
+                   f"adjoints after undoing up to {nmax} steps (beta={beta:g}); this is "
+                   "the overflow regime of spec §9.4: use a float64 state, fewer "
+                   "steps, a bounded f, or beta further from 1")
+        elif cfg.recon_threshold is not None and float(recon.max()) > cfg.recon_threshold:
+            back = Result.reconstruction_error_exceeded
+            msg = (f"reconstruction error {float(recon.max()):.3e} of (y_0, z_0) exceeds "
+                   f"the threshold {cfg.recon_threshold:g} (beta={beta:g}, {nmax} "
+                   "steps); the gradient may be inaccurate: use a float64 state, fewer "
+                   "post-convergence steps, or beta further from 1")
+        else:
+            back, msg = Result.successful, ""
+        st["backward_result"] = back
+        st["result"] = worst_result(st["forward_result"], back)
+        if back is Result.nonfinite and cfg.throw:
+            raise ReconstructionError(f"nonfinite: {msg}")
+        if back is Result.reconstruction_error_exceeded:
+            if cfg.recon_policy == "raise":
+                raise ReconstructionError(f"{back.value}: {msg}")
+            if cfg.recon_policy == "warn":
+                warnings.warn(msg, ReconstructionWarning, stacklevel=2)
+
+        out: list[torch.Tensor | None] = [None, None, None]
+        if need_z0:
+            out[1] = (ybar + zbar).to(z0.dtype)   # y_0 = z_0 both depend on z0
+        it = iter(grads_wrt)
+        if need_x:
+            out[2] = next(it)
+        for need in need_p:
+            out.append(next(it) if need else None)
+        return tuple(out)

@@ -1,0 +1,139 @@
+"""The GD driver and the exact GD drift identity of R5 (LIN-GD-DRIFT, LIN-GD-MONO)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from dynamics import Result, gradient_descent
+from dynamics.errors import ShapeError, SingularEquilibriumError, StepSizeError
+from dynamics.instances import leg_model, scalar_instance, sweep_theta0
+from dynamics.models.linear_deq import LinearDEQ
+from strategies import linear_deq_instances, matrix_deq_instances
+from support import TOL
+
+ETAS = st.floats(min_value=-4.0, max_value=0.0).map(lambda e: 10.0**e)
+
+
+def record_gd(model, theta0, eta, steps):
+    """Run the driver and keep the gradient of every step it took."""
+    grads = []
+
+    def direction(theta):
+        r, g = model.value_and_grad(theta)
+        grads.append(g)
+        return r, g
+
+    traj = gradient_descent(model, theta0, eta, steps, direction=direction)
+    return traj, grads
+
+
+@pytest.mark.claim("LIN-GD-DRIFT")
+@given(linear_deq_instances(max_d=4, near_singular=None), ETAS,
+       st.integers(1, 6))
+def test_lin_gd_drift_scalar_property(inst, eta, steps):
+    """LIN-GD-DRIFT (R5): Q_{k+1} - Q_k = eta^2 ||grad R_k||^2 for any eta."""
+    traj, grads = record_gd(inst.model, inst.theta0, eta, steps)
+    for k in range(len(traj.thetas) - 1):
+        qa, qb = LinearDEQ.Q(traj.thetas[k]), LinearDEQ.Q(traj.thetas[k + 1])
+        res = qb - qa - eta**2 * grads[k] @ grads[k]
+        assert abs(res) <= TOL["LIN-GD-DRIFT"] * max(qa, qb, 1.0)
+        assert qb - qa >= -TOL["LIN-GD-MONO"] * max(qa, qb, 1.0)
+
+
+@pytest.mark.claim("LIN-GD-DRIFT")
+@given(matrix_deq_instances(max_m=3), ETAS, st.integers(1, 4))
+def test_lin_gd_drift_matrix_property(inst, eta, steps):
+    """LIN-GD-DRIFT (R5): C_{k+1} - C_k = eta^2 (G_W G_W^T + G_U G_U^T); with a
+    readout also C'_{k+1} - C'_k = eta^2 (G_W^T G_W + G_B^T G_B)."""
+    m = inst.model
+    traj, grads = record_gd(m, inst.theta0, eta, steps)
+    for k in range(len(traj.thetas) - 1):
+        a, b = traj.thetas[k], traj.thetas[k + 1]
+        GW, GU, GB = m.unpack(grads[k])
+        ca, cb = m.C(a), m.C(b)
+        scale = max(np.linalg.norm(ca), np.linalg.norm(cb), 1.0)
+        res = cb - ca - eta**2 * (GW @ GW.T + GU @ GU.T)
+        assert np.abs(res).max() <= TOL["LIN-GD-DRIFT"] * scale
+        if m.readout:
+            pa, pb = m.C_readout(a), m.C_readout(b)
+            scale = max(np.linalg.norm(pa), np.linalg.norm(pb), 1.0)
+            res = pb - pa - eta**2 * (GW.T @ GW + GB.T @ GB)
+            assert np.abs(res).max() <= TOL["LIN-GD-DRIFT"] * scale
+
+
+def test_gd_records_every_step_and_max_step(rng):
+    inst = scalar_instance(rng, 2)
+    traj = gradient_descent(inst.model, inst.theta0, 0.01, 30)
+    assert traj.result is Result.successful
+    assert traj.thetas.shape == (31, 3) and traj.risks.shape == (31,)
+    np.testing.assert_allclose(traj.times, 0.01 * np.arange(31))
+    step = 0.01 * traj.grad_norms[:-1].max()
+    assert traj.stats["max_step_length"] == pytest.approx(step, rel=1e-15)
+    np.testing.assert_array_equal(traj.thetas[0], inst.theta0)
+
+
+def test_gd_is_deterministic_on_the_protocol():
+    model = leg_model()
+    a = gradient_descent(model, sweep_theta0(6), 0.01, 200)
+    b = gradient_descent(model, sweep_theta0(6), 0.01, 200)
+    np.testing.assert_array_equal(a.thetas, b.thetas)
+
+
+@pytest.mark.parametrize("eta", [0.0, -0.1, float("nan"), float("inf"), "a"])
+def test_non_positive_eta_raises(rng, eta):
+    inst = scalar_instance(rng, 2)
+    with pytest.raises(StepSizeError):
+        gradient_descent(inst.model, inst.theta0, eta, 5)
+
+
+def test_bad_theta_shape_raises(rng):
+    inst = scalar_instance(rng, 2)
+    with pytest.raises(ShapeError):
+        gradient_descent(inst.model, np.zeros(5), 0.1, 5)
+
+
+def test_start_on_singular_point_returns_singular_code(rng):
+    inst = scalar_instance(rng, 1)
+    traj = gradient_descent(inst.model, np.array([0.0, 1.0]), 0.01, 5)
+    assert traj.result is Result.singular
+    assert "step 0" in traj.message
+    with pytest.raises(SingularEquilibriumError, match="singular"):
+        gradient_descent(inst.model, np.array([0.0, 1.0]), 0.01, 5, throw=True)
+
+
+def _step_onto_v_equal_one(model):
+    """theta0, eta whose first GD step lands on v = 1 (to rounding)."""
+    for v0 in (0.5, 1.5, 0.2, 1.8):
+        th0 = np.array([0.7, v0])
+        gv = model.grad(th0)[-1]
+        eta = (v0 - 1.0) / gv
+        if eta > 0:
+            return th0, eta
+    raise AssertionError("no start found")
+
+
+def test_step_onto_singular_set_stops_with_singular_code():
+    """A step that lands on v = 1 ends the run with Result.singular, keeping the
+    failing iterate (risk NaN) for inspection; throw=True raises instead."""
+    model = leg_model()
+    th0, eta = _step_onto_v_equal_one(model)
+    traj = gradient_descent(model, th0, eta, 10)
+    assert traj.result is Result.singular
+    assert "step 1" in traj.message
+    assert np.isnan(traj.risks[-1]) and np.isfinite(traj.risks[0])
+    assert abs(1.0 - traj.thetas[-1][-1]) <= 1e-12
+    with pytest.raises(SingularEquilibriumError):
+        gradient_descent(model, th0, eta, 10, throw=True)
+
+
+def test_gd_crosses_singular_line_at_protocol_step():
+    """Pitfall P2: GD (not GF) can jump across v = 1 near (0, 1) at eta = 0.01."""
+    model = leg_model()
+    crossed = 0
+    for s in range(20):
+        traj = gradient_descent(model, sweep_theta0(s), 0.01, 200)
+        gaps = 1.0 - traj.thetas[:, -1]
+        crossed += bool(np.any(np.sign(gaps) != np.sign(gaps[0])))
+    assert crossed >= 1
