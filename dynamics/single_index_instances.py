@@ -130,12 +130,13 @@ class LocalInstance:
 
 
 def local_instance(rng: np.random.Generator, activation: str | Activation, d: int,
-                   n: int, radius: float = 0.1, **model_kwargs) -> LocalInstance:
-    """x ~ N(0, I_d), xi a random unit vector, y = sigma(<xi, x>), and theta0 at
-    distance ``radius`` from theta* in a random direction."""
+                   n: int, radius: float = 0.1, xi_norm: float = 1.0,
+                   **model_kwargs) -> LocalInstance:
+    """x ~ N(0, I_d), xi a random vector of norm ``xi_norm``, y = sigma(<xi, x>), and
+    theta0 at distance ``radius`` from theta* in a random direction."""
     act = get_activation(activation)
     xi = rng.normal(size=d)
-    xi /= np.linalg.norm(xi)
+    xi *= xi_norm / np.linalg.norm(xi)
     X = rng.normal(size=(n, d))
     direction = rng.normal(size=d + 1)
     theta_star = np.r_[xi, 0.0]

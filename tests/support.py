@@ -10,9 +10,45 @@ TOL: dict[str, float] = {
     "LIN-GRAD-fd": 1e-7,
     "LIN-FACTOR": 1e-12,
     "LIN-GF-CONS-dop853": 1e-9,
+    # Implicit midpoint / Gauss-Legendre: 10 x the stage-solve tolerance 1e-14.
+    "LIN-GF-CONS-implicit": 1e-13,
+    "LIN-GF-LIMIT": 1e-7,
     "LIN-PL": 1e-12,
     "LIN-GD-DRIFT": 1e-12,
     "LIN-GD-MONO": 1e-12,
+    # Single-index DEQ and approximate backprop (claims.md SIM-*, APX-*).
+    "SIM-GRAD-fd": 1e-7,
+    "SIM-GRAD-autograd": 1e-10,
+    "SIM-FP-brent": 1e-12,
+    "SIM-FP-residual": 1e-13,
+    "SIM-HESS-torch": 1e-10,
+    "SIM-HESS-fd": 1e-6,
+    "SIM-NONCONS": 1e-10,
+    "APX-NEUMANN-FACTOR": 1e-12,
+    "APX-JFB": 1e-12,
+    "APX-LOCAL-fd": 1e-6,
+    # P-SCALE batched engine (tests/test_batched_linear.py): batched vs the
+    # single-instance engine on the same instance (different summation orders only);
+    # replay of a scale-run instance; float32 against float64 (unit roundoff 6e-8 times
+    # the conditioning of a few-step run); implicit midpoint at stage tolerance 1e-15.
+    "SCALE-vs-single": 1e-12,
+    "SCALE-replay": 1e-10,
+    "SCALE-float32": 1e-5,
+    "SCALE-midpoint-drift": 1e-13,
+    # Reversible DEQ (claims.md REV-*; tests/test_reversible.py and friends).
+    "REV-INVERT-float64": 1e-12,  # for |1 - beta| >= 0.2, scaled by 0.2/|1-beta| closer
+    "REV-INVERT-float32": 1e-5,
+    "REV-EXACT-float64": 1e-8,  # reconstructed states, N <= 10 (see checks/rev.py)
+    "REV-EXACT-stored": 1e-12,  # same recursion on the stored states
+    "REV-EXACT-unit-atol": 1e-5,  # the authors' unit-test tolerance
+    "REV-FD": 1e-6,
+    "REV-SAME-FP": 1e-10,
+    "REV-RATE-slack": 1e-9,
+    "REV-IFT-tight": 1e-6,
+    # mixed precision (f in float32, float64 state): f's rounding, a few steps
+    "REV-EXACT-mixed": 1e-5,
+    # solvers agree with Picard's fixed point at tol 1e-12 (contraction <= 0.9)
+    "FP-agree": 1e-9,
 }
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
+from strategies import linear_deq_instances, matrix_deq_instances
+from support import TOL
 
 from dynamics import Result, gradient_descent
 from dynamics.errors import ShapeError, SingularEquilibriumError, StepSizeError
 from dynamics.instances import leg_model, scalar_instance, sweep_theta0
 from dynamics.models.linear_deq import LinearDEQ
-from strategies import linear_deq_instances, matrix_deq_instances
-from support import TOL
 
 ETAS = st.floats(min_value=-4.0, max_value=0.0).map(lambda e: 10.0**e)
 
@@ -30,8 +30,7 @@ def record_gd(model, theta0, eta, steps):
 
 
 @pytest.mark.claim("LIN-GD-DRIFT")
-@given(linear_deq_instances(max_d=4, near_singular=None), ETAS,
-       st.integers(1, 6))
+@given(linear_deq_instances(max_d=4, near_singular=None), ETAS, st.integers(1, 6))
 def test_lin_gd_drift_scalar_property(inst, eta, steps):
     """LIN-GD-DRIFT (R5): Q_{k+1} - Q_k = eta^2 ||grad R_k||^2 for any eta."""
     traj, grads = record_gd(inst.model, inst.theta0, eta, steps)

@@ -46,28 +46,53 @@ def run(integrator: AbstractIntegrator, field, y0, h: float, n: int):
 
 def fitted_order(integrator, hs, T=1.0) -> float:
     exact = scipy.linalg.expm(T * L) @ Y0
-    errs = [np.linalg.norm(run(integrator, linear, Y0, h, round(T / h))[0] - exact)
-            for h in hs]
+    errs = [
+        np.linalg.norm(run(integrator, linear, Y0, h, round(T / h))[0] - exact)
+        for h in hs
+    ]
     return float(np.polyfit(np.log(hs), np.log(errs), 1)[0])
 
 
-@pytest.mark.parametrize("integrator, order", [
-    (RK4(), 4), (ImplicitMidpoint(), 2), (GaussLegendre(order=2), 2),
-    (GaussLegendre(), 4), (GaussLegendre(order=6), 6),
-    (ImplicitMidpoint(solver="fixed_point"), 2),
-    (GaussLegendre(jacobian=lambda t, y: L), 4),
-], ids=["rk4", "midpoint", "gl2", "gl4", "gl6", "midpoint-fixed-point", "gl4-exact-jac"])
+@pytest.mark.parametrize(
+    "integrator, order",
+    [
+        (RK4(), 4),
+        (ImplicitMidpoint(), 2),
+        (GaussLegendre(order=2), 2),
+        (GaussLegendre(), 4),
+        (GaussLegendre(order=6), 6),
+        (ImplicitMidpoint(solver="fixed_point"), 2),
+        (GaussLegendre(jacobian=lambda t, y: L), 4),
+    ],
+    ids=[
+        "rk4",
+        "midpoint",
+        "gl2",
+        "gl4",
+        "gl6",
+        "midpoint-fixed-point",
+        "gl4-exact-jac",
+    ],
+)
 def test_order_of_accuracy(integrator, order):
-    """Slope of log(error) against log(h) on a linear ODE lies within 0.25 of the order."""
-    hs = np.array([0.2, 0.1, 0.05, 0.025]) if order < 6 else np.array([0.5, 0.25, 0.125])
+    """Slope of log(error) against log(h) on a linear ODE: within 0.25 of the order."""
+    hs = (
+        np.array([0.2, 0.1, 0.05, 0.025]) if order < 6 else np.array([0.5, 0.25, 0.125])
+    )
     slope = fitted_order(integrator, hs)
     assert abs(slope - order) <= 0.25, f"fitted order {slope:.3f}, expected {order}"
 
 
-@pytest.mark.parametrize("integrator", [ImplicitMidpoint(), GaussLegendre(),
-                                        GaussLegendre(order=6),
-                                        ImplicitMidpoint(solver="fixed_point")],
-                         ids=["midpoint", "gl4", "gl6", "midpoint-fixed-point"])
+@pytest.mark.parametrize(
+    "integrator",
+    [
+        ImplicitMidpoint(),
+        GaussLegendre(),
+        GaussLegendre(order=6),
+        ImplicitMidpoint(solver="fixed_point"),
+    ],
+    ids=["midpoint", "gl4", "gl6", "midpoint-fixed-point"],
+)
 def test_quadratic_invariant_kept_by_gauss_rules(integrator):
     """Cooper's condition: |y|^2 is conserved to the stage-solve tolerance, any h."""
     y, _ = run(integrator, rotation, Y0, 0.1, 1000)
@@ -82,29 +107,35 @@ def test_quadratic_invariant_drifts_under_rk4():
 
 
 def test_nonlinear_invariant_kept_to_tolerance():
-    """A nonlinear field with a quadratic invariant: y' = |y|^2 J y (speed grows with r)."""
+    """A nonlinear field with a quadratic invariant: y' = |y|^2 J y."""
+
     def field(t, y):
         del t
         return (y @ y) * np.array([y[1], -y[0]])
+
     for integ in (ImplicitMidpoint(), GaussLegendre()):
         y, _ = run(integ, field, Y0, 0.05, 400)
         assert abs(y @ y - Y0 @ Y0) <= 1e-13 * (Y0 @ Y0)
 
 
 def test_stage_solve_without_real_solution_raises():
-    """y' = y^2, y0 = 1, h = 1: the midpoint stage equation Z^2 + 1 = 0 has no real root."""
+    """y' = y^2, y0 = 1, h = 1: the midpoint stage equation Z^2 + 1 = 0 has no root."""
+
     def square(t, y):
         del t
         return y * y
+
     with pytest.raises(ConvergenceError):
         ImplicitMidpoint().step(square, 0.0, np.array([1.0]), 1.0)
 
 
 def test_fixed_point_stage_solve_diverges_on_stiff_field():
     """Fixed-point iteration contracts only when h |A| Lip < 1; here h Lip / 2 = 5."""
+
     def stiff(t, y):
         del t
         return -100.0 * y
+
     with pytest.raises(ConvergenceError, match="stopped contracting"):
         ImplicitMidpoint(solver="fixed_point").step(stiff, 0.0, np.array([1.0]), 0.1)
     # Newton solves the same (linear) stage equation at once.
@@ -116,18 +147,22 @@ def test_iteration_limit_raises_instead_of_returning_unconverged_stage():
     def field(t, y):
         del t
         return np.sin(y) + y**2
+
     with pytest.raises(ConvergenceError, match="did not reach"):
-        GaussLegendre(max_iter=1, solver="fixed_point").step(field, 0.0,
-                                                             np.array([0.3]), 0.1)
+        GaussLegendre(max_iter=1, solver="fixed_point").step(
+            field, 0.0, np.array([0.3]), 0.1
+        )
 
 
 def test_field_error_inside_stage_solve_is_a_convergence_error():
     """A stage iterate that crosses a pole is a failed stage solve, not a result."""
+
     def pole(t, y):
         del t
         if y[0] >= 1.0:
             raise SingularEquilibriumError("crossed the pole at y = 1")
         return np.array([1.0 / (1.0 - y[0])])
+
     with pytest.raises(ConvergenceError, match="left the field's domain"):
         ImplicitMidpoint().step(pole, 0.0, np.array([0.5]), 1.0)
 
@@ -166,8 +201,9 @@ def test_scipy_ivp_matches_closed_form_and_keeps_dense_output():
     sol = ScipyIVP().solve(linear, 0.0, Y0, 2.0)
     assert sol.ok and not sol.stopped
     for t in (0.3, 1.1, 2.0):
-        np.testing.assert_allclose(sol.dense(t), scipy.linalg.expm(t * L) @ Y0,
-                                   rtol=0, atol=1e-11)
+        np.testing.assert_allclose(
+            sol.dense(t), scipy.linalg.expm(t * L) @ Y0, rtol=0, atol=1e-11
+        )
     y, nfev = ScipyIVP().step(linear, 0.0, Y0, 2.0)
     assert nfev > 0
     np.testing.assert_allclose(y, scipy.linalg.expm(2.0 * L) @ Y0, rtol=0, atol=1e-11)
@@ -175,13 +211,14 @@ def test_scipy_ivp_matches_closed_form_and_keeps_dense_output():
 
 def test_scipy_ivp_terminate_and_radau_with_exact_jacobian():
     stiff = np.diag([-1.0, -1e4])
-    sol = ScipyIVP(method="Radau", rtol=1e-10, atol=1e-14,
-                   jacobian=lambda t, y: stiff).solve(lambda t, y: stiff @ y, 0.0,
-                                                      np.ones(2), 5.0)
+    sol = ScipyIVP(
+        method="Radau", rtol=1e-10, atol=1e-14, jacobian=lambda t, y: stiff
+    ).solve(lambda t, y: stiff @ y, 0.0, np.ones(2), 5.0)
     assert sol.ok and sol.njev >= 1
     assert abs(sol.y[-1, 0] - np.exp(-5.0)) <= 1e-9
-    sol = ScipyIVP().solve(linear, 0.0, Y0, 50.0,
-                           terminate=lambda t, y: np.linalg.norm(y) < 0.5)
+    sol = ScipyIVP().solve(
+        linear, 0.0, Y0, 50.0, terminate=lambda t, y: np.linalg.norm(y) < 0.5
+    )
     assert sol.ok and sol.stopped and sol.t[-1] < 50.0
     assert np.linalg.norm(sol.y[-1]) < 0.5 <= np.linalg.norm(sol.y[-2])
 
@@ -191,6 +228,7 @@ def test_scipy_ivp_labels_failures():
         if t > 1.0:
             raise SingularEquilibriumError("singular beyond t = 1")
         return -y
+
     sol = ScipyIVP().solve(singular_after_one, 0.0, Y0, 3.0)
     assert not sol.ok and isinstance(sol.error, SingularEquilibriumError)
     assert sol.t[-1] <= 1.0 + 1e-12
@@ -200,6 +238,7 @@ def test_scipy_ivp_labels_failures():
     def blow_up(t, y):  # y' = y^2 blows up at t = 1: the step size underflows
         del t
         return y * y
+
     sol = ScipyIVP().solve(blow_up, 0.0, np.array([1.0]), 2.0)
     assert not sol.ok and sol.error is None and "failed" in sol.message
     with pytest.raises(ConvergenceError):

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given
+from strategies import linear_deq_instances
+from support import TOL
 
 from dynamics import LinearDEQ, MatrixLinearDEQ
 from dynamics.errors import NonFiniteError, ShapeError, SingularEquilibriumError
 from dynamics.instances import scalar_instance
 from proofs_check.checks.lin_static import autograd_grad, central_fd, gradcheck_ok
-from strategies import linear_deq_instances
-from support import TOL
 
 
 def rel(a, b) -> float:
@@ -56,7 +56,7 @@ def test_value_and_grad_risk_matches_risk(rng):
 
 @pytest.mark.parametrize("near", [False, True])
 def test_hessian_matches_fd_of_gradient(near):
-    """R6: Hessian J^T (2 Sigma) J + (1-v)^-2 [[0, g], [g^T, 2 <g, beta>]] against FD."""
+    """R6: Hessian J^T (2 Sigma) J + (1-v)^-2 [[0, g], [g^T, 2<g, beta>]] vs FD."""
     inst = scalar_instance(np.random.default_rng(7), 2, near_singular=near)
     m, th = inst.model, inst.theta0
     h = np.finfo(float).eps ** (1 / 3) * min(1.0, abs(1 - th[-1]))
@@ -69,8 +69,9 @@ def test_hessian_matches_fd_of_gradient(near):
     np.testing.assert_allclose(H, H.T, rtol=0, atol=1e-12 * np.abs(H).max())
     assert rel(H, fd) <= 1e-6
     # Reverse-over-reverse (pitfall P10: nested forward mode through solve is unsafe).
-    hess_t = torch.autograd.functional.hessian(lambda t: _torch_risk(m, t),
-                                               torch.tensor(th))
+    hess_t = torch.autograd.functional.hessian(
+        lambda t: _torch_risk(m, t), torch.tensor(th)
+    )
     assert rel(H, hess_t.numpy()) <= 1e-10
 
 
@@ -90,8 +91,8 @@ def test_scalar_equals_matrix_with_m1(rng):
     r_s, g_s = s.value_and_grad(inst.theta0)
     r_m, g_m = mm.value_and_grad(th_m)
     assert abs(r_s - r_m) <= 1e-14 * r_s
-    np.testing.assert_allclose(g_m[0], g_s[-1], rtol=1e-12)      # d/dW == d/dv
-    np.testing.assert_allclose(g_m[1:], g_s[:-1], rtol=1e-12)    # d/dU == d/du
+    np.testing.assert_allclose(g_m[0], g_s[-1], rtol=1e-12)  # d/dW == d/dv
+    np.testing.assert_allclose(g_m[1:], g_s[:-1], rtol=1e-12)  # d/dU == d/du
     assert abs(s.Q(inst.theta0) - mm.C(th_m)[0, 0]) <= 1e-14 * s.Q(inst.theta0)
 
 

@@ -1,17 +1,17 @@
-"""Matrix linear DEQ z = W z + U x with optional readout: IFT gradients, errors (§2.3)."""
+"""Matrix linear DEQ z = W z + U x with optional readout: IFT gradients, errors."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from hypothesis import given
+from strategies import matrix_deq_instances
+from support import TOL
 
 from dynamics import MatrixLinearDEQ
 from dynamics.errors import NonFiniteError, ShapeError, SingularEquilibriumError
 from dynamics.instances import MIN_SIGMA_A0, matrix_instance
 from proofs_check.checks.lin_static import autograd_grad, central_fd, gradcheck_ok
-from strategies import matrix_deq_instances
-from support import TOL
 
 
 def rel(a, b) -> float:
@@ -19,13 +19,21 @@ def rel(a, b) -> float:
 
 
 @pytest.mark.claim("LIN-GRAD")
-@pytest.mark.parametrize(("m", "d", "k", "readout"),
-                         [(1, 2, 1, False), (2, 3, 2, False), (3, 3, 3, False),
-                          (2, 2, 3, True), (3, 4, 1, True)])
+@pytest.mark.parametrize(
+    ("m", "d", "k", "readout"),
+    [
+        (1, 2, 1, False),
+        (2, 3, 2, False),
+        (3, 3, 3, False),
+        (2, 2, 3, True),
+        (3, 4, 1, True),
+    ],
+)
 def test_lin_grad_matrix_matches_fd_and_autograd(m, d, k, readout):
     """LIN-GRAD (b): grad_U = A^-T G, grad_W = A^-T G M^T, grad_B = G_out M^T."""
-    inst = matrix_instance(np.random.default_rng(m * 100 + d * 10 + k), m, d, k=k,
-                           readout=readout)
+    inst = matrix_instance(
+        np.random.default_rng(m * 100 + d * 10 + k), m, d, k=k, readout=readout
+    )
     g = inst.model.grad(inst.theta0)
     assert rel(g, autograd_grad(inst.model, inst.theta0)) <= TOL["LIN-GRAD-autograd"]
     assert rel(g, central_fd(inst.model, inst.theta0)) <= TOL["LIN-GRAD-fd"]
@@ -62,7 +70,7 @@ def test_instances_have_no_spectral_radius_constraint():
         W = inst.model.unpack(inst.theta0).W
         assert np.linalg.svd(np.eye(3) - W, compute_uv=False)[-1] >= MIN_SIGMA_A0
         radii.append(np.abs(np.linalg.eigvals(W)).max())
-        assert inst.model.min_risk <= 1e-20      # realizable targets
+        assert inst.model.min_risk <= 1e-20  # realizable targets
     assert max(radii) > 1.0
 
 
@@ -79,7 +87,7 @@ def test_singular_I_minus_W_raises(rng):
         inst.model.risk(th)
     with pytest.raises(SingularEquilibriumError):
         inst.model.value_and_grad(th)
-    W = np.array([[1.0, 0.0], [0.0, 0.5]])       # I - W has a zero singular value
+    W = np.array([[1.0, 0.0], [0.0, 0.5]])  # I - W has a zero singular value
     with pytest.raises(SingularEquilibriumError):
         inst.model.grad(inst.model.pack(W, np.ones((2, 2))))
 
@@ -100,7 +108,7 @@ def test_shape_mismatch_raises(rng):
         MatrixLinearDEQ(np.ones((6, 2)), np.ones((6, 3)), m=2)
     inst = matrix_instance(rng, 2, 3, k=2, readout=True)
     with pytest.raises(ShapeError):
-        inst.model.pack(np.zeros((2, 2)), np.zeros((2, 3)))           # B missing
+        inst.model.pack(np.zeros((2, 2)), np.zeros((2, 3)))  # B missing
     with pytest.raises(ShapeError):
         inst.model.grad(np.zeros(inst.model.n_params + 1))
     plain = matrix_instance(rng, 2, 3)

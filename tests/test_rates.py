@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given
+from strategies import linear_deq_instances, matrix_deq_instances
 
 from dynamics import LinearDEQ, MatrixLinearDEQ, gradient_descent, rates
 from dynamics.errors import InvalidInputError, ShapeError, StepSizeError
 from dynamics.instances import matrix_instance, scalar_instance
-from strategies import linear_deq_instances, matrix_deq_instances
 
 
 def test_scalar_constants_match_definitions(rng):
@@ -25,7 +25,9 @@ def test_scalar_constants_match_definitions(rng):
     dl = math.sqrt(Q0 / (1 + bb**2))
     assert rates.delta(m, th) == pytest.approx(dl, rel=1e-12)
     assert rates.cond_lower_bound(m, th) == pytest.approx(dl, rel=1e-12)
-    ell = (2 * Lam * (1 + bb**2) + 2 * math.sqrt(Lam * R0) * (1 + 2 * bb)) / (dl / 2) ** 2
+    ell = (2 * Lam * (1 + bb**2) + 2 * math.sqrt(Lam * R0) * (1 + 2 * bb)) / (
+        dl / 2
+    ) ** 2
     assert rates.smoothness_ell(m, th) == pytest.approx(ell, rel=1e-12)
     assert rates.gd_step_bound(m, th) == pytest.approx(1 / ell, rel=1e-12)
     assert rates.gf_rate(m, th) == pytest.approx(4 * lam / Q0, rel=1e-12)
@@ -42,10 +44,13 @@ def test_half_loss_halves_the_gradient_constants(rng):
     inst = scalar_instance(rng, 2)
     m, th = inst.model, inst.theta0
     assert rates.gf_rate(m, th, 1.0) == pytest.approx(rates.gf_rate(m, th) / 2)
-    assert rates.smoothness_ell(m, th, 1.0) == pytest.approx(rates.smoothness_ell(m, th) / 2)
+    assert rates.smoothness_ell(m, th, 1.0) == pytest.approx(
+        rates.smoothness_ell(m, th) / 2
+    )
     # GD on R/2 with step 2 eta is GD on R with step eta: same factor.
     assert rates.gd_rate_factor(m, th, 0.02, 1.0) == pytest.approx(
-        rates.gd_rate_factor(m, th, 0.01, 2.0), rel=1e-14)
+        rates.gd_rate_factor(m, th, 0.01, 2.0), rel=1e-14
+    )
     with pytest.raises(InvalidInputError):
         rates.gf_rate(m, th, 0.0)
 
@@ -60,7 +65,9 @@ def test_matrix_constants_match_definitions(rng):
     ev = np.linalg.eigvalsh(A @ A.T + U @ U.T)
     mb = np.linalg.norm(inst.M_star, 2) + math.sqrt(R0 / lam)
     assert rates.m_bar(m, th) == pytest.approx(mb, rel=1e-12)
-    assert rates.cond_lower_bound(m, th) == pytest.approx(ev[0] / (1 + mb**2), rel=1e-12)
+    assert rates.cond_lower_bound(m, th) == pytest.approx(
+        ev[0] / (1 + mb**2), rel=1e-12
+    )
     assert rates.gf_rate(m, th) == pytest.approx(4 * lam / ev[-1], rel=1e-12)
     q = 1 - 2 * 0.01 * lam / (ev[-1] + 2 * 0.01 * R0)
     assert rates.gd_rate_factor(m, th, 0.01) == pytest.approx(q, rel=1e-12)
@@ -73,11 +80,13 @@ def test_scalar_and_matrix_m1_rates_agree(rng):
     mm = MatrixLinearDEQ(s.X, s.y, m=1)
     th_m = mm.pack([[inst.theta0[-1]]], inst.theta0[None, :-1])
     assert rates.gd_rate_factor(mm, th_m, 0.01) == pytest.approx(
-        rates.gd_rate_factor(s, inst.theta0, 0.01), rel=1e-12)
+        rates.gd_rate_factor(s, inst.theta0, 0.01), rel=1e-12
+    )
     assert rates.gf_rate(mm, th_m) == pytest.approx(rates.gf_rate(s, inst.theta0))
     assert rates.m_bar(mm, th_m) == pytest.approx(rates.beta_bar(s, inst.theta0))
     assert rates.cond_lower_bound(mm, th_m) == pytest.approx(
-        rates.cond_lower_bound(s, inst.theta0) ** 2, rel=1e-12)
+        rates.cond_lower_bound(s, inst.theta0) ** 2, rel=1e-12
+    )
 
 
 @given(linear_deq_instances(max_d=3, near_singular=None))
@@ -91,7 +100,7 @@ def test_beta_bar_bounds_the_sublevel_set(inst):
     for _ in range(50):
         z = rng.normal(size=m.d)
         z *= math.sqrt(R0) * rng.uniform() ** (1 / m.d) / np.linalg.norm(z)
-        beta = m.beta_star + np.linalg.solve(L.T, z)      # R(beta) = ||z||^2 <= R0
+        beta = m.beta_star + np.linalg.solve(L.T, z)  # R(beta) = ||z||^2 <= R0
         assert np.linalg.norm(beta) <= bb * (1 + 1e-12)
 
 
@@ -151,7 +160,11 @@ def test_matrix_cond_bound_holds_along_descending_gd(inst):
     m, th = inst.model, inst.theta0
     bound = rates.cond_lower_bound(m, th)
     s0 = np.linalg.svd(m.A(th), compute_uv=False)[-1]
-    eta = 0.1 * s0**2 / (2 * m.lambda_max * (1 + np.linalg.norm(m.end_to_end(th), 2) ** 2))
+    eta = (
+        0.1
+        * s0**2
+        / (2 * m.lambda_max * (1 + np.linalg.norm(m.end_to_end(th), 2) ** 2))
+    )
     traj = gradient_descent(m, th, eta, 30)
     ok = np.concatenate([[True], np.diff(traj.risks) <= 0])
     for k in range(len(traj.thetas)):
@@ -171,7 +184,8 @@ def test_non_realizable_data_use_the_excess_risk(rng):
     R0 = m.risk(inst.theta0) - m.min_risk
     assert rates.excess_risk(m, inst.theta0) == pytest.approx(R0)
     assert rates.beta_bar(m, inst.theta0) == pytest.approx(
-        np.linalg.norm(m.beta_star) + math.sqrt(R0 / m.lambda_min))
+        np.linalg.norm(m.beta_star) + math.sqrt(R0 / m.lambda_min)
+    )
     assert rates.gf_envelope(m, inst.theta0, 0.0) == pytest.approx(m.risk(inst.theta0))
 
 
@@ -191,7 +205,7 @@ def test_errors(rng):
         rates.m_bar(s.model, s.theta0)
     with pytest.raises(StepSizeError):
         rates.gd_rate_factor(s.model, s.theta0, -1.0)
-    X = np.ones((6, 2))                      # rank 1: lambda_min = 0
+    X = np.ones((6, 2))  # rank 1: lambda_min = 0
     with pytest.raises(InvalidInputError, match="lambda_min"):
         rates.gf_rate(LinearDEQ(X, np.ones(6)), np.array([0.1, 0.2, 0.3]))
     with pytest.raises(InvalidInputError):

@@ -22,7 +22,7 @@ EXACT = 1e-15
 
 
 def cooper_defect(tab: ButcherTableau) -> float:
-    """max_ij |b_i a_ij + b_j a_ji - b_i b_j| (zero iff quadratic invariants are kept)."""
+    """max_ij |b_i a_ij + b_j a_ji - b_i b_j| (zero: quadratic invariants are kept)."""
     b, a = tab.b, tab.a
     return float(np.max(np.abs(b[:, None] * a + (b[:, None] * a).T - np.outer(b, b))))
 

@@ -7,7 +7,8 @@ diverges or goes non-finite) and is frozen from then on, so it takes no step aft
 own convergence (the post-convergence cap is zero) and its step count ``nstep[b]`` is
 exactly the number of updates applied to it. ``f`` is still evaluated on the whole
 batch, so NFE counts are per batched call. ``tol=0`` asks for exactly ``max_steps``
-steps (the fixed-step regime of the authors' configurations).
+steps (the fixed-step regime of the authors' configurations); the examples then end
+``max_steps_reached``, which is recorded but not raised (:func:`should_raise`).
 
 Result codes per example: ``successful`` (residual <= tol), ``max_steps_reached``,
 ``diverged`` (||z|| grew by more than ``DIVERGENCE_FACTOR`` over its start) and
@@ -172,6 +173,30 @@ def iterate(
     if record_trajectory:
         stats["trajectory"] = {k: torch.stack(v) for k, v in traj.items()}
     return FixedPointRun(z, state, worst, stats)
+
+
+def forward_stats(run: FixedPointRun) -> dict:
+    """The public stats dictionary of a solve, before any backward pass: the driver's
+    keys plus ``result``, ``forward_result``, ``backward_result`` (None),
+    ``nfe_backward`` (0) and ``reconstruction_error`` (None)."""
+    st = dict(run.stats)
+    st.update({
+        "result": run.result,
+        "forward_result": run.result,
+        "backward_result": None,
+        "nfe_backward": 0,
+        "reconstruction_error": None,
+    })
+    return st
+
+
+def should_raise(result: Result, tol: float) -> bool:
+    """Whether ``throw=True`` raises for ``result``: every failure, except
+    ``max_steps_reached`` when ``tol == 0`` (a fixed-step request, where running out of
+    steps is what was asked for; the code is still recorded)."""
+    if result.ok:
+        return False
+    return not (result is Result.max_steps_reached and tol == 0)
 
 
 def describe_failure(run: FixedPointRun, tol: float, max_steps: int) -> str:

@@ -14,6 +14,8 @@ from .base import AbstractFixedPointSolver, Map, State
 
 def check_beta(name: str, beta: float, low: float = 0.0, high: float = 2.0) -> float:
     """Return ``beta`` as a float in the open interval ``(low, high)``."""
+    if isinstance(beta, (str, bytes, bool)):
+        raise InvalidInputError(f"{name} must be a number; got {beta!r}")
     try:
         b = float(beta)
     except (TypeError, ValueError) as exc:

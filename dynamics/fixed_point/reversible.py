@@ -48,6 +48,8 @@ class Reversible(AbstractFixedPointSolver):
 
     def __post_init__(self):
         try:
+            if isinstance(self.beta, (str, bytes, bool)):
+                raise TypeError
             b = float(self.beta)
         except (TypeError, ValueError) as exc:
             raise InvalidInputError(f"Reversible beta must be a number; got "

@@ -33,7 +33,13 @@ import torch
 from .._result import Result, raise_for
 from ..errors import InvalidInputError
 from ..fixed_point.base import AbstractFixedPointSolver
-from ..fixed_point.iterate import FixedPointRun, describe_failure, worst_result
+from ..fixed_point.iterate import (
+    FixedPointRun,
+    describe_failure,
+    forward_stats as forward_stats,
+    should_raise,
+    worst_result,
+)
 
 
 class AbstractGradient(abc.ABC):
@@ -66,24 +72,11 @@ class AbstractGradient(abc.ABC):
                 f"DenseIFT(), Phantom() or JFB().")
 
 
-def forward_stats(run: FixedPointRun) -> dict:
-    """The stats dictionary every gradient method starts from (documented keys)."""
-    st = dict(run.stats)
-    st.update({
-        "result": run.result,
-        "forward_result": run.result,
-        "backward_result": None,
-        "nfe_backward": 0,
-        "reconstruction_error": None,
-    })
-    return st
-
-
 def finish_forward(run: FixedPointRun, stats: dict, tol: float, max_steps: int,
                    throw: bool) -> None:
     """Raise the named error of a failed forward solve when ``throw``."""
     del stats
-    if throw and not run.result.ok:
+    if throw and should_raise(run.result, tol):
         raise_for(run.result, describe_failure(run, tol, max_steps))
 
 

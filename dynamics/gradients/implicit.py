@@ -9,7 +9,12 @@ import torch
 
 from .._result import Result, raise_for
 from ..fixed_point.base import AbstractFixedPointSolver
-from ..fixed_point.iterate import check_tolerances, describe_failure, iterate
+from ..fixed_point.iterate import (
+    check_tolerances,
+    describe_failure,
+    iterate,
+    should_raise,
+)
 from .base import AbstractGradient, finish_forward, forward_stats, record_backward
 
 
@@ -78,7 +83,7 @@ class ImplicitIFT(AbstractGradient):
             stats["backward_residual"] = back.stats["residual"]
             stats["backward_nstep"] = back.stats["nstep"]
             record_backward(stats, back.result)
-            if throw and not back.result.ok:
+            if throw and should_raise(back.result, btol):
                 raise_for(back.result, "implicit adjoint solve: "
                           + describe_failure(back, btol, bsteps))
             return back.z

@@ -7,9 +7,9 @@ from typing import final
 
 from .._result import raise_for
 from ..errors import InvalidInputError
-from ..fixed_point.iterate import describe_failure
+from ..fixed_point.iterate import describe_failure, should_raise
 from ..torch_backend.reversible import RECON_POLICIES, ReversibleFunction, RevConfig
-from .base import AbstractGradient, forward_stats
+from .base import AbstractGradient
 
 
 @final
@@ -37,12 +37,17 @@ class ReversibleExact(AbstractGradient):
             or "ignore" (the code is still recorded).
         store_trajectory: test-only; also keep every (y_n, z_n) in
             ``stats["trajectory"]`` (O(N) memory) and report the per-step
-            reconstruction error in ``stats["reconstruction_error_trace"]``.
+            reconstruction error in ``stats["reconstruction_error_trace"]`` (B, N+1)
+            (with ``use_stored_states``: the error of each single inverse step).
+        use_stored_states: test-only, needs ``store_trajectory``; run the same adjoint
+            recursion on the stored states instead of the reconstructed ones, which
+            separates the exactness of the recursion from reconstruction error.
     """
 
     recon_threshold: float | None = 1.0
     recon_policy: str = "warn"
     store_trajectory: bool = False
+    use_stored_states: bool = False
 
     requires_reversible = True
 
@@ -50,6 +55,8 @@ class ReversibleExact(AbstractGradient):
         if self.recon_policy not in RECON_POLICIES:
             raise InvalidInputError(f"recon_policy must be one of {RECON_POLICIES}; got "
                                     f"{self.recon_policy!r}")
+        if self.use_stored_states and not self.store_trajectory:
+            raise InvalidInputError("use_stored_states=True needs store_trajectory=True")
         if self.recon_threshold is not None and not float(self.recon_threshold) > 0:
             raise InvalidInputError(f"recon_threshold must be > 0 or None; got "
                                     f"{self.recon_threshold!r}")
@@ -71,10 +78,10 @@ class ReversibleExact(AbstractGradient):
         cfg = RevConfig(problem, solver, tol, max_steps, stats, throw=throw,
                         recon_threshold=self.recon_threshold,
                         recon_policy=self.recon_policy,
-                        store_trajectory=self.store_trajectory)
+                        store_trajectory=self.store_trajectory,
+                        use_stored_states=self.use_stored_states)
         z = ReversibleFunction.apply(cfg, z0, problem.x, *problem.params)
         run = cfg.run
-        stats.update(forward_stats(run))
-        if throw and not run.result.ok:
+        if throw and should_raise(run.result, tol):
             raise_for(run.result, describe_failure(run, tol, max_steps))
         return z, stats

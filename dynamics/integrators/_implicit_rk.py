@@ -61,7 +61,8 @@ def validate_options(tol: float, solver: str, max_iter: int) -> None:
     if tol < 4.0 * np.finfo(np.float64).eps:
         raise InvalidInputError(
             f"tol = {tol!r} is below float64 rounding (4 eps = 8.9e-16): the stage "
-            "solve could never meet it; use tol >= 1e-15")
+            "solve could never meet it; use tol >= 1e-15"
+        )
     if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
         raise InvalidInputError(f"max_iter must be an integer >= 1; got {max_iter!r}")
 
@@ -78,10 +79,19 @@ def fd_jacobian(field: Field, t: float, y: np.ndarray, f0: np.ndarray) -> np.nda
     return J
 
 
-def implicit_rk_step(tableau: ButcherTableau, field: Field, t: float, y: np.ndarray,
-                     h: float, *, tol: float, solver: str, max_iter: int,
-                     jacobian: Jacobian | None) -> tuple[np.ndarray, int]:
-    """One step of the implicit Runge-Kutta method ``tableau``; see the module docstring.
+def implicit_rk_step(
+    tableau: ButcherTableau,
+    field: Field,
+    t: float,
+    y: np.ndarray,
+    h: float,
+    *,
+    tol: float,
+    solver: str,
+    max_iter: int,
+    jacobian: Jacobian | None,
+) -> tuple[np.ndarray, int]:
+    """One step of the implicit Runge-Kutta method ``tableau`` (see the module doc).
 
     Returns (y_next, number of field evaluations, finite-difference ones included).
     """
@@ -100,13 +110,17 @@ def implicit_rk_step(tableau: ButcherTableau, field: Field, t: float, y: np.ndar
         except DEQError as exc:
             # An iterate of the stage solve, not a point of the solution, left the
             # field's domain (e.g. crossed a singular equilibrium).
-            raise ConvergenceError(f"{solver} stage iterate left the field's domain at "
-                                   f"t = {t!r} (iteration {it}): {exc}; take a smaller "
-                                   "step h") from exc
+            raise ConvergenceError(
+                f"{solver} stage iterate left the field's domain at "
+                f"t = {t!r} (iteration {it}): {exc}; take a smaller "
+                "step h"
+            ) from exc
         nfev += s
         if not np.all(np.isfinite(F)):
-            raise ConvergenceError(f"non-finite field value in the stage solve at "
-                                   f"t = {t!r} (iteration {it}); take a smaller step h")
+            raise ConvergenceError(
+                f"non-finite field value in the stage solve at "
+                f"t = {t!r} (iteration {it}); take a smaller step h"
+            )
         return F
 
     def linearise(tc: float, yc: np.ndarray):
@@ -118,17 +132,23 @@ def implicit_rk_step(tableau: ButcherTableau, field: Field, t: float, y: np.ndar
         else:
             J = np.asarray(jacobian(tc, yc), dtype=np.float64)
             if J.shape != (n, n):
-                raise InvalidInputError(f"jacobian returned shape {J.shape}; "
-                                        f"expected {(n, n)}")
+                raise InvalidInputError(
+                    f"jacobian returned shape {J.shape}; expected {(n, n)}"
+                )
         if not np.all(np.isfinite(J)):
-            raise ConvergenceError(f"non-finite Jacobian at t = {tc!r}: the stage "
-                                   "equations cannot be linearised there")
+            raise ConvergenceError(
+                f"non-finite Jacobian at t = {tc!r}: the stage "
+                "equations cannot be linearised there"
+            )
         with np.errstate(all="ignore"):
-            lu = scipy.linalg.lu_factor(np.eye(s * n) - h * np.kron(A, J),
-                                        check_finite=False)
+            lu = scipy.linalg.lu_factor(
+                np.eye(s * n) - h * np.kron(A, J), check_finite=False
+            )
         if not np.all(np.isfinite(lu[0])) or np.min(np.abs(np.diag(lu[0]))) == 0.0:
-            raise ConvergenceError(f"singular Newton iteration matrix I - h A (x) J at "
-                                   f"t = {tc!r}, h = {h!r}; take a smaller step h")
+            raise ConvergenceError(
+                f"singular Newton iteration matrix I - h A (x) J at "
+                f"t = {tc!r}, h = {h!r}; take a smaller step h"
+            )
         return lu
 
     lu = linearise(t, y) if solver == "newton" else None
@@ -143,19 +163,23 @@ def implicit_rk_step(tableau: ButcherTableau, field: Field, t: float, y: np.ndar
         if lu is None:
             dZ = residual
         else:
-            dZ = scipy.linalg.lu_solve(lu, residual.ravel(),
-                                       check_finite=False).reshape(s, n)
+            dZ = scipy.linalg.lu_solve(
+                lu, residual.ravel(), check_finite=False
+            ).reshape(s, n)
         Z = Z + dZ
         size = float(np.max(np.abs(dZ)))
         threshold = tol * max(y_scale, float(np.max(np.abs(Z))))
         if not math.isfinite(size):
-            raise ConvergenceError(f"{solver} stage solve diverged to non-finite values "
-                                   f"at t = {t!r} (iteration {it}); take a smaller step h")
+            raise ConvergenceError(
+                f"{solver} stage solve diverged to non-finite values "
+                f"at t = {t!r} (iteration {it}); take a smaller step h"
+            )
         # Contraction rate of the last two corrections (unknown right after a start or
         # a re-linearisation, when prev is inf; then only the plain test applies).
         theta = size / prev if math.isfinite(prev) and prev > 0.0 else math.nan
-        if size <= threshold or (theta < 1.0
-                                 and theta / (1.0 - theta) * size <= threshold):
+        if size <= threshold or (
+            theta < 1.0 and theta / (1.0 - theta) * size <= threshold
+        ):
             return y + h * (tableau.b @ stage_fields(Z, it)), nfev
         if lu is not None and theta > _REFRESH_RATE and refreshes < _MAX_REFRESHES:
             # Slow or no contraction: the Jacobian frozen at (t, y) is too far from the
@@ -166,20 +190,25 @@ def implicit_rk_step(tableau: ButcherTableau, field: Field, t: float, y: np.ndar
             except ConvergenceError:
                 raise
             except DEQError as exc:
-                raise ConvergenceError(f"{solver} stage iterate left the field's domain "
-                                       f"at t = {t!r} (iteration {it}): {exc}; take a "
-                                       "smaller step h") from exc
+                raise ConvergenceError(
+                    f"{solver} stage iterate left the field's domain "
+                    f"at t = {t!r} (iteration {it}): {exc}; take a "
+                    "smaller step h"
+                ) from exc
             refreshes += 1
             prev, non_contracting = math.inf, 0
             continue
         non_contracting = non_contracting + 1 if theta >= 1.0 else 0
         if non_contracting >= 2:
             raise ConvergenceError(
-                f"{solver} stage solve stopped contracting at t = {t!r} (iteration {it},"
+                f"{solver} stage solve stopped contracting at t = {t!r} "
+                f"(iteration {it},"
                 f" correction {size:.3e} > {threshold:.3e}); take a smaller step h"
-                + (" or use solver='newton'" if solver == "fixed_point" else ""))
+                + (" or use solver='newton'" if solver == "fixed_point" else "")
+            )
         prev = size
     raise ConvergenceError(
         f"{solver} stage solve did not reach tol = {tol:.1e} in {max_iter} iterations "
         f"at t = {t!r} (last correction {size:.3e}, threshold {threshold:.3e}); take a "
-        "smaller step h or raise max_iter")
+        "smaller step h or raise max_iter"
+    )

@@ -28,4 +28,4 @@ class AbstractIntegrator(abc.ABC):
     def step(
         self, field: Field, t: float, y: np.ndarray, h: float
     ) -> tuple[np.ndarray, int]:
-        """Advance ``y`` from ``t`` to ``t + h``; return (new state, field evaluations)."""
+        """Advance ``y`` from ``t`` to ``t + h``; return (new state, evaluations)."""

@@ -44,8 +44,17 @@ class GaussLegendre(AbstractIntegrator):
             raise reject_unknown("Gauss-Legendre order", self.order, GAUSS_LEGENDRE)
         validate_options(self.tol, self.solver, self.max_iter)
 
-    def step(self, field: Field, t: float, y: np.ndarray, h: float
-             ) -> tuple[np.ndarray, int]:
-        return implicit_rk_step(GAUSS_LEGENDRE[self.order], field, t, y, h,
-                                tol=self.tol, solver=self.solver,
-                                max_iter=self.max_iter, jacobian=self.jacobian)
+    def step(
+        self, field: Field, t: float, y: np.ndarray, h: float
+    ) -> tuple[np.ndarray, int]:
+        return implicit_rk_step(
+            GAUSS_LEGENDRE[self.order],
+            field,
+            t,
+            y,
+            h,
+            tol=self.tol,
+            solver=self.solver,
+            max_iter=self.max_iter,
+            jacobian=self.jacobian,
+        )

@@ -40,8 +40,17 @@ class ImplicitMidpoint(AbstractIntegrator):
     def __post_init__(self):
         validate_options(self.tol, self.solver, self.max_iter)
 
-    def step(self, field: Field, t: float, y: np.ndarray, h: float
-             ) -> tuple[np.ndarray, int]:
-        return implicit_rk_step(_TABLEAU, field, t, y, h, tol=self.tol,
-                                solver=self.solver, max_iter=self.max_iter,
-                                jacobian=self.jacobian)
+    def step(
+        self, field: Field, t: float, y: np.ndarray, h: float
+    ) -> tuple[np.ndarray, int]:
+        return implicit_rk_step(
+            _TABLEAU,
+            field,
+            t,
+            y,
+            h,
+            tol=self.tol,
+            solver=self.solver,
+            max_iter=self.max_iter,
+            jacobian=self.jacobian,
+        )

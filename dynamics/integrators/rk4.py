@@ -11,8 +11,9 @@ from .base import AbstractIntegrator, Field
 from .tableaux import RK4 as _TABLEAU, ButcherTableau
 
 
-def explicit_rk_step(tableau: ButcherTableau, field: Field, t: float, y: np.ndarray,
-                     h: float) -> tuple[np.ndarray, int]:
+def explicit_rk_step(
+    tableau: ButcherTableau, field: Field, t: float, y: np.ndarray, h: float
+) -> tuple[np.ndarray, int]:
     """One step of an explicit Runge-Kutta method given by ``tableau``.
 
     Returns the new state and the number of field evaluations (the number of stages).
@@ -38,6 +39,7 @@ class RK4(AbstractIntegrator):
     Reference: Hairer, Norsett and Wanner, *Solving ODEs I*, §II.1.
     """
 
-    def step(self, field: Field, t: float, y: np.ndarray, h: float
-             ) -> tuple[np.ndarray, int]:
+    def step(
+        self, field: Field, t: float, y: np.ndarray, h: float
+    ) -> tuple[np.ndarray, int]:
         return explicit_rk_step(_TABLEAU, field, t, np.asarray(y, dtype=np.float64), h)

@@ -100,16 +100,21 @@ class ScipyIVP(AbstractIntegrator):
         if self.method not in METHODS:
             raise reject_unknown("solve_ivp method", self.method, METHODS)
         if not (math.isfinite(self.rtol) and self.rtol >= _MIN_RTOL):
-            raise InvalidInputError(f"rtol must be >= 100 eps = {_MIN_RTOL:.2e}; "
-                                    f"got {self.rtol!r}")
+            raise InvalidInputError(
+                f"rtol must be >= 100 eps = {_MIN_RTOL:.2e}; got {self.rtol!r}"
+            )
         if not (math.isfinite(self.atol) and self.atol > 0.0):
-            raise InvalidInputError(f"atol must be positive and finite; got {self.atol!r}")
+            raise InvalidInputError(
+                f"atol must be positive and finite; got {self.atol!r}"
+            )
         if not self.max_step > 0.0:
             raise InvalidInputError(f"max_step must be positive; got {self.max_step!r}")
         if self.jacobian is not None and self.method not in IMPLICIT_METHODS:
             raise InvalidInputError(
-                f"method {self.method} does not use a Jacobian; pass jacobian only with "
-                f"one of {', '.join(IMPLICIT_METHODS)}")
+                f"method {self.method} does not use a Jacobian; pass jacobian only "
+                "with "
+                f"one of {', '.join(IMPLICIT_METHODS)}"
+            )
 
     def _solver(self, field: Field, t0: float, y0: np.ndarray, t1: float):
         kw = {"rtol": self.rtol, "atol": self.atol, "max_step": self.max_step}
@@ -117,9 +122,15 @@ class ScipyIVP(AbstractIntegrator):
             kw["jac"] = self.jacobian
         return METHODS[self.method](field, t0, y0, t1, vectorized=False, **kw)
 
-    def solve(self, field: Field, t0: float, y0, t1: float, *,
-              terminate: Callable[[float, np.ndarray], bool] | None = None
-              ) -> IVPSolution:
+    def solve(
+        self,
+        field: Field,
+        t0: float,
+        y0,
+        t1: float,
+        *,
+        terminate: Callable[[float, np.ndarray], bool] | None = None,
+    ) -> IVPSolution:
         """Integrate from ``t0`` to ``t1`` (> t0), keeping the dense output.
 
         ``terminate(t, y)`` is called after every accepted step; when it returns True
@@ -131,9 +142,18 @@ class ScipyIVP(AbstractIntegrator):
         try:
             solver = self._solver(field, float(t0), y0, float(t1))
         except DEQError as exc:
-            return IVPSolution(np.array([float(t0)]), y0[None, :].copy(), None, False,
-                               f"the field raised at t = {t0!r}: {exc}", exc, 0, 0, 0,
-                               False)
+            return IVPSolution(
+                np.array([float(t0)]),
+                y0[None, :].copy(),
+                None,
+                False,
+                f"the field raised at t = {t0!r}: {exc}",
+                exc,
+                0,
+                0,
+                0,
+                False,
+            )
         ts, ys, interpolants = [solver.t], [solver.y.copy()], []
         ok, message, error, stopped = True, "the horizon was reached", None, False
         while solver.status == "running":
@@ -152,16 +172,30 @@ class ScipyIVP(AbstractIntegrator):
             interpolants.append(solver.dense_output())
             ts.append(solver.t)
             ys.append(solver.y.copy())
-            if terminate is not None and solver.status == "running" \
-                    and terminate(solver.t, solver.y):
+            if (
+                terminate is not None
+                and solver.status == "running"
+                and terminate(solver.t, solver.y)
+            ):
                 stopped, message = True, f"terminate() was true at t = {solver.t!r}"
                 break
         dense = scipy.integrate.OdeSolution(ts, interpolants) if interpolants else None
-        return IVPSolution(np.array(ts), np.array(ys), dense, ok, message, error,
-                           int(solver.nfev), int(solver.njev), int(solver.nlu), stopped)
+        return IVPSolution(
+            np.array(ts),
+            np.array(ys),
+            dense,
+            ok,
+            message,
+            error,
+            int(solver.nfev),
+            int(solver.njev),
+            int(solver.nlu),
+            stopped,
+        )
 
-    def step(self, field: Field, t: float, y: np.ndarray, h: float
-             ) -> tuple[np.ndarray, int]:
+    def step(
+        self, field: Field, t: float, y: np.ndarray, h: float
+    ) -> tuple[np.ndarray, int]:
         sol = self.solve(field, t, y, t + h)
         if sol.error is not None:
             raise sol.error

@@ -51,18 +51,24 @@ class ButcherTableau:
 #: Classical fourth-order Runge-Kutta (explicit, 4 stages). Not symplectic: it does not
 #: conserve quadratic invariants, so Q drifts at O(h^4) per unit time.
 RK4 = ButcherTableau(
-    "rk4", 4,
-    a=_frozen([[0.0, 0.0, 0.0, 0.0],
-               [0.5, 0.0, 0.0, 0.0],
-               [0.0, 0.5, 0.0, 0.0],
-               [0.0, 0.0, 1.0, 0.0]]),
+    "rk4",
+    4,
+    a=_frozen(
+        [
+            [0.0, 0.0, 0.0, 0.0],
+            [0.5, 0.0, 0.0, 0.0],
+            [0.0, 0.5, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0],
+        ]
+    ),
     b=_frozen([1.0 / 6.0, 1.0 / 3.0, 1.0 / 3.0, 1.0 / 6.0]),
     c=_frozen([0.0, 0.5, 0.5, 1.0]),
 )
 
 #: Implicit midpoint rule (1-stage Gauss-Legendre, order 2, symplectic).
 IMPLICIT_MIDPOINT = ButcherTableau(
-    "implicit_midpoint", 2,
+    "implicit_midpoint",
+    2,
     a=_frozen([[0.5]]),
     b=_frozen([1.0]),
     c=_frozen([0.5]),
@@ -72,9 +78,9 @@ _S3 = math.sqrt(3.0)
 
 #: Two-stage Gauss-Legendre collocation (order 4, symplectic, A-stable).
 GAUSS_LEGENDRE_4 = ButcherTableau(
-    "gauss_legendre_4", 4,
-    a=_frozen([[0.25, 0.25 - _S3 / 6.0],
-               [0.25 + _S3 / 6.0, 0.25]]),
+    "gauss_legendre_4",
+    4,
+    a=_frozen([[0.25, 0.25 - _S3 / 6.0], [0.25 + _S3 / 6.0, 0.25]]),
     b=_frozen([0.5, 0.5]),
     c=_frozen([0.5 - _S3 / 6.0, 0.5 + _S3 / 6.0]),
 )
@@ -83,14 +89,22 @@ _S15 = math.sqrt(15.0)
 
 #: Three-stage Gauss-Legendre collocation (order 6, symplectic, A-stable).
 GAUSS_LEGENDRE_6 = ButcherTableau(
-    "gauss_legendre_6", 6,
-    a=_frozen([[5.0 / 36.0, 2.0 / 9.0 - _S15 / 15.0, 5.0 / 36.0 - _S15 / 30.0],
-               [5.0 / 36.0 + _S15 / 24.0, 2.0 / 9.0, 5.0 / 36.0 - _S15 / 24.0],
-               [5.0 / 36.0 + _S15 / 30.0, 2.0 / 9.0 + _S15 / 15.0, 5.0 / 36.0]]),
+    "gauss_legendre_6",
+    6,
+    a=_frozen(
+        [
+            [5.0 / 36.0, 2.0 / 9.0 - _S15 / 15.0, 5.0 / 36.0 - _S15 / 30.0],
+            [5.0 / 36.0 + _S15 / 24.0, 2.0 / 9.0, 5.0 / 36.0 - _S15 / 24.0],
+            [5.0 / 36.0 + _S15 / 30.0, 2.0 / 9.0 + _S15 / 15.0, 5.0 / 36.0],
+        ]
+    ),
     b=_frozen([5.0 / 18.0, 4.0 / 9.0, 5.0 / 18.0]),
     c=_frozen([0.5 - _S15 / 10.0, 0.5, 0.5 + _S15 / 10.0]),
 )
 
 #: Gauss-Legendre tableaux by order (the ``order`` option of ``GaussLegendre``).
 GAUSS_LEGENDRE: dict[int, ButcherTableau] = {
-    2: IMPLICIT_MIDPOINT, 4: GAUSS_LEGENDRE_4, 6: GAUSS_LEGENDRE_6}
+    2: IMPLICIT_MIDPOINT,
+    4: GAUSS_LEGENDRE_4,
+    6: GAUSS_LEGENDRE_6,
+}

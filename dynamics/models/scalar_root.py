@@ -3,8 +3,9 @@
 All samples are solved at once. F(y) = y - sigma(a + v y) is strictly increasing
 wherever the activation is well posed (F' = 1 - v sigma' >= 1 - max(v S, |v| L) > 0),
 so a bracket with F(lo) <= 0 <= F(hi) holds exactly one root. Each iteration takes the
-Newton step where it stays inside the (shrinking) bracket and bisects elsewhere; this
-converges from any start, so a warm start changes the cost, never the root.
+Newton step where it stays inside the (shrinking) bracket and at least halves the
+previous step, and bisects elsewhere; this converges from any start, so a warm start
+changes the cost, never the root.
 
 Stopping. After an evaluation at y with Newton step dy = -F/F', Taylor's theorem gives
 |F(y + dy)| <= v^2 M dy^2 / 2 with M = sup |sigma''| (the table's ``curvature``). The
@@ -29,6 +30,9 @@ from .activations import Activation
 ROOT_TOL = 1e-13
 #: Iteration cap: bisection alone halves a bracket of width <= 1e6 to 1e-13 in ~63 steps.
 ROOT_MAX_ITER = 200
+#: Large roots: rounding alone leaves |F| ~ 2 eps64 |y|, so the residual test accepts
+#: max(tol, 8 eps64 |y|) (only roots with |y| > ~50 are affected).
+ROUNDING_ULPS = 8.0
 #: The curvature certificate must beat the tolerance by this factor, leaving room for
 #: the rounding of y + dy itself.
 CERTIFICATE_MARGIN = 0.1
@@ -61,8 +65,8 @@ def solve_roots(act: Activation, a: np.ndarray, v: float, *, y0: np.ndarray | No
         a: pre-activations <u, x_i>, shape (n,).
         v: the feedback weight (scalar).
         y0: optional warm start (clipped into the bracket).
-        tol: residual tolerance (absolute; scaled by max(1, |y|) for large roots,
-            where rounding alone leaves |F| ~ eps64 |y|).
+        tol: residual tolerance (absolute; raised to 8 eps64 |y| for large roots,
+            where rounding alone leaves |F| ~ 2 eps64 |y|).
         max_iter: iteration cap; ``result`` says whether the tolerance was met.
     """
     a = np.asarray(a, dtype=float)
@@ -73,13 +77,14 @@ def solve_roots(act: Activation, a: np.ndarray, v: float, *, y0: np.ndarray | No
         fprime_min = 1.0 - v * act.sup_slope if v > 0 else 1.0
     else:
         fprime_min = 1.0 - abs(v) * act.lipschitz
-    lo = hi = None
+    lo = hi = dx_old = None
     if y0 is None or np.shape(y0) != a.shape:
         lo, hi = _bracket(act, a, v)
         y = np.clip(act.sigma(a), lo, hi)
     else:
         # The bracket is only needed if the warm start does not certify at once.
         y = np.asarray(y0, dtype=float)
+    eps64 = np.finfo(float).eps
     result = Result.max_steps_reached
     residual = np.inf
     it = 0
@@ -97,7 +102,7 @@ def solve_roots(act: Activation, a: np.ndarray, v: float, *, y0: np.ndarray | No
         dmax = fmax / fprime_min
         certified = cert * dmax * dmax <= CERTIFICATE_MARGIN * tol
         measured = fmax <= tol or (not certified and bool(
-            np.all(np.abs(F) <= tol * np.maximum(1.0, np.abs(y)))))
+            np.all(np.abs(F) <= np.maximum(tol, ROUNDING_ULPS * eps64 * np.abs(y)))))
         if np.isfinite(cert) and (measured or certified):
             # Either way the Newton step lands within the certificate of the root;
             # F is monotone, so no bracket test is needed for it. sigma(s) = y there
@@ -119,11 +124,21 @@ def solve_roots(act: Activation, a: np.ndarray, v: float, *, y0: np.ndarray | No
             lo, hi = _bracket(act, a, v)
             y = np.clip(y, lo, hi)
             continue
+        if dx_old is None:
+            dx_old = hi - lo
         pos = F > 0
         hi = np.where(pos, y, hi)
         lo = np.where(pos, lo, y)
         prop = y + dy
-        y = np.where((prop >= lo) & (prop <= hi), prop, 0.5 * (lo + hi))
+        # Newton only where it stays in the bracket and at least halves the previous
+        # step (rtsafe's rule): this breaks the 2-cycles Newton falls into on steep
+        # S-shaped F (sigmoid with v = -40), where both points stay in the bracket.
+        # Samples already within tolerance keep their (tiny) Newton step.
+        newton = ((prop >= lo) & (prop <= hi)
+                  & ((2.0 * np.abs(dy) <= np.abs(dx_old)) | (np.abs(F) <= tol)))
+        mid = 0.5 * (lo + hi)
+        dx_old = np.where(newton, dy, mid - y)
+        y = np.where(newton, prop, mid)
         if np.all(hi - lo <= 4 * np.spacing(np.abs(y) + 1.0)):
             # The bracket has collapsed to adjacent floats: nothing left to refine.
             s = a + v * y

@@ -49,9 +49,27 @@ def gram(a: Tensor) -> Tensor:
     return matmul(a, t(a))
 
 
+def colsum(x: Tensor) -> Tensor:
+    """Sum over every axis but the last (the batch), in a fixed sequential order.
+
+    ``Tensor.sum`` may split or vectorise a reduction differently for different batch
+    sizes, which changes the last bit; a chain of vector adds does not.
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    acc = flat[0]
+    for i in range(1, flat.shape[0]):
+        acc = acc + flat[i]
+    return acc
+
+
 def frob2(a: Tensor) -> Tensor:
     """Squared Frobenius norm of each matrix: (p, q, B) -> (B,)."""
-    return (a * a).sum((0, 1))
+    return colsum(a * a)
+
+
+def colnorm(x: Tensor) -> Tensor:
+    """Euclidean norm of each column of a (P, B) tensor (fixed summation order)."""
+    return torch.sqrt(colsum(x * x))
 
 
 def eye_like(m: int, like: Tensor) -> Tensor:

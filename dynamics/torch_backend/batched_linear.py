@@ -186,7 +186,7 @@ class BatchedMatrixDEQ:
         P = M if Bro is None else sm.matmul(Bro, M)
         D = P - self._target
         DS = sm.matmul(D, self._sigma)
-        risk = (DS * D).sum((0, 1)) + self._min_risk
+        risk = sm.colsum(DS * D) + self._min_risk
         G_out = DS * LOSS_FACTOR
         G = G_out if Bro is None else sm.matmul(sm.t(Bro), G_out)
         gU = sm.matmul(sm.t(A_inv), G)
@@ -309,12 +309,12 @@ def hessian_norm(batch: BatchedMatrixDEQ, theta: Tensor, iters: int = 20) -> Ten
     P = th.shape[0]
     v = torch.linspace(1.0, 2.0, P, dtype=torch.float64, device=th.device)[:, None]
     v = (v * torch.ones_like(th))
-    v = v / torch.linalg.vector_norm(v, dim=0)
-    eps = 1e-6 * (1.0 + torch.linalg.vector_norm(th, dim=0))
+    v = v / sm.colnorm(v)
+    eps = 1e-6 * (1.0 + sm.colnorm(th))
     lam = torch.zeros(th.shape[1], dtype=torch.float64, device=th.device)
     for _ in range(iters):
         hv = (sub.evaluate(th + eps * v).grad - sub.evaluate(th - eps * v).grad) / (2 * eps)
-        lam = torch.linalg.vector_norm(hv, dim=0)
+        lam = sm.colnorm(hv)
         v = hv / torch.where(lam > 0, lam, torch.ones_like(lam))
     return lam
 

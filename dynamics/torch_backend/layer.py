@@ -27,7 +27,8 @@ class DEQLayer(nn.Module):
 
     Per-example masking: each example stops at its own tolerance, takes no step after
     that, and its step count is ``last_stats["nstep"][b]``; ``tol=0`` runs exactly
-    ``max_steps`` steps for every example.
+    ``max_steps`` steps for every example (fixed-step mode: ``max_steps_reached`` is
+    then recorded but not raised).
 
     Args:
         f: ``nn.Module`` with ``forward(z, x)`` returning a tensor shaped like ``z``

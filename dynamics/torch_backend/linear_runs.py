@@ -140,8 +140,8 @@ class _Tracker:
         self.floor = consts.risk0 * floor_rel
         self.C0 = sm.to_batch_last(consts.C0)
         self.C0_norm = torch.clamp(sm.frob2(self.C0).sqrt(), min=1.0)
-        self.trC0 = torch.clamp(self.C0[torch.arange(batch.m), torch.arange(batch.m)]
-                                .sum(0), min=1.0)
+        self.trC0 = torch.clamp(sm.colsum(self.C0[torch.arange(batch.m),
+                                                  torch.arange(batch.m)]), min=1.0)
         self.C0p = None
         self.tmax = self.h * steps
 
@@ -191,7 +191,7 @@ class _Tracker:
             self.mono_ok = self.mono_ok & ~up
         g = ev.grad.to(torch.float64)
         self.prev_risk = r
-        self.prev_g2 = (g * g).sum(0)
+        self.prev_g2 = sm.colsum(g * g)
 
     def record(self, k: int, theta: Tensor, ev: BatchEval) -> None:
         f64 = torch.float64
@@ -255,7 +255,7 @@ class _Tracker:
         self.sy = self.sy + w * log_ratio
         self.sty = self.sty + w * tau * log_ratio
         if self.gd and k > 0:
-            trd = dC[torch.arange(b.m), torch.arange(b.m)].sum(0)
+            trd = sm.colsum(dC[torch.arange(b.m), torch.arange(b.m)])
             cm = (2.0 * self.h * (self.c.risk0 - r) - trd) / self.trC0
             self.cum = torch.where(ok & self.descent_ok, torch.minimum(self.cum, cm),
                                    self.cum)

@@ -27,7 +27,7 @@ from torch.autograd.function import once_differentiable
 
 from .._result import Result
 from ..errors import ReconstructionError
-from ..fixed_point.iterate import FixedPointRun, iterate, worst_result
+from ..fixed_point.iterate import FixedPointRun, forward_stats, iterate, worst_result
 from ..fixed_point.reversible import Reversible
 from ._problem import Problem
 
@@ -51,6 +51,7 @@ class RevConfig:
     recon_threshold: float | None = None
     recon_policy: str = "warn"
     store_trajectory: bool = False
+    use_stored_states: bool = False
     run: FixedPointRun | None = None
 
 
@@ -64,11 +65,18 @@ class ReversibleFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, cfg: RevConfig, z0: torch.Tensor, x: torch.Tensor,
                 *params: torch.Tensor) -> torch.Tensor:
-        f = cfg.problem.bind(x, params)
+        # Fast path: the tensors passed in are the module's own parameters (what
+        # ReversibleExact passes), so f is called directly; any other tensors go through
+        # functional_call. Either way f is evaluated on exactly the tensors passed in.
+        own = len(params) == len(cfg.problem.params) and all(
+            p is q for p, q in zip(params, cfg.problem.params))
+        ctx.own = own
+        f = cfg.problem.bind(x) if own else cfg.problem.bind(x, params)
         with torch.no_grad():
             run = iterate(cfg.solver, f, z0, tol=cfg.tol, max_steps=cfg.max_steps,
                           record_trajectory=cfg.store_trajectory)
         cfg.run = run
+        cfg.stats.update(forward_stats(run))
         ctx.cfg = cfg
         y_n, z_n = run.state["y"], run.z
         ctx.save_for_backward(y_n, z_n, run.stats["nstep"], z0, x, *params)
@@ -87,11 +95,16 @@ class ReversibleFunction(torch.autograd.Function):
         nmax = int(nstep.max()) if nstep.numel() else 0
         nmin = int(nstep.min()) if nstep.numel() else 0
         stored = cfg.run.stats.get("trajectory") if cfg.store_trajectory else None
+        use_stored = stored is not None and cfg.use_stored_states
 
         with torch.enable_grad():
             xl = x.detach().requires_grad_(need_x)
-            pl = [p.detach().requires_grad_(n) for p, n in zip(params, need_p)]
-            f = cfg.problem.bind(xl, pl)
+            if ctx.own:
+                pl = list(cfg.problem.params)
+                f = cfg.problem.bind(xl)
+            else:
+                pl = [p.detach().requires_grad_(n) for p, n in zip(params, need_p)]
+                f = cfg.problem.bind(xl, pl)
             wrt = ([xl] if need_x else []) + [p for p, n in zip(pl, need_p) if n]
             acc: list[torch.Tensor | None] = [None] * len(wrt)
             y = y.detach()
@@ -114,6 +127,8 @@ class ReversibleFunction(torch.autograd.Function):
                 yl = y.requires_grad_()
                 a = f(yl)
                 z_prev = mask((z - beta * a.detach()) / c, z)
+                if use_stored:
+                    z_rec, z_prev = z_prev, stored["z"][n]
                 cot = beta * zbar if act is None else mask(beta * zbar,
                                                            torch.zeros_like(zbar))
                 ga = torch.autograd.grad(a, [yl, *wrt], cot, allow_unused=True)
@@ -122,6 +137,8 @@ class ReversibleFunction(torch.autograd.Function):
                 zl = z_prev.detach().requires_grad_()
                 b = f(zl)
                 y_prev = mask((y.detach() - beta * b.detach()) / c, y.detach())
+                if use_stored:
+                    y_rec, y_prev = y_prev, stored["y"][n]
                 cot = beta * ybar_tot if act is None else mask(
                     beta * ybar_tot, torch.zeros_like(ybar_tot))
                 gb = torch.autograd.grad(b, [zl, *wrt], cot, allow_unused=True)
@@ -137,8 +154,9 @@ class ReversibleFunction(torch.autograd.Function):
                 finite = finite & torch.isfinite(y).all() & torch.isfinite(z).all() \
                     & torch.isfinite(ybar).all() & torch.isfinite(zbar).all()
                 if stored is not None:
-                    ref_y, ref_z = stored["y"][n], stored["z"][n]
-                    step_err.append(torch.maximum(_rowmax(y - ref_y), _rowmax(z - ref_z)))
+                    ry, rz = (y_rec, z_rec) if use_stored else (y, z)
+                    step_err.append(torch.maximum(_rowmax(ry - stored["y"][n]),
+                                                  _rowmax(rz - stored["z"][n])))
 
         recon = torch.maximum(_rowmax(y - z0), _rowmax(z - z0))
         grads_wrt = [a if a is not None else torch.zeros_like(t)

@@ -263,7 +263,6 @@ def run_chunk(config: ScaleConfig, start: int, stop: int,
             arrays = _stats_arrays("mp_", mp)
             for name in mp_fields:
                 out[f"mp_{name}"][sel] = arrays[f"mp_{name}"]
-            out["mp_iters_max"] = np.full(batch.B, mp.midpoint_iters)
     return out
 
 

@@ -19,6 +19,7 @@ are both correct here: no ``torch.linalg.solve`` is involved (pitfall P10).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -137,4 +138,9 @@ def autograd_grad(X, y, act: Activation, theta: np.ndarray) -> np.ndarray:
 def autograd_hessian(X, y, act: Activation, theta: np.ndarray) -> np.ndarray:
     """``torch.func.hessian`` (forward-over-reverse) of the risk through the solve."""
     fn = risk_function(X, y, act, theta)
-    return torch.func.hessian(fn)(torch.tensor(theta, dtype=torch.float64)).numpy()
+    with warnings.catch_warnings():
+        # torch.func's forward mode scripts a helper on first use, and torch 2.13
+        # flags torch.jit.script as deprecated; nothing of ours is scripted.
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated",
+                                category=DeprecationWarning)
+        return torch.func.hessian(fn)(torch.tensor(theta, dtype=torch.float64)).numpy()

@@ -8,7 +8,8 @@ Order of preference (``spec/data.md``):
    dependency);
 3. a generated, seeded 8x8 ten-class set of bars and blobs.
 
-Every loader says which source it used (:attr:`ImageData.source`, :attr:`ImageData.note`);
+Every loader says which source it used (:attr:`ImageData.source`,
+:attr:`ImageData.note`);
 nothing is downloaded.
 """
 
@@ -78,20 +79,27 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
     elif magic == IDX_LABELS_MAGIC:
         header = 8
     else:
-        raise InvalidInputError(f"unknown IDX magic {magic}; expected "
-                                f"{IDX_IMAGES_MAGIC} (images) or {IDX_LABELS_MAGIC} (labels)")
+        raise InvalidInputError(
+            f"unknown IDX magic {magic}; expected "
+            f"{IDX_IMAGES_MAGIC} (images) or {IDX_LABELS_MAGIC} (labels)"
+        )
     if len(raw) < header:
-        raise ShapeError(f"{path}: {len(raw)} bytes is shorter than the {header}-byte "
-                         "IDX header")
+        raise ShapeError(
+            f"{path}: {len(raw)} bytes is shorter than the {header}-byte IDX header"
+        )
     dims = np.frombuffer(raw, dtype=">u4", count=header // 4)
     if int(dims[0]) != magic:
-        raise InvalidInputError(f"{path}: magic number {int(dims[0])}, expected {magic}")
+        raise InvalidInputError(
+            f"{path}: magic number {int(dims[0])}, expected {magic}"
+        )
     count = int(dims[1])
     shape = (count,) + tuple(int(d) for d in dims[2:])
     expected = int(np.prod(shape))
     if len(raw) - header != expected:
-        raise ShapeError(f"{path}: header announces {count} items of shape {shape[1:]} "
-                         f"({expected} bytes) but the payload has {len(raw) - header} bytes")
+        raise ShapeError(
+            f"{path}: header announces {count} items of shape {shape[1:]} "
+            f"({expected} bytes) but the payload has {len(raw) - header} bytes"
+        )
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
@@ -104,16 +112,18 @@ def load_fashion_mnist(root: str | Path = FASHION_MNIST_DIR):
     """The four Fashion-MNIST arrays ``(x_train, y_train, x_test, y_test)`` as uint8."""
     root = Path(root)
     if not fashion_mnist_available(root):
-        raise FileNotFoundError(f"Fashion-MNIST not found under {root} "
-                                f"({FASHION_MNIST_INSTALL})")
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found under {root} ({FASHION_MNIST_INSTALL})"
+        )
     xtr = read_idx(root / FASHION_MNIST_FILES["train_images"], IDX_IMAGES_MAGIC)
     ytr = read_idx(root / FASHION_MNIST_FILES["train_labels"], IDX_LABELS_MAGIC)
     xte = read_idx(root / FASHION_MNIST_FILES["test_images"], IDX_IMAGES_MAGIC)
     yte = read_idx(root / FASHION_MNIST_FILES["test_labels"], IDX_LABELS_MAGIC)
     for name, x, y in (("train", xtr, ytr), ("test", xte, yte)):
         if x.shape[0] != y.shape[0]:
-            raise ShapeError(f"Fashion-MNIST {name}: {x.shape[0]} images but "
-                             f"{y.shape[0]} labels")
+            raise ShapeError(
+                f"Fashion-MNIST {name}: {x.shape[0]} images but {y.shape[0]} labels"
+            )
     return xtr, ytr, xte, yte
 
 
@@ -122,7 +132,7 @@ def sklearn_available() -> bool:
 
 
 def load_sklearn_digits():
-    """scikit-learn's 1797 8x8 digits as uint8 images (intensities 0-16 scaled to 0-255)."""
+    """scikit-learn's 1797 8x8 digits as uint8 images (0-16 scaled to 0-255)."""
     from sklearn.datasets import load_digits  # optional; never a dependency
 
     bunch = load_digits()
@@ -162,8 +172,13 @@ def synthetic_images(n: int, seed: int, size: int = 8, noise: float = 0.25):
             img = np.zeros((size, size))
             for cy in (band, size - band):
                 for cx in (band, size - band):
-                    img += np.exp(-0.5 * (((yy - cy - shift[0]) ** 2
-                                           + (xx - cx - shift[1]) ** 2) / (0.6 * band) ** 2))
+                    img += np.exp(
+                        -0.5
+                        * (
+                            ((yy - cy - shift[0]) ** 2 + (xx - cx - shift[1]) ** 2)
+                            / (0.6 * band) ** 2
+                        )
+                    )
         img = img * rng.uniform(0.6, 1.0) + noise * rng.standard_normal((size, size))
         images[i] = img
     images = np.clip(images, 0.0, 1.0)
@@ -189,8 +204,11 @@ def stratified_subsample(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     if short:
         order = np.argsort(-(quota - take), kind="stable")
         take[order[:short]] += 1
-    chosen = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False)
-              for c, k in zip(classes, take) if k > 0]
+    chosen = [
+        rng.choice(np.flatnonzero(labels == c), size=k, replace=False)
+        for c, k in zip(classes, take)
+        if k > 0
+    ]
     return np.sort(np.concatenate(chosen))
 
 
@@ -198,49 +216,80 @@ def _to_float(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / 255.0)[:, None, :, :]
 
 
-def load_images(n_train: int | None, n_test: int | None, seed: int, *,
-                source: str = "auto", root: str | Path = FASHION_MNIST_DIR,
-                synthetic_size: int = 1500) -> ImageData:
+def load_images(
+    n_train: int | None,
+    n_test: int | None,
+    seed: int,
+    *,
+    source: str = "auto",
+    root: str | Path = FASHION_MNIST_DIR,
+    synthetic_size: int = 1500,
+) -> ImageData:
     """Load an image classification split, falling back as ``spec/data.md`` says.
 
     Args:
-        n_train, n_test: sizes of the seeded class-stratified subsamples (``None``: all).
+        n_train, n_test: sizes of the seeded class-stratified subsamples
+            (``None``: all).
         seed: seed of the subsampling (and of the generated fallback set).
         source: ``"auto"`` (first available of :data:`SOURCES`) or one source name.
         root: directory holding the Fashion-MNIST IDX files.
         synthetic_size: number of generated images (train + test) for the last fallback.
     """
     if source not in ("auto", *SOURCES):
-        raise InvalidInputError(f"unknown image source {source!r}; choose auto or one "
-                                f"of {', '.join(SOURCES)}")
+        raise InvalidInputError(
+            f"unknown image source {source!r}; choose auto or one "
+            f"of {', '.join(SOURCES)}"
+        )
     notes = []
     if source in ("auto", "fashion-mnist"):
         if fashion_mnist_available(root):
             xtr, ytr, xte, yte = load_fashion_mnist(root)
-            return _split_result(xtr, ytr.astype(np.int64), xte, yte.astype(np.int64),
-                                 n_train, n_test, seed, "fashion-mnist",
-                                 f"Fashion-MNIST from {root}")
+            return _split_result(
+                xtr,
+                ytr.astype(np.int64),
+                xte,
+                yte.astype(np.int64),
+                n_train,
+                n_test,
+                seed,
+                "fashion-mnist",
+                f"Fashion-MNIST from {root}",
+            )
         if source == "fashion-mnist":
-            raise FileNotFoundError(f"Fashion-MNIST not found under {root} "
-                                    f"({FASHION_MNIST_INSTALL})")
+            raise FileNotFoundError(
+                f"Fashion-MNIST not found under {root} ({FASHION_MNIST_INSTALL})"
+            )
         notes.append(f"Fashion-MNIST not found under {root} ({FASHION_MNIST_INSTALL})")
     if source in ("auto", "sklearn-digits"):
         if sklearn_available():
             x, y = load_sklearn_digits()
             xtr, ytr, xte, yte = _holdout(x, y, seed, test_fraction=0.2)
             notes.append("using scikit-learn digits (8x8) as fallback")
-            return _split_result(xtr, ytr, xte, yte, n_train, n_test, seed,
-                                 "sklearn-digits", "; ".join(notes))
+            return _split_result(
+                xtr,
+                ytr,
+                xte,
+                yte,
+                n_train,
+                n_test,
+                seed,
+                "sklearn-digits",
+                "; ".join(notes),
+            )
         if source == "sklearn-digits":
-            raise FileNotFoundError("scikit-learn digits need scikit-learn "
-                                    "(pip install scikit-learn)")
+            raise FileNotFoundError(
+                "scikit-learn digits need scikit-learn (pip install scikit-learn)"
+            )
         notes.append("scikit-learn not importable (pip install scikit-learn)")
     x, y = synthetic_images(synthetic_size, seed)
     xtr, ytr, xte, yte = _holdout(x, y, seed, test_fraction=0.2)
-    notes.append(f"using a generated 8x8 ten-class set ({synthetic_size} images, "
-                 f"seed {seed}) as fallback")
-    return _split_result(xtr, ytr, xte, yte, n_train, n_test, seed, "synthetic",
-                         "; ".join(notes))
+    notes.append(
+        f"using a generated 8x8 ten-class set ({synthetic_size} images, "
+        f"seed {seed}) as fallback"
+    )
+    return _split_result(
+        xtr, ytr, xte, yte, n_train, n_test, seed, "synthetic", "; ".join(notes)
+    )
 
 
 def _holdout(x, y, seed, test_fraction):
@@ -254,6 +303,14 @@ def _holdout(x, y, seed, test_fraction):
 def _split_result(xtr, ytr, xte, yte, n_train, n_test, seed, source, note) -> ImageData:
     itr = stratified_subsample(ytr, n_train if n_train else len(ytr), seed)
     ite = stratified_subsample(yte, n_test if n_test else len(yte), seed + 1)
-    note = f"{note}; {len(itr)} train / {len(ite)} test images (seeded, class-stratified)"
-    return ImageData(_to_float(xtr[itr]), ytr[itr].astype(np.int64),
-                     _to_float(xte[ite]), yte[ite].astype(np.int64), source, note)
+    note = (
+        f"{note}; {len(itr)} train / {len(ite)} test images (seeded, class-stratified)"
+    )
+    return ImageData(
+        _to_float(xtr[itr]),
+        ytr[itr].astype(np.int64),
+        _to_float(xte[ite]),
+        yte[ite].astype(np.int64),
+        source,
+        note,
+    )

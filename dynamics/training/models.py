@@ -82,11 +82,15 @@ class TransformerBlock(nn.Module):
     ``mlp_hidden`` M.
     """
 
-    def __init__(self, embed: int, heads: int, mlp_hidden: int, attn_dim: int | None = None):
+    def __init__(
+        self, embed: int, heads: int, mlp_hidden: int, attn_dim: int | None = None
+    ):
         super().__init__()
         attn_dim = embed if attn_dim is None else attn_dim
         if attn_dim % heads:
-            raise InvalidInputError(f"attn_dim {attn_dim} is not divisible by heads {heads}")
+            raise InvalidInputError(
+                f"attn_dim {attn_dim} is not divisible by heads {heads}"
+            )
         self.heads = heads
         self.ln1 = nn.LayerNorm(embed)
         self.q = nn.Linear(embed, attn_dim)
@@ -94,9 +98,13 @@ class TransformerBlock(nn.Module):
         self.v = nn.Linear(embed, attn_dim)
         self.o = nn.Linear(attn_dim, embed)
         self.ln2 = nn.LayerNorm(embed)
-        self.mlp = nn.Sequential(nn.Linear(embed, mlp_hidden), nn.GELU(),
-                                 nn.Linear(mlp_hidden, mlp_hidden), nn.GELU(),
-                                 nn.Linear(mlp_hidden, embed))
+        self.mlp = nn.Sequential(
+            nn.Linear(embed, mlp_hidden),
+            nn.GELU(),
+            nn.Linear(mlp_hidden, mlp_hidden),
+            nn.GELU(),
+            nn.Linear(mlp_hidden, embed),
+        )
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         dt = self.q.weight.dtype
@@ -146,7 +154,8 @@ class EquilibriumCore(AbstractCore):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.layer(x)
-        self.last_stats = dict(getattr(self.layer, "last_stats", {}) or {})
+        # the layer's dict itself: its backward fills in nfe_backward and results
+        self.last_stats = self.layer.last_stats
         return z
 
     def blocks(self):
@@ -203,12 +212,21 @@ class ImageClassifier(nn.Module):
     pool to ``pool x pool``, flatten, Linear(C pool^2 -> classes).
     """
 
-    def __init__(self, core: AbstractCore, channels: int, n_classes: int = 10,
-                 in_channels: int = 1, stride: int = 2, pool: int = 4):
+    def __init__(
+        self,
+        core: AbstractCore,
+        channels: int,
+        n_classes: int = 10,
+        in_channels: int = 1,
+        stride: int = 2,
+        pool: int = 4,
+    ):
         super().__init__()
         self.encoder = nn.Sequential(
             nn.Conv2d(in_channels, channels, 3, stride=stride, padding=1, bias=False),
-            nn.BatchNorm2d(channels), nn.ReLU())
+            nn.BatchNorm2d(channels),
+            nn.ReLU(),
+        )
         self.core = core
         self.pool = nn.AdaptiveAvgPool2d(pool)
         self.head = nn.Linear(channels * pool * pool, n_classes)

@@ -249,26 +249,27 @@ def apx_local_jacobian(ctx: Context) -> CheckResult:
 def apx_local_rates(ctx: Context) -> CheckResult:
     """Fitted local GD rates per method within 5 % (in log) of
     2 log max_i |1 - c0 eta lambda_i(H*)|, with a slope CI excluding 0 (the window rule
-    of SIM-LOCAL-RATE). Quick: a small tanh instance; full: P-APX-TANH, seed 100."""
+    of SIM-LOCAL-RATE). Quick: a small well-conditioned sigmoid instance; full:
+    P-APX-TANH, seed 100, full size."""
     if ctx.full:
         out = run_apx_tanh(ProtocolContext(), seeds=(100,), workers=st.default_workers())
         runs = out["runs"]
         where = "P-APX-TANH, seed 100, full size (40000 steps)"
     else:
         rng = ctx.rng("APX-LOCAL rates")
-        inst = local_instance(rng, "tanh", d=3, n=200, radius=0.05)
+        inst = local_instance(rng, "sigmoid", d=3, n=100, radius=0.05)
         H = inst.model.hessian_at_target(inst.xi)
-        eta = 0.8 / float(np.linalg.eigvalsh(H)[-1])
+        eta = 1.5 / float(np.linalg.eigvalsh(H)[-1])
         runs = []
         for m in METHODS + (Phantom(5, 0.5),):
-            res = st.run_gd(inst.model, inst.theta0, eta, 1500,
+            res = st.run_gd(inst.model, inst.theta0, eta, 600,
                             direction=approx_direction(inst.model, m),
                             theta_star=inst.theta_star)
             rho = st.rho_lin(H, eta, float(m.local_factor))
             fit = st.local_rate(res["steps"], res["risks"], res["dist"],
                                 st.float_floor(inst.model), 2 * math.log(rho))
             runs.append({"method": m.label, "local_rate": fit, "rho_pred": rho})
-        where = f"tanh, d=3, n=200, eta = 0.8/lambda_max(H*) = {eta:.4g}, 1500 steps"
+        where = f"sigmoid, d=3, n=100, eta = 1.5/lambda_max(H*) = {eta:.4g}, 600 steps"
     margins, rows = [], []
     for r in runs:
         fit = r["local_rate"]

@@ -27,7 +27,7 @@ from dynamics.single_index_instances import WEAK_SEEDS, local_instance, weak_dat
 from .. import sim_tools as st
 from ..plotting import THEORY, figure, save
 from ..protocols import ProtocolContext
-from ..protocols.single_index import risk_mono, run_weak
+from ..protocols.single_index import risk_mono, run_leg_sigmoid, run_weak
 from ..registry import CheckResult, Context, Status, check, judged
 from .apx import verify_written
 
@@ -40,7 +40,16 @@ TOL_NULL = 1e-10            # SIM-HESS identity null vector, relative to ||H*||
 TOL_EPS2_BOUND = 1e-12      # SIM-EPS2 Rayleigh upper bound, relative
 EPS2_SLOPE, EPS2_BAND = 2.0, 0.15
 TOL_NONCONS = 1e-10         # SIM-NONCONS formula against <grad Q, -grad R>
+#: SIM-LOCAL-RATE step: eta = LOCAL_ETA / lambda_max(H*), so |1 - eta lambda_max| = 0.5
+#: and the slow mode (1 - eta lambda_min) sets rho_lin.
+LOCAL_ETA = 1.5
 SMOOTH = ("sigmoid", "tanh", "sigma_eps:0.25", "gelu")
+
+
+def plt_null():
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
 
 
 def _margin(err: float, tol: float) -> float:
@@ -105,7 +114,8 @@ def sim_grad(ctx: Context) -> CheckResult:
 @check("SIM-FP", part="main", kind="property")
 def sim_fp(ctx: Context) -> CheckResult:
     """Inside the guard the root is unique and the vectorised Newton solver matches
-    bracketed Brent (<= 1e-12) with residual <= 1e-13; outside it the model raises,
+    bracketed Brent (<= 1e-12, relative to max(1, |y|)) with residual <= 1e-13
+    (relative likewise); outside it the model raises,
     except for increasing sigma with v sup s' < 1 (any negative v)."""
     rng = ctx.rng("SIM-FP")
     a = np.r_[np.linspace(-6.0, 6.0, 41 if ctx.full else 21), rng.normal(0, 3, 10)]
@@ -114,20 +124,27 @@ def sim_fp(ctx: Context) -> CheckResult:
                  "leaky_relu", "identity"):
         act = get_activation(name)
         top = (1.0 / act.sup_slope) if act.increasing else 1.0 / act.lipschitz
-        vs = [-0.9 * top, -0.3 * top, 0.0, 0.5 * top, 0.97 * top]
+        vs = [-0.9 * top, -0.3 * top, 0.0, 0.5 * top, 0.9 * top]
         if act.increasing:
             vs += [-3.0, -40.0]
         cases += [(act, float(v)) for v in vs]
     brent_err = res_max = 0.0
     for act, v in cases:
         sol = solve_roots(act, a, v)
+        if not sol.result.ok:
+            brent_err = math.inf
+            continue
         lo, hi = act.bracket(a, v)
         lo, hi = np.broadcast_to(lo, a.shape), np.broadcast_to(hi, a.shape)
         ref = np.array([brentq(lambda z, ai=ai: z - act.sigma(ai + v * z), l, u,
                                xtol=1e-15, rtol=8.9e-16, maxiter=300)
                         for ai, l, u in zip(a, lo, hi, strict=True)])
-        brent_err = max(brent_err, float(np.max(np.abs(sol.y - ref))))
-        res_max = max(res_max, float(np.max(np.abs(sol.y - act.sigma(sol.s)))))
+        # Relative to max(1, |y|): roots reach |y| ~ 100 at v = 0.9/S, where rounding
+        # alone is ~eps64 |y| / (1 - v S).
+        brent_err = max(brent_err, float(np.max(np.abs(sol.y - ref)))
+                        / max(1.0, float(np.max(np.abs(ref)))))
+        res_max = max(res_max, float(np.max(np.abs(sol.y - act.sigma(sol.s))))
+                      / max(1.0, float(np.max(np.abs(ref)))))
     # Outside the guard: a named error, never a root.
     outside = [("tanh", 1.05), ("sigmoid", 4.2), ("gelu", 0.9), ("sigma_eps:0.5", 0.7),
                ("leaky_relu", 1.0), ("identity", 1.5)]
@@ -145,7 +162,7 @@ def sim_fp(ctx: Context) -> CheckResult:
     return judged(ok, measured=brent_err, tolerance=TOL_FP_BRENT, worst_margin=margin,
                   instances=len(cases) * a.size + len(outside),
                   reason="" if all(raised) else "a v outside the guard did not raise",
-                  details={"brent_max_abs_error": brent_err, "max_residual": res_max,
+                  details={"brent_max_rel_error": brent_err, "max_residual": res_max,
                            "outside_guard_raised": dict(zip([f"{n} v={v}" for n, v in
                                                              outside], raised,
                                                             strict=True)),
@@ -247,7 +264,10 @@ def sim_eps2(ctx: Context) -> CheckResult:
         e = np.array(epsilons)
         ref = results[0]["rows"][-1]
         ax.loglog(e, ref["lambda_min"] * (e / ref["eps"]) ** 2, label="slope 2", **THEORY)
-        ax.set(xlabel="eps", ylabel="lambda_min(H*)", title="SIM-EPS2: sigma_eps")
+        ax.set_xticks(e, [f"1/{round(1 / x)}" for x in e])
+        ax.xaxis.set_minor_formatter(plt_null())
+        ax.set(xlabel="eps", ylabel="lambda_min(H*)",
+               title="SIM-EPS2: sigma_eps(z) = z + eps tanh z")
         ax.legend(fontsize=7)
         figs = [save(fig, ctx.figure_path("sim-eps2"))]
     margin = min(margins)
@@ -298,7 +318,8 @@ def sim_noncons_numeric(ctx: Context) -> CheckResult:
     figs, gf = _q_flow_figure(ctx, rng)
     margin = min(_margin(err, TOL_NONCONS), _margin(ident, TOL_NONCONS),
                  1.0 - settle / 0.05)
-    ok = margin >= 0 and min(nonzero) > 1e-8 and gf["identity_rel_drift"] <= 1e-9
+    ok = (margin >= 0 and min(nonzero) > 1e-8 and gf["identity_drift_ratio_h_halved"] >= 8
+          and gf["tanh_over_identity"] >= 1e3)
     return judged(ok, measured=err, tolerance=TOL_NONCONS, worst_margin=margin,
                   instances=n + 1 + len(ratios), figures=figs,
                   details={"formula_rel_error": err,
@@ -312,29 +333,38 @@ def sim_noncons_numeric(ctx: Context) -> CheckResult:
 
 
 def _q_flow_figure(ctx: Context, rng) -> tuple[list[str], dict]:
-    """GF with RK4 for sigma = id (Q conserved) and tanh (Q drifts), same data and
-    start; returns the figure and the drifts."""
-    X = rng.normal(size=(60, 2))
+    """GF with RK4 for sigma = id (Q conserved) and tanh (Q drifts), same inputs and
+    start. For sigma = id the drift is RK4's own error: it must fall ~16x when h is
+    halved; for tanh it must not move and must be >= 1000x larger."""
+    X = rng.normal(size=(40, 2))
     xi = np.array([0.8, -0.6])
-    theta0 = np.array([0.3, 0.9, 0.5])
+    theta0 = np.array([0.3, 0.9, -0.5])  # v < 0 keeps the field's stiffness ~1/(1-v)^2 low
     out, curves = {}, {}
-    for name in ("identity", "tanh"):
+    for name, hs in (("identity", (0.01, 0.005)), ("tanh", (0.01,))):
         act = get_activation(name)
         model = SingleIndexDEQ(X, act.sigma(X @ xi), act)
-        traj = integrate(model, theta0, 20.0, integrator=RK4(), h=0.01, record_every=10)
-        Q = np.array([model.Q(t) for t in traj.thetas])
-        curves[name] = (traj.times, Q)
-        out[f"{name}_rel_drift"] = float(np.max(np.abs(Q - Q[0])) / Q[0])
+        for h in hs:
+            traj = integrate(model, theta0, 6.0, integrator=RK4(), h=h,
+                             record_every=round(0.1 / h))
+            Q = np.array([model.Q(t) for t in traj.thetas])
+            out[f"{name}_rel_drift_h{h:g}"] = float(np.max(np.abs(Q - Q[0])) / Q[0])
+            curves.setdefault(name, (traj.times, Q))
         out[f"{name}_final_risk"] = float(traj.risks[-1])
+    out["identity_drift_ratio_h_halved"] = (out["identity_rel_drift_h0.01"]
+                                            / out["identity_rel_drift_h0.005"])
+    out["tanh_over_identity"] = out["tanh_rel_drift_h0.01"] / out["identity_rel_drift_h0.01"]
     if ctx.figures_dir is None:
         return [], out
     fig, axes = figure()
     ax = axes[0, 0]
     for (name, (t, Q)), color in zip(curves.items(), st.COLORS[1:], strict=False):
-        ax.plot(t, Q, color=color, label=f"sigma = {name}")
-    ax.axhline(curves["identity"][1][0], label="Q(0)", **THEORY)
+        ax.plot(t, Q, color=color, lw=3 if name == "identity" else 1.5,
+                label=f"sigma = {name}: max |Q - Q0|/Q0 = "
+                f"{out[f'{name}_rel_drift_h0.01']:.1e}")
+    ax.axhline(curves["identity"][1][0], label="Q(0) (R1: conserved when sigma = id)",
+               **THEORY)
     ax.set(xlabel="flow time t", ylabel="Q = ||u||^2 + (1 - v)^2",
-           title="GF (RK4): Q conserved for linear sigma only")
+           title="gradient flow (RK4, h = 0.01)")
     ax.legend(fontsize=8)
     return [save(fig, ctx.figure_path("sim-noncons-Q"))], out
 
@@ -345,19 +375,21 @@ def _q_flow_figure(ctx: Context, rng) -> tuple[list[str], dict]:
 def sim_local_rate(ctx: Context) -> CheckResult:
     """GD from near theta* converges linearly; the Theil-Sen slope of log R_k over the
     asymptotic window is within 5 % of 2 log rho_lin, rho_lin = max |1 - eta
-    lambda_i(H*)|, with a CI excluding 0 (random local instances, eta = 0.8 /
-    lambda_max(H*))."""
+    lambda_i(H*)|, with a CI excluding 0 (random local instances, d = 3, n = 100,
+    |theta0 - theta*| = 0.05, eta = 1.5 / lambda_max(H*))."""
     rng = ctx.rng("SIM-LOCAL-RATE")
-    acts = SMOOTH if not ctx.full else SMOOTH + ("sigma_eps:0.5",)
+    acts = ("sigmoid", "tanh", "gelu") + (("sigma_eps:0.5",) if ctx.full else ())
     reps = 3 if ctx.full else 1
     rows, margins, curves = [], [], []
     for name in acts:
         for _ in range(reps):
-            inst = local_instance(rng, name, d=3, n=200, radius=0.05)
+            inst = local_instance(rng, name, d=3, n=100, radius=0.05)
             H = inst.model.hessian_at_target(inst.xi)
             lam = np.linalg.eigvalsh(H)
-            eta = 0.8 / float(lam[-1])
-            steps = int(min(20000, max(300, 75.0 / (eta * lam[0]))))
+            eta = LOCAL_ETA / float(lam[-1])
+            # Long enough for the distance to fall 100-fold at rate 1 - eta lambda_min,
+            # plus 30 % for the window.
+            steps = int(min(40000, 1.3 * math.log(st.DIST_DROP) / (eta * lam[0]) + 200))
             res = st.run_gd(inst.model, inst.theta0, eta, steps, theta_star=inst.theta_star)
             rho = st.rho_lin(H, eta)
             fit = st.local_rate(res["steps"], res["risks"], res["dist"],
@@ -390,7 +422,8 @@ def _rate_figure(ctx, curves) -> list[str]:
     fig, axes = figure(len(curves), 1, size=(3.6, 3.2))
     for ax, (name, res, fit) in zip(axes[0], curves, strict=True):
         k = res["steps"]
-        ax.semilogy(k, res["risks"], color=st.COLORS[1], label="risk")
+        ax.semilogy(k, np.where(res["risks"] > 0, res["risks"], np.nan),
+                    color=st.COLORS[1], label="risk")
         if fit["reached"]:
             a, b = fit["window"]
             k0 = np.searchsorted(k, a)
@@ -401,7 +434,7 @@ def _rate_figure(ctx, curves) -> list[str]:
             ax.semilogy(kk, res["risks"][k0] * np.exp(fit["predicted_log_ratio"]
                                                       * (kk - a)),
                         label=f"2 log rho_lin = {fit['predicted_log_ratio']:.4f}", **THEORY)
-        ax.set(xlabel="GD step", ylabel="risk", title=name)
+        ax.set(xlabel="GD step", ylabel="risk", title=f"{name}: eta = 1.5 / lambda_max")
         ax.legend(fontsize=7)
     return [save(fig, ctx.figure_path("sim-local-rate"))]
 
@@ -453,6 +486,41 @@ def repro_weak(ctx: Context) -> CheckResult:
         f"here: seed 1729, {updates} updates, n_train {n_train}, n_eval {n_eval} "
         "(`deq-dynamics reproduce weak` runs it in full)",
         details={"written": w, "aggregate": out["aggregate"]})
+
+
+# ---------------------------------------------------------------- REPRO-LEG (sigmoid)
+
+@check("REPRO-LEG", part="sigmoid", kind="benchmark")
+def repro_leg_sigmoid_runs(ctx: Context) -> CheckResult:
+    """The four P-LEG sigmoid runs go through the protocol code and write per-run
+    JSON (theta0, theta_final, risk trajectory, distances, Q_k, maximum step, sign-flip
+    flag, Brent and FD validation) and the loss / learned / dynamics / distances
+    panels; the written values read back bit for bit. Quick profile: every run cut to
+    400 steps; full: the 4000-step runs in full, the 40000-step ones cut to 4000."""
+    runs = ("sigmoid", "sigmoid-far", "sigmoid-extended", "sigmoid-far-extended")
+    with tempfile.TemporaryDirectory() as tmp:
+        pctx = ProtocolContext(figures_dir=ctx.figures_dir)
+        outs = [run_leg_sigmoid(r, pctx, steps=4000 if ctx.full else 400) for r in runs]
+        payload = {"runs": outs}
+        w = verify_written(payload, Path(tmp) / "leg-sigmoid.json",
+                           [("theta_final", ""), ("risk_final", ""), ("theta0", ""),
+                            ("max_step_length", "")])
+        figs = [f for o in outs for f in o["figures"]]
+        figs_ok = all(Path(f).stat().st_size > 0 for f in figs)
+    val = max(max(o["validation"]["fd_gradient_rel_error"] for o in outs), 0.0)
+    brent = max(o["validation"]["brent_max_abs_difference"] for o in outs)
+    ok = not w["mismatches"] and figs_ok and val <= TOL_GRAD_FD and brent <= TOL_FP_BRENT
+    return CheckResult(
+        Status.passed if ok else Status.failed, instances=len(outs), figures=figs,
+        worst_margin=min(_margin(val, TOL_GRAD_FD), _margin(brent, TOL_FP_BRENT)),
+        reason="protocol code ran and its JSON was written and read back at full "
+        "precision; comparison with the authors' result files is not possible "
+        f"offline. Reduced here to {4000 if ctx.full else 400} steps per run "
+        "(`deq-dynamics reproduce leg-sigmoid[-far][-extended]` runs them in full)",
+        details={"written": w, "fd_gradient_rel_error": val,
+                 "brent_max_abs_difference": brent,
+                 "finals": {o["run"]: {"theta_final": o["theta_final"],
+                                       "risk_final": o["risk_final"]} for o in outs}})
 
 
 __all__ = ["eps2_table", "risk_mono"]

@@ -62,8 +62,10 @@ def _run(ctx: Context, claim_id: str) -> CheckResult:
         "margin": "0 when every residual is exactly 0; minus the number of failures",
     }
     worst_err = max((a.max_rel_err for a in agreements), default=None)
-    return judged(not failed and not drift, measured=float(len(failed)), predicted=0.0,
-                  worst_margin=-float(len(failed) + len(drift)), tolerance=0.0,
+    ok = not failed and not drift
+    return judged(ok, measured=float(len(failed)), predicted=0.0,
+                  worst_margin=0.0 if ok else -float(len(failed) + len(drift)),
+                  tolerance=0.0,
                   instances=len(certs) + len(agreements), reason=reason,
                   details={**details, "max_consistency_rel_err": worst_err})
 

@@ -68,7 +68,7 @@ def apx_lin_run(method: AbstractBackprop, theta0, steps: int = APX_LIN_STEPS,
         "gf_limit": limit, "distance_to_gf_limit": float(np.linalg.norm(th[-1] - limit)),
         "Q0": float(res["Q"][0]), "Q_final": float(res["Q"][-1]),
         "max_step_length": res["max_step_length"], "sign_flip": res["sign_flip"],
-        "seconds": res["seconds"], "risks": R, "thetas": th, "Q": res["Q"],
+        "seconds": res["seconds"], "cpu_seconds": res["cpu_seconds"], "risks": R, "thetas": th, "Q": res["Q"],
         "grad_norms": res["grad_norms"],
     }
 
@@ -175,7 +175,7 @@ def apx_tanh_task(task: tuple) -> dict:
         "lambda_min_H_star": float(np.linalg.eigvalsh(H)[0]), "c0": c0, "rho_pred": rho,
         "local_rate": fit, "max_abs_v": float(np.max(np.abs(res["thetas"][:, -1]))),
         "max_step_length": res["max_step_length"], "seconds": res["seconds"],
-        "eval_steps": ev_idx, "train_risk": res["risks"][ev_idx], "eval_risk": eval_risk,
+        "cpu_seconds": res["cpu_seconds"], "eval_steps": ev_idx, "train_risk": res["risks"][ev_idx], "eval_risk": eval_risk,
         "parameter_error": res["dist"][ev_idx], "theta_steps": th_idx,
         "thetas": res["thetas"][th_idx],
     }
@@ -203,7 +203,7 @@ def run_apx_tanh(ctx: ProtocolContext | None = None, *, seeds=APX_TANH_SEEDS,
         agg = {"completed": sum(r["result"] == "successful" for r in rs),
                "attempted": len(rs)}
         for key in ("train_risk_final", "eval_risk_final", "parameter_error_final",
-                    "seconds"):
+                    "seconds", "cpu_seconds"):
             vals = np.array([r[key] for r in rs])
             agg[key] = {"mean": float(vals.mean()),
                         "sd": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0}
@@ -214,7 +214,9 @@ def run_apx_tanh(ctx: ProtocolContext | None = None, *, seeds=APX_TANH_SEEDS,
            "eval_stride": APX_TANH["eval_stride"], "guard": "|v| < 1",
            "pilot_lambda_min_H_star": {str(s): next(r["lambda_min_H_star"] for r in runs
                                                      if r["seed"] == s) for s in seeds},
-           "pool_seconds": time.perf_counter() - t0, "summary": summary, "runs": runs}
+           "pool_seconds": time.perf_counter() - t0,
+           "gd_cpu_seconds_total": float(sum(r["cpu_seconds"] for r in runs)),
+           "summary": summary, "runs": runs}
     out["figures"] = _tanh_figures(ctx, runs, [METHODS[i].label for i in idx],
                                    figure_prefix)
     return out

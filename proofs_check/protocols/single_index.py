@@ -81,11 +81,12 @@ def validate_forward(model: SingleIndexDEQ, theta: np.ndarray, n_brent: int = 64
 
 def risk_mono(risks: np.ndarray, fmax: float) -> dict:
     """SIM-MONO on a risk history: the largest increase and the worst margin of
-    R_{k+1} - R_k <= 1e-14 R_k + 10 eps64 sqrt(R_k) max|f| (1 - inc / allowance)."""
+    R_{k+1} - R_k <= 1e-14 R_k + 10 eps64 sqrt(R_k) max|f|, as 1 - max(inc, 0) /
+    allowance (1 when the risk never rose, < 0 on a violation)."""
     R = np.asarray(risks, float)
     inc = np.diff(R)
     allow = MONO_REL * R[:-1] + MONO_ULPS * np.finfo(float).eps * np.sqrt(R[:-1]) * fmax
-    margin = 1.0 - inc / allow
+    margin = 1.0 - np.maximum(inc, 0.0) / allow
     return {"max_increase": float(inc.max(initial=-np.inf)),
             "worst_margin": float(margin.min(initial=np.inf)),
             "violations": int(np.sum(inc > allow)), "checked_steps": int(inc.size)}
@@ -127,7 +128,7 @@ def run_leg_sigmoid(run: str, ctx: ProtocolContext | None = None,
         "Q_largest_decrease": float(-np.min(np.diff(res["Q"]), initial=0.0)),
         "lambda_H_star": lam, "rho_lin": rho, "local_rate": fit,
         "validation": validation, "seconds": res["seconds"],
-        "risks": res["risks"], "thetas": res["thetas"], "grad_norms": res["grad_norms"],
+        "cpu_seconds": res["cpu_seconds"], "risks": res["risks"], "thetas": res["thetas"], "grad_norms": res["grad_norms"],
         "distance_to_target": res["dist"], "Q": res["Q"],
         "plot_window": window,
     }
@@ -224,7 +225,7 @@ def weak_task(task: tuple) -> dict:
         "monotonicity": risk_mono(res["risks"], fmax),
         "max_contraction_bound": float(np.max(np.abs(res["thetas"][:, -1])) * (1 + eps)),
         "local_rate": fit, "validation": validation, "seconds": res["seconds"],
-        "updates": rec, "train_risk": res["risks"][rec], "eval_risk": eval_risk,
+        "cpu_seconds": res["cpu_seconds"], "updates": rec, "train_risk": res["risks"][rec], "eval_risk": eval_risk,
         "parameter_error": res["dist"][rec], "thetas": res["thetas"][rec],
     }
 
@@ -250,7 +251,7 @@ def run_weak(ctx: ProtocolContext | None = None, *, seeds=WEAK_SEEDS,
         rs = [r for r in runs if r["epsilon"] == e]
         agg = {"epsilon": e}
         for key in ("lambda_min_over_eps2", "parameter_error_final", "train_risk_final",
-                    "eval_risk_final", "seconds"):
+                    "eval_risk_final", "seconds", "cpu_seconds"):
             vals = np.array([r[key] for r in rs])
             agg[key + "_mean"] = float(vals.mean())
             agg[key + "_std"] = float(vals.std(ddof=1)) if len(vals) > 1 else None
@@ -260,7 +261,9 @@ def run_weak(ctx: ProtocolContext | None = None, *, seeds=WEAK_SEEDS,
     out = {"d": WEAK["d"], "n_train": n_train, "n_eval": n_eval, "seeds": list(seeds),
            "epsilons": list(epsilons), "eta": WEAK["eta"], "updates": updates,
            "record_every": record_every, "guard": "|v| (1 + eps) < 0.95",
-           "pool_seconds": time.perf_counter() - t0, "aggregate": aggregate, "runs": runs}
+           "pool_seconds": time.perf_counter() - t0,
+           "gd_cpu_seconds_total": float(sum(r["cpu_seconds"] for r in runs)),
+           "aggregate": aggregate, "runs": runs}
     out["figures"] = _weak_figures(ctx, runs, epsilons, figure_prefix)
     return out
 

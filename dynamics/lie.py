@@ -1,0 +1,326 @@
+"""Pointwise numeric Lie-algebra rank of the gradient fields of a model map (spec §7).
+
+The conservation laws shared by the gradient flows of every loss ell(phi(theta)) are
+counted as D - dim Lie(V)(theta), where V is spanned by the fields grad phi_i and the
+Lie algebra is built level by level with [X, Y] = DY X - DX Y (Marcotte, Gribonval and
+Peyre, "Abide by the law and follow the flow", NeurIPS 2023).
+
+Evaluation is by nested automatic differentiation in float64: the generators by
+reverse mode (``jacrev``), each bracket level by directional derivatives of the level
+below (``jvp``, the default ``mode="forward"``, cheap when nested) or by full
+reverse-mode Jacobians (``mode="reverse"``). Pitfall P10: forward-mode derivatives
+through ``torch.linalg.solve`` are wrong in torch 2.13 (forward-over-forward second
+derivatives come out halved), so every evaluation runs under :class:`NoSolveGuard`,
+which rejects ``torch.linalg.solve`` in a map; maps invert with ``torch.linalg.inv``,
+which is correct in every mode. ``tests/test_lie.py`` checks every bracket level
+against finite differences and both modes against each other.
+
+Rank rule: the field values at a point are stacked, each row normalised to unit norm,
+and the rank is set at the largest ratio between consecutive singular values (a float
+floor of ``q * eps`` is appended, so a full-rank stack is recognised too). The ratio
+("gap") must be at least ``gap_min``. A candidate bracket is kept only when it raises
+the rank at every evaluation point; a level that keeps nothing ends the iteration, so
+the depth is never fixed in advance. Pruning to pointwise-independent fields is valid
+at generic points, where the rank is locally constant: a dropped field is a smooth
+combination of kept ones there, and so are its brackets.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch.func import jacrev, jvp, vmap
+
+from .errors import InvalidInputError
+
+#: Smallest accepted ratio between the last kept and the first dropped normalised
+#: singular value (spec §7 / claim DISC-LIN).
+GAP_MIN = 1e6
+
+#: A map phi: R^D -> R^P in torch, valid (with exact derivatives) near one point.
+TorchMap = Callable[[torch.Tensor], torch.Tensor]
+#: point -> map whose derivatives are exact at that point (implicit maps unroll a
+#: solver from the detached root there; explicit maps ignore the point).
+LocalMap = Callable[[np.ndarray], TorchMap]
+
+Field = Callable[[torch.Tensor], torch.Tensor]
+
+
+def generators(phi: TorchMap) -> Field:
+    """theta -> (P, D): the rows grad phi_i(theta)."""
+    return jacrev(phi)
+
+
+class NoSolveGuard(torch.overrides.TorchFunctionMode):
+    """Reject ``torch.linalg.solve`` (and ``torch.linalg.lstsq``) inside a model map.
+
+    Pitfall P10: nested forward-mode derivatives through ``solve`` were wrong in torch
+    2.13 (half the true second derivative); ``torch.linalg.inv`` is correct.
+    """
+
+    BANNED = (torch.linalg.solve, torch.linalg.solve_ex, torch.linalg.lstsq)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in self.BANNED:
+            raise InvalidInputError(
+                f"{func.__name__} inside a map given to the Lie-bracket engine: nested "
+                "forward-mode derivatives through it are wrong in torch 2.13 (pitfall "
+                "P10); write the map with torch.linalg.inv instead")
+        return func(*args, **(kwargs or {}))
+
+
+def bracket_rows(G: Field, F: Field, pairs: Sequence[tuple[int, int]],
+                 mode: str = "forward") -> Field:
+    """theta -> rows [X_i, Y_j] = DY_j X_i - DX_i Y_j for (i, j) in ``pairs``.
+
+    ``G`` gives the generator rows X_i, ``F`` the rows Y_j of the previous level.
+    ``mode="forward"`` takes one jvp of F per generator direction used and one jvp of
+    G per row used; ``mode="reverse"`` takes full reverse-mode Jacobians.
+    """
+    ii = torch.tensor([i for i, _ in pairs], dtype=torch.long)
+    jj = torch.tensor([j for _, j in pairs], dtype=torch.long)
+    if mode == "reverse":
+        JG, JF = jacrev(G), jacrev(F)
+
+        def rev(theta: torch.Tensor) -> torch.Tensor:
+            g, f = G(theta)[ii], F(theta)[jj]
+            jg, jf = JG(theta)[ii], JF(theta)[jj]
+            return (torch.einsum("kab,kb->ka", jf, g)
+                    - torch.einsum("kab,kb->ka", jg, f))
+        return rev
+    if mode != "forward":
+        raise InvalidInputError(f"mode must be 'forward' or 'reverse'; got {mode!r}")
+    ui, inv_i = torch.unique(ii, return_inverse=True)
+    uj, inv_j = torch.unique(jj, return_inverse=True)
+
+    def fwd(theta: torch.Tensor) -> torch.Tensor:
+        g, f = G(theta), F(theta)
+        dF = vmap(lambda t: jvp(F, (theta,), (t,))[1])(g[ui])    # (|ui|, q, D)
+        dG = vmap(lambda t: jvp(G, (theta,), (t,))[1])(f[uj])    # (|uj|, P, D)
+        return dF[inv_i, jj] - dG[inv_j, ii]
+    return fwd
+
+
+def select_rows(F: Field, keep: Sequence[int]) -> Field:
+    idx = torch.tensor(list(keep), dtype=torch.long)
+    return lambda theta: F(theta)[idx]
+
+
+def numeric_rank(rows: np.ndarray, gap_min: float = GAP_MIN):
+    """(rank, gap, singular values) of row-normalised ``rows`` by the largest-gap rule.
+
+    Zero rows count as dependent. ``gap`` is s[r-1] / s[r] with the float floor
+    ``q * eps * s[0]`` appended after the last singular value.
+    """
+    norms = np.linalg.norm(rows, axis=1)
+    live = rows[norms > 0] / norms[norms > 0, None]
+    if live.shape[0] == 0:
+        return 0, np.inf, np.zeros(0)
+    s = np.linalg.svd(live, compute_uv=False)
+    floor = max(live.shape) * np.finfo(float).eps * s[0]
+    ext = np.concatenate([s, [floor]])
+    ratios = ext[:-1] / np.maximum(ext[1:], np.finfo(float).tiny)
+    r = int(np.argmax(ratios)) + 1
+    return r, float(ratios[r - 1]), s
+
+
+@dataclasses.dataclass(frozen=True)
+class LieRank:
+    """Outcome of :func:`lie_rank`.
+
+    Attributes:
+        n_params: D.
+        dim: dimension of the trace of the Lie algebra at the points.
+        n_laws: D - dim, the number of independent conservation laws.
+        ranks_by_level: cumulative rank after each level (level 1 = generators).
+        kept: labels of the kept fields ("X2", "[X1,X2]", ...).
+        levels: number of levels computed, the stalled one included.
+        gap: smallest ratio (over points and levels) between the last kept and the
+            first dropped normalised singular value (or the float floor).
+        min_kept_sv: smallest normalised singular value of the kept fields.
+        max_dropped_sv: largest normalised singular value declared zero (0 if none).
+        clear: every rank decision had gap >= gap_min and agreed at every point.
+        n_points, seconds: evaluation points and wall time.
+    """
+
+    n_params: int
+    dim: int
+    n_laws: int
+    ranks_by_level: tuple[int, ...]
+    kept: tuple[str, ...]
+    levels: int
+    gap: float
+    min_kept_sv: float
+    max_dropped_sv: float
+    clear: bool
+    n_points: int
+    seconds: float
+
+
+class _Engine:
+    """Greedy level-by-level bracket search at a fixed set of points."""
+
+    def __init__(self, local_map: LocalMap, points: Sequence[np.ndarray],
+                 gap_min: float):
+        self.points = [torch.as_tensor(np.asarray(p, float), dtype=torch.float64)
+                       for p in points]
+        self.phis = [local_map(np.asarray(p, float)) for p in points]
+        self.gap_min = gap_min
+        self.D = int(self.points[0].numel())
+        self.gap = np.inf
+        self.min_kept = np.inf
+        self.max_dropped = 0.0
+        self.clear = True
+        self.K = [np.zeros((0, self.D)) for _ in self.points]   # kept rows per point
+
+    def values(self, fields: Sequence[Field]) -> list[np.ndarray]:
+        return [fields[k](p).detach().numpy().reshape(-1, self.D)
+                for k, p in enumerate(self.points)]
+
+    def _rank(self, rows):
+        r, gap, s = numeric_rank(rows, self.gap_min)
+        return r, gap, s
+
+    def keep(self, cand: list[np.ndarray]) -> list[int]:
+        """Greedily keep candidates that raise the rank at every point."""
+        kept = []
+        for c in range(cand[0].shape[0]):
+            ups = []
+            for k in range(len(self.points)):
+                trial = np.vstack([self.K[k], cand[k][c:c + 1]])
+                r, gap, s = self._rank(trial)
+                ups.append(r > self.K[k].shape[0])
+                self._track(r, gap, s)
+            if all(ups):
+                kept.append(c)
+                self.K = [np.vstack([self.K[k], cand[k][c:c + 1]])
+                          for k in range(len(self.points))]
+            elif any(ups):
+                self.clear = False          # the points disagree: not generic
+            if self.K[0].shape[0] == self.D:
+                break
+        return kept
+
+    def _track(self, r, gap, s):
+        if gap < self.gap_min:
+            self.clear = False
+        self.gap = min(self.gap, gap)
+        self.min_kept = min(self.min_kept, float(s[r - 1]) if r else np.inf)
+        if r < s.size:
+            self.max_dropped = max(self.max_dropped, float(s[r]))
+
+
+def lie_rank(local_map: LocalMap, points: Sequence[np.ndarray], *,
+             gap_min: float = GAP_MIN, max_levels: int | None = None,
+             mode: str = "forward") -> LieRank:
+    """Dimension of the Lie algebra generated by the fields grad phi_i, at ``points``.
+
+    Args:
+        local_map: point -> torch map whose derivatives are exact at that point.
+        points: at least one point in R^D (use >= 3 random ones).
+        gap_min: required singular-value gap for every rank decision.
+        max_levels: a safety cap only (default D + 1 levels; the iteration normally
+            stops when a level adds nothing, or when the rank reaches D).
+        mode: how bracket levels differentiate the level below (see
+            :func:`bracket_rows`).
+    """
+    with NoSolveGuard():
+        return _lie_rank(local_map, points, gap_min, max_levels, mode)
+
+
+def _lie_rank(local_map, points, gap_min, max_levels, mode) -> LieRank:
+    if len(points) == 0:
+        raise InvalidInputError("lie_rank needs at least one evaluation point")
+    t0 = time.perf_counter()
+    eng = _Engine(local_map, points, gap_min)
+    D = eng.D
+    cap = max_levels or D + 1
+    gens = [generators(phi) for phi in eng.phis]
+    kept_gen = eng.keep(eng.values(gens))
+    labels = [f"X{i + 1}" for i in kept_gen]
+    G = [select_rows(g, kept_gen) for g in gens]
+    F, F_labels = G, list(labels)
+    ranks = [eng.K[0].shape[0]]
+    level = 1
+    while eng.K[0].shape[0] < D and F_labels and level < cap:
+        level += 1
+        pairs = [(i, j) for i in range(len(kept_gen)) for j in range(len(F_labels))
+                 if level > 2 or i < j]
+        if not pairs:
+            ranks.append(ranks[-1])
+            break
+        cand_fields = [bracket_rows(G[k], F[k], pairs, mode)
+                       for k in range(len(points))]
+        kept = eng.keep(eng.values(cand_fields))
+        ranks.append(eng.K[0].shape[0])
+        new_labels = [f"[X{kept_gen[pairs[c][0]] + 1},{F_labels[pairs[c][1]]}]"
+                      for c in kept]
+        labels += new_labels
+        F = [select_rows(cf, kept) for cf in cand_fields] if kept else F
+        F_labels = new_labels
+    dim = eng.K[0].shape[0]
+    return LieRank(n_params=D, dim=dim, n_laws=D - dim, ranks_by_level=tuple(ranks),
+                   kept=tuple(labels), levels=level, gap=float(eng.gap),
+                   min_kept_sv=float(eng.min_kept), max_dropped_sv=eng.max_dropped,
+                   clear=eng.clear, n_points=len(points),
+                   seconds=time.perf_counter() - t0)
+
+
+def level_fields(local_map: LocalMap, point: np.ndarray,
+                 spec: Sequence[Sequence[tuple[int, int]]],
+                 mode: str = "forward") -> list[Field]:
+    """The torch field functions of each level for explicit bracket pairs.
+
+    ``spec[0]`` lists generator indices as ``(i, i)``; ``spec[k]`` lists pairs
+    (generator index, row of level k) for level k + 1. Used by the finite-difference
+    cross-check.
+    """
+    phi = local_map(np.asarray(point, float))
+    G = select_rows(generators(phi), [i for i, _ in spec[0]])
+    out = [G]
+    for pairs in spec[1:]:
+        out.append(bracket_rows(G, out[-1], pairs, mode))
+    return out
+
+
+def fd_bracket_error(local_map: LocalMap, point: np.ndarray,
+                     spec: Sequence[Sequence[tuple[int, int]]],
+                     h: float = 1e-5, mode: str = "forward") -> list[float]:
+    """Relative error of each level's AD brackets against central differences.
+
+    Level 1: grad phi_i against central differences of phi. Level k + 1: [X_i, Y_j]
+    against (Y_j(p + h X_i) - Y_j(p - h X_i) - X_i(p + h Y_j) + X_i(p - h Y_j)) / 2h,
+    with X_i, Y_j evaluated by AD at the shifted points.
+    """
+    with NoSolveGuard():
+        return _fd_bracket_error(local_map, point, spec, h, mode)
+
+
+def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
+    p = torch.as_tensor(np.asarray(point, float), dtype=torch.float64)
+    phi = local_map(np.asarray(point, float))
+    fields = level_fields(local_map, point, spec, mode)
+    errs = []
+    gen_idx = [i for i, _ in spec[0]]
+    # level 1
+    D = p.numel()
+    fd = torch.stack([(phi(p + h * e) - phi(p - h * e)) / (2 * h)
+                      for e in torch.eye(D, dtype=torch.float64)], dim=1)[gen_idx]
+    ad = fields[0](p)
+    errs.append(float((ad - fd).abs().max() / max(1.0, float(ad.abs().max()))))
+    for lvl, pairs in enumerate(spec[1:], start=1):
+        G, F = fields[0], fields[lvl - 1]
+        ad = fields[lvl](p).detach()
+        rows = []
+        for i, j in pairs:
+            x, y = G(p)[i].detach(), F(p)[j].detach()
+            dy_x = (F(p + h * x)[j] - F(p - h * x)[j]) / (2 * h)
+            dx_y = (G(p + h * y)[i] - G(p - h * y)[i]) / (2 * h)
+            rows.append(dy_x - dx_y)
+        fd = torch.stack(rows).detach()
+        errs.append(float((ad - fd).abs().max() / max(1.0, float(ad.abs().max()))))
+    return errs
