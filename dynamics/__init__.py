@@ -4,7 +4,7 @@ fixed-point solvers, gradient methods, the batched torch backend, training).
 This module only re-exports; see the submodules for the implementations.
 """
 
-from ._result import Result as Result
+from ._result import Result as Result, Solution as Solution
 from .errors import (
     ConvergenceError as ConvergenceError,
     DEQError as DEQError,
@@ -18,9 +18,25 @@ from .errors import (
     UnknownOptionError as UnknownOptionError,
     WellPosednessError as WellPosednessError,
 )
+from .fixed_point import (
+    Anderson as Anderson,
+    Broyden as Broyden,
+    Picard as Picard,
+    Relaxed as Relaxed,
+    Reversible as Reversible,
+)
 from .flows.descent import gradient_descent as gradient_descent
 from .flows.trajectory import Trajectory as Trajectory
+from .gradients import (
+    JFB as JFB,
+    DenseIFT as DenseIFT,
+    ImplicitIFT as ImplicitIFT,
+    Phantom as Phantom,
+    ReversibleExact as ReversibleExact,
+    Unrolled as Unrolled,
+)
 from .models.linear_deq import LinearDEQ as LinearDEQ
 from .models.matrix_deq import MatrixLinearDEQ as MatrixLinearDEQ
+from .torch_backend import DEQLayer as DEQLayer, fixed_point as fixed_point
 
 __version__ = "0.1.0"

@@ -144,6 +144,10 @@ class LieRank:
         min_kept_sv: smallest normalised singular value of the kept fields.
         max_dropped_sv: largest normalised singular value declared zero (0 if none).
         clear: every rank decision had gap >= gap_min and agreed at every point.
+        structure: the bracket pairs of each level, for :func:`fd_bracket_error`:
+            level 1 lists the kept generators as (i, i); level k lists (index among
+            the kept generators, row of level k - 1). The last level holds the
+            candidates of the level that stalled (all dropped), if there was one.
         n_points, seconds: evaluation points and wall time.
     """
 
@@ -157,6 +161,7 @@ class LieRank:
     min_kept_sv: float
     max_dropped_sv: float
     clear: bool
+    structure: tuple[tuple[tuple[int, int], ...], ...]
     n_points: int
     seconds: float
 
@@ -244,6 +249,7 @@ def _lie_rank(local_map, points, gap_min, max_levels, mode) -> LieRank:
     labels = [f"X{i + 1}" for i in kept_gen]
     G = [select_rows(g, kept_gen) for g in gens]
     F, F_labels = G, list(labels)
+    structure = [tuple((i, i) for i in kept_gen)]
     ranks = [eng.K[0].shape[0]]
     level = 1
     while eng.K[0].shape[0] < D and F_labels and level < cap:
@@ -262,11 +268,12 @@ def _lie_rank(local_map, points, gap_min, max_levels, mode) -> LieRank:
         labels += new_labels
         F = [select_rows(cf, kept) for cf in cand_fields] if kept else F
         F_labels = new_labels
+        structure.append(tuple(pairs[c] for c in kept) if kept else tuple(pairs))
     dim = eng.K[0].shape[0]
     return LieRank(n_params=D, dim=dim, n_laws=D - dim, ranks_by_level=tuple(ranks),
                    kept=tuple(labels), levels=level, gap=float(eng.gap),
                    min_kept_sv=float(eng.min_kept), max_dropped_sv=eng.max_dropped,
-                   clear=eng.clear, n_points=len(points),
+                   clear=eng.clear, structure=tuple(structure), n_points=len(points),
                    seconds=time.perf_counter() - t0)
 
 
@@ -324,3 +331,33 @@ def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
         fd = torch.stack(rows).detach()
         errs.append(float((ad - fd).abs().max() / max(1.0, float(ad.abs().max()))))
     return errs
+
+
+# --- native torch maps for the built-in models (vectorised; inverse by inv) ---------
+
+def matrix_deq_map(m: int, d: int, k: int | None = None) -> TorchMap:
+    """theta = (vec W, vec U[, vec B]) row-major -> vec((I - W)^-1 U) or vec(B ...)."""
+    def phi(theta: torch.Tensor) -> torch.Tensor:
+        W = theta[: m * m].reshape(m, m)
+        U = theta[m * m: m * m + m * d].reshape(m, d)
+        M = torch.linalg.inv(torch.eye(m, dtype=theta.dtype) - W) @ U
+        if k is None:
+            return M.reshape(-1)
+        B = theta[m * m + m * d:].reshape(k, m)
+        return (B @ M).reshape(-1)
+    return phi
+
+
+def linear_net_map(widths: Sequence[int]) -> TorchMap:
+    """theta = (vec W_1, ..., vec W_L) row-major, W_l of shape (r_l, r_{l-1}) ->
+    vec(W_L ... W_1)."""
+    shapes = [(widths[i + 1], widths[i]) for i in range(len(widths) - 1)]
+
+    def phi(theta: torch.Tensor) -> torch.Tensor:
+        out, pos = None, 0
+        for r, c in shapes:
+            Wl = theta[pos: pos + r * c].reshape(r, c)
+            pos += r * c
+            out = Wl if out is None else Wl @ out
+        return out.reshape(-1)
+    return phi

@@ -79,13 +79,15 @@ def scale_rate_histogram(arrays: dict, path: Path | None) -> str | None:
     fig, axes = figure()
     ax = axes[0, 0]
     series = [("gradient flow (RK4): kappa_hat / kappa", arrays["gf_rate_ratio_final"]),
-              ("gradient descent: log-contraction / bound", arrays["gd_rate_ratio_final"])]
+              ("gradient descent: log-contraction / bound",
+               arrays["gd_rate_ratio_final"])]
     vals = np.concatenate([v[np.isfinite(v) & (v > 0)] for _, v in series])
     lo, hi = min(0.9, float(vals.min())), float(vals.max()) * 1.1
     bins = np.logspace(np.log10(lo), np.log10(hi), 50)
     for label, v in series:
         v = v[np.isfinite(v) & (v > 0)]
-        ax.hist(v, bins=bins, histtype="step", linewidth=1.4, label=f"{label} ({v.size})")
+        ax.hist(v, bins=bins, histtype="step", linewidth=1.4,
+                label=f"{label} ({v.size})")
     ax.axvline(1.0, label="bound (ratio 1)", **THEORY)
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -97,8 +99,8 @@ def scale_rate_histogram(arrays: dict, path: Path | None) -> str | None:
 
 
 def scale_worst_sigma(rp, path: Path | None) -> str | None:
-    """The worst-margin instance's sigma_min(I - W(t))^2 against its bounds (SCALE-COND),
-    from its replay in the single-instance engine."""
+    """The worst-margin instance's sigma_min(I - W(t))^2 against its bounds
+    (SCALE-COND), from its replay in the single-instance engine."""
     import numpy as np
 
     fig, axes = figure()
@@ -108,8 +110,8 @@ def scale_worst_sigma(rp, path: Path | None) -> str | None:
     if rp.method == "gd":
         t = np.asarray(rp.single.steps)
     ax.plot(t, rp.sigma_min2, label="sigma_min(I - W)^2 (replayed)", color="C0")
-    ax.plot(t, rp.lam_min_C0 / (1.0 + rp.m_norm2), label="lambda_min(C0)/(1+||M(t)||^2)",
-            color="C1", linestyle=":")
+    ax.plot(t, rp.lam_min_C0 / (1.0 + rp.m_norm2),
+            label="lambda_min(C0)/(1+||M(t)||^2)", color="C1", linestyle=":")
     ax.plot(t, np.full_like(t, rp.cond_lower, dtype=float),
             label="lambda_min(C0)/(1+M_bar^2) (bound)", **THEORY)
     ax.set_yscale("log")

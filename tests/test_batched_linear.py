@@ -29,8 +29,10 @@ from dynamics.torch_backend.instances_batched import (
     generate,
     instance,
 )
-from dynamics.torch_backend.linear_runs import gradient_descent as batched_gd
-from dynamics.torch_backend.linear_runs import gradient_flow as batched_gf
+from dynamics.torch_backend.linear_runs import (
+    gradient_descent as batched_gd,
+    gradient_flow as batched_gf,
+)
 from dynamics.torch_backend.scale import ScaleConfig, chunk_size, replay, run_scale
 
 SPEC = ScaleSpec()
@@ -61,8 +63,9 @@ def test_small_inverse_and_eig(m, rng):
     lam = sm.sym_eig_max(sm.to_batch_last(torch.as_tensor(s))).numpy()
     np.testing.assert_allclose(lam, np.linalg.eigvalsh(s)[:, -1], rtol=1e-13)
     b = rng.normal(size=(7, m, 5))
-    prod = sm.matmul(sm.to_batch_last(torch.as_tensor(a)), sm.to_batch_last(
-        torch.as_tensor(b)))
+    prod = sm.matmul(
+        sm.to_batch_last(torch.as_tensor(a)), sm.to_batch_last(torch.as_tensor(b))
+    )
     assert_close(sm.to_batch_first(prod).numpy(), a @ b, 1e-14, "matmul")
 
 
@@ -70,9 +73,16 @@ def test_small_inverse_and_eig(m, rng):
 
 
 @pytest.mark.claim("LIN-GRAD")
-@pytest.mark.parametrize("spec", [SPEC, ScaleSpec(m=2, d=3, n=10),
-                                  ScaleSpec(m=4, d=2, n=8), ScaleSpec(m=3, d=2, n=9, k=2)],
-                         ids=["m3d4", "m2d3", "m4d2", "readout"])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        SPEC,
+        ScaleSpec(m=2, d=3, n=10),
+        ScaleSpec(m=4, d=2, n=8),
+        ScaleSpec(m=3, d=2, n=9, k=2),
+    ],
+    ids=["m3d4", "m2d3", "m4d2", "readout"],
+)
 def test_evaluate_matches_matrix_linear_deq(spec):
     """LIN-GRAD (b): batched risk and IFT gradient equal MatrixLinearDEQ's."""
     inst, batch, theta = _batch(spec, n=5)
@@ -82,24 +92,36 @@ def test_evaluate_matches_matrix_linear_deq(spec):
         risk, grad = model.value_and_grad(inst.theta0(b))
         assert_close(ev.risk[b].item(), risk, TOL["SCALE-vs-single"], "risk")
         assert_close(ev.grad[:, b].numpy(), grad, TOL["SCALE-vs-single"], "gradient")
-        assert_close(sm.to_batch_first(batch.C(theta))[b].numpy(),
-                     model.C(inst.theta0(b)), TOL["SCALE-vs-single"], "C")
+        assert_close(
+            sm.to_batch_first(batch.C(theta))[b].numpy(),
+            model.C(inst.theta0(b)),
+            TOL["SCALE-vs-single"],
+            "C",
+        )
 
 
 def test_rate_constants_match_dynamics_rates():
-    """Batched bound constants equal dynamics.rates per instance (one formula source)."""
+    """Batched bound constants equal dynamics.rates on every instance."""
     inst, batch, theta = _batch(n=8)
     c = rate_constants(batch, theta)
     eta = 1e-3
     for b in range(8):
         model, th0 = inst.model(b), inst.theta0(b)
-        assert_close(c.cond_lower[b].item(), rates.cond_lower_bound(model, th0), 1e-12,
-                     "cond bound")
+        assert_close(
+            c.cond_lower[b].item(),
+            rates.cond_lower_bound(model, th0),
+            1e-12,
+            "cond bound",
+        )
         assert_close(c.kappa[b].item(), rates.gf_rate(model, th0), 1e-12, "kappa")
         assert_close(c.M_bar[b].item(), rates.m_bar(model, th0), 1e-12, "M_bar")
         rho = 1.0 - rates.gd_rate_factor(model, th0, eta)
-        mine = (c.loss_factor * eta * batch.lambda_min[b]
-                / (c.lam_max_C0[b] + c.loss_factor * eta * c.risk0[b])).item()
+        mine = (
+            c.loss_factor
+            * eta
+            * batch.lambda_min[b]
+            / (c.lam_max_C0[b] + c.loss_factor * eta * c.risk0[b])
+        ).item()
         assert_close(mine, rho, 1e-12, "GD factor")
 
 
@@ -113,9 +135,15 @@ def test_batched_gd_matches_single_engine():
     run = batched_gd(batch, theta, eta, 30, keep_path=True)
     for b in range(4):
         single = gradient_descent(inst.model(b), inst.theta0(b), float(eta[b]), 30)
-        assert_close(run.thetas[:, :, b].numpy(), single.thetas, TOL["SCALE-vs-single"],
-                     f"GD path of instance {b}")
-        assert_close(run.risks[:, b].numpy(), single.risks, TOL["SCALE-vs-single"], "risks")
+        assert_close(
+            run.thetas[:, :, b].numpy(),
+            single.thetas,
+            TOL["SCALE-vs-single"],
+            f"GD path of instance {b}",
+        )
+        assert_close(
+            run.risks[:, b].numpy(), single.risks, TOL["SCALE-vs-single"], "risks"
+        )
 
 
 @pytest.mark.claim("SCALE-COND")
@@ -125,32 +153,55 @@ def test_batched_rk4_matches_single_engine():
     h = _steps(inst, batch, theta)
     run = batched_gf(batch, theta, torch.as_tensor(h), 25, keep_path=True)
     for b in range(4):
-        single = integrate(inst.model(b), inst.theta0(b), 25 * h[b], integrator=RK4(),
-                           h=h[b])
-        assert_close(run.thetas[:, :, b].numpy(), single.thetas, TOL["SCALE-vs-single"],
-                     f"RK4 path of instance {b}")
+        single = integrate(
+            inst.model(b), inst.theta0(b), 25 * h[b], integrator=RK4(), h=h[b]
+        )
+        assert_close(
+            run.thetas[:, :, b].numpy(),
+            single.thetas,
+            TOL["SCALE-vs-single"],
+            f"RK4 path of instance {b}",
+        )
 
 
 @pytest.mark.claim("LIN-GF-CONS")
-@pytest.mark.parametrize("spec", [SPEC, ScaleSpec(m=2, d=3, n=10, k=2)],
-                         ids=["no-readout", "readout"])
+@pytest.mark.parametrize(
+    "spec", [SPEC, ScaleSpec(m=2, d=3, n=10, k=2)], ids=["no-readout", "readout"]
+)
 def test_batched_midpoint_conserves_and_matches(spec):
-    """Implicit midpoint conserves C (and C') to the solve tolerance; matches dynamics'."""
+    """Implicit midpoint conserves C (and C') to the solve tolerance; matches
+    dynamics' ImplicitMidpoint."""
     inst, batch, theta = _batch(spec, n=4)
     # The fixed-point stage solve contracts by about (h/2) ||Hessian||; along this
     # readout flow the Hessian grows ~10x within 0.2/||H(theta0)|| of flow time.
     h = _steps(inst, batch, theta, 0.05)
-    run = batched_gf(batch, theta, torch.as_tensor(h), 8, integrator="midpoint",
-                     midpoint_tol=1e-15, keep_path=True)
+    run = batched_gf(
+        batch,
+        theta,
+        torch.as_tensor(h),
+        8,
+        integrator="midpoint",
+        midpoint_tol=1e-15,
+        keep_path=True,
+    )
     assert bool(run.stats.ok.all())
     assert float(run.stats.drift.max()) <= TOL["SCALE-midpoint-drift"]
     if spec.readout:
         assert float(run.stats.drift_readout.max()) <= TOL["SCALE-midpoint-drift"]
     for b in range(4):
-        single = integrate(inst.model(b), inst.theta0(b), 8 * h[b],
-                           integrator=ImplicitMidpoint(tol=1e-15), h=h[b])
-        assert_close(run.thetas[:, :, b].numpy(), single.thetas, 1e-11,
-                     f"midpoint path of instance {b}")
+        single = integrate(
+            inst.model(b),
+            inst.theta0(b),
+            8 * h[b],
+            integrator=ImplicitMidpoint(tol=1e-15),
+            h=h[b],
+        )
+        assert_close(
+            run.thetas[:, :, b].numpy(),
+            single.thetas,
+            1e-11,
+            f"midpoint path of instance {b}",
+        )
 
 
 def test_rk4_drift_shrinks_with_step():
@@ -184,8 +235,15 @@ def test_instances_reproducible_by_seed_and_index():
 
 
 def _small_config(**kw):
-    base = dict(instances=16, gf_steps=8, gd_steps=12, midpoint_every=5,
-                midpoint_steps=3, refine_rounds=2, spec=ScaleSpec(block=8))
+    base = dict(
+        instances=16,
+        gf_steps=8,
+        gd_steps=12,
+        midpoint_every=5,
+        midpoint_steps=3,
+        refine_rounds=2,
+        spec=ScaleSpec(block=8),
+    )
     return ScaleConfig(**{**base, **kw})
 
 
@@ -228,7 +286,9 @@ def test_float32_path():
     assert th32.dtype == torch.float32
     e64, e32 = b64.evaluate(th64), b32.evaluate(th32)
     assert e32.risk.dtype == torch.float32
-    assert_close(e32.risk.double().numpy(), e64.risk.numpy(), TOL["SCALE-float32"], "risk")
+    assert_close(
+        e32.risk.double().numpy(), e64.risk.numpy(), TOL["SCALE-float32"], "risk"
+    )
     h = torch.as_tensor(_steps(inst, b64, th64))
     run = batched_gf(b32, th32, h.float(), 20)
     assert bool(run.stats.ok.all())
@@ -256,5 +316,6 @@ def test_cuda_matches_cpu():
     cpu = run_scale(_small_config()).arrays
     gpu = run_scale(_small_config(device="cuda")).arrays
     for key in ("gf_drift", "gf_cond_margin", "gf_rate_log_margin", "gd_cond_margin"):
-        np.testing.assert_allclose(gpu[key], cpu[key], rtol=1e-6, atol=1e-12,
-                                   err_msg=key)
+        np.testing.assert_allclose(
+            gpu[key], cpu[key], rtol=1e-6, atol=1e-12, err_msg=key
+        )

@@ -41,7 +41,9 @@ def test_too_tight_bound_is_detected(monkeypatch):
 
     def too_tight(*args, **kwargs):
         c = real(*args, **kwargs)
-        return dataclasses.replace(c, kappa=c.kappa * 50.0, cond_lower=c.cond_lower * 1e3)
+        return dataclasses.replace(
+            c, kappa=c.kappa * 50.0, cond_lower=c.cond_lower * 1e3
+        )
 
     monkeypatch.setattr(scale_mod, "rate_constants", too_tight)
     result = run_scale(ScaleConfig(**SMALL))
@@ -64,19 +66,36 @@ def test_judge_uses_loosened_float32_tolerances():
 def test_cli_scale_writes_report(tmp_path, capsys):
     out = tmp_path / "scale.json"
     figs = tmp_path / "figs"
-    rc = main(["scale", "--instances", "48", "--gf-steps", "10", "--gd-steps", "20",
-               "--midpoint-every", "8", "--json", str(out), "--figures", str(figs)])
+    rc = main(
+        [
+            "scale",
+            "--instances",
+            "48",
+            "--gf-steps",
+            "10",
+            "--gd-steps",
+            "20",
+            "--midpoint-every",
+            "8",
+            "--json",
+            str(out),
+            "--figures",
+            str(figs),
+        ]
+    )
     text = capsys.readouterr()
     assert rc == 0, text.out + text.err
     assert "SCALE-COND pass" in text.out and "SCALE-RATE pass" in text.out
-    assert "[chunk 1/1]" in text.err                     # progress is shown
+    assert "[chunk 1/1]" in text.err  # progress is shown
     payload = json.loads(out.read_text())
     assert payload["summary"]["instances"] == 48
     assert payload["verdicts"]["SCALE-COND"]["passed"]
     assert payload["replay"]["max_theta_diff"] <= TOLERANCES["replay"]
     assert sorted(p.name for p in figs.iterdir()) == [
-        "scale_drift_vs_dtype.png", "scale_rate_ratio_hist.png",
-        "scale_worst_sigma_min.png"]
+        "scale_drift_vs_dtype.png",
+        "scale_rate_ratio_hist.png",
+        "scale_worst_sigma_min.png",
+    ]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")

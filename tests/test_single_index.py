@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from scipy.optimize import brentq
+from support import TOL, assert_close, central_fd_grad
 
 from dynamics import gradient_descent
 from dynamics.errors import (
@@ -22,7 +22,6 @@ from dynamics.models.scalar_root import solve_roots
 from dynamics.models.single_index import SingleIndexDEQ
 from dynamics.single_index_instances import local_instance
 from dynamics.torch_backend.single_index import autograd_grad, autograd_hessian
-from support import TOL, assert_close, central_fd_grad
 
 SMOOTH = ["sigmoid", "tanh", "sigma_eps:0.25", "gelu"]
 TRAINABLE = SMOOTH + ["leaky_relu", "identity"]

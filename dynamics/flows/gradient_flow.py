@@ -2,8 +2,9 @@
 
 Two drivers share the :class:`Trajectory` record of gradient descent:
 
-- :func:`integrate`: a fixed step ``h`` of any one-step :class:`AbstractIntegrator`
-  (RK4, implicit midpoint, Gauss-Legendre, or an adaptive SciPy solve per interval);
+- :func:`integrate`: any one-step :class:`AbstractIntegrator` (RK4, implicit
+  midpoint, Gauss-Legendre, or an adaptive SciPy solve per interval) on a fixed step
+  ``h`` or a given step grid;
 - :func:`flow_ivp`: one adaptive SciPy solve over the whole horizon with dense output
   (DOP853 at rtol 1e-12, atol 1e-14 by default; Radau/BDF with an exact Jacobian for
   stiff starts near a singular equilibrium, pitfall P8).

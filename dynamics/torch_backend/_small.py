@@ -89,8 +89,9 @@ def inv(a: Tensor) -> tuple[Tensor, Tensor]:
         return 1.0 / a, a[0, 0]
     if m == 2:
         det = a[0, 0] * a[1, 1] - a[0, 1] * a[1, 0]
-        adj = torch.stack([torch.stack([a[1, 1], -a[0, 1]]),
-                           torch.stack([-a[1, 0], a[0, 0]])])
+        adj = torch.stack(
+            [torch.stack([a[1, 1], -a[0, 1]]), torch.stack([-a[1, 0], a[0, 0]])]
+        )
         return adj / det, det
     if m == 3:
         (a00, a01, a02), (a10, a11, a12), (a20, a21, a22) = a[0], a[1], a[2]
@@ -104,8 +105,13 @@ def inv(a: Tensor) -> tuple[Tensor, Tensor]:
         c21 = a01 * a20 - a00 * a21
         c22 = a00 * a11 - a01 * a10
         det = a00 * c00 + a01 * c10 + a02 * c20
-        adj = torch.stack([torch.stack([c00, c01, c02]), torch.stack([c10, c11, c12]),
-                           torch.stack([c20, c21, c22])])
+        adj = torch.stack(
+            [
+                torch.stack([c00, c01, c02]),
+                torch.stack([c10, c11, c12]),
+                torch.stack([c20, c21, c22]),
+            ]
+        )
         return adj / det, det
     ab = a.permute(2, 0, 1)
     res, _ = torch.linalg.inv_ex(ab)
@@ -113,7 +119,7 @@ def inv(a: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def sym_eig_max(s: Tensor) -> Tensor:
-    """Largest eigenvalue of each symmetric positive semi-definite matrix: (m, m, B) -> (B,).
+    """Largest eigenvalue of each symmetric PSD matrix: (m, m, B) -> (B,).
 
     Closed form for m <= 3 (for m = 3 the trigonometric formula of Smith, 1961); the
     largest eigenvalue has no cancellation there (q + 2 p cos(phi) with q, p >= 0 and
@@ -138,8 +144,11 @@ def sym_eig_max(s: Tensor) -> Tensor:
         safe_p = torch.where(p > 0, p, torch.ones_like(p))
         b00, b11, b22 = d0 / safe_p, d1 / safe_p, d2 / safe_p
         b01, b02, b12 = s[0, 1] / safe_p, s[0, 2] / safe_p, s[1, 2] / safe_p
-        det_b = (b00 * (b11 * b22 - b12 * b12) - b01 * (b01 * b22 - b12 * b02)
-                 + b02 * (b01 * b12 - b11 * b02))
+        det_b = (
+            b00 * (b11 * b22 - b12 * b12)
+            - b01 * (b01 * b22 - b12 * b02)
+            + b02 * (b01 * b12 - b11 * b02)
+        )
         r = torch.clamp(det_b / 2, -1.0, 1.0)
         phi = torch.acos(r) / 3
         return torch.where(p > 0, q + 2 * p * torch.cos(phi), q)

@@ -23,18 +23,20 @@ from ..integrators.tableaux import IMPLICIT_MIDPOINT, RK4
 Tensor = torch.Tensor
 BatchField = Callable[[Tensor], tuple[Tensor, Any]]
 
-_RK4_A = [float(RK4.a[i, i - 1]) for i in range(1, RK4.stages)]   # 1/2, 1/2, 1
-_RK4_B = [float(b) for b in RK4.b]                                 # 1/6, 1/3, 1/3, 1/6
-_MID_A = float(IMPLICIT_MIDPOINT.a[0, 0])                          # 1/2
-assert all(RK4.a[i, j] == 0.0 for i in range(RK4.stages) for j in range(i - 1)), \
+_RK4_A = [float(RK4.a[i, i - 1]) for i in range(1, RK4.stages)]  # 1/2, 1/2, 1
+_RK4_B = [float(b) for b in RK4.b]  # 1/6, 1/3, 1/3, 1/6
+_MID_A = float(IMPLICIT_MIDPOINT.a[0, 0])  # 1/2
+assert all(RK4.a[i, j] == 0.0 for i in range(RK4.stages) for j in range(i - 1)), (
     "the batched RK4 assumes the classical (sub-diagonal) tableau"
+)
 
 
-def rk4_step(field: BatchField, y: Tensor, h: Tensor, k1: Tensor | None = None
-             ) -> Tensor:
+def rk4_step(
+    field: BatchField, y: Tensor, h: Tensor, k1: Tensor | None = None
+) -> Tensor:
     """One classical RK4 step of size ``h`` (B,) from ``y`` (P, B).
 
-    ``k1`` is the field at ``y`` when the caller has it already (4 evaluations become 3).
+    ``k1``: the field at ``y`` if the caller has it (4 evaluations become 3).
     """
     if k1 is None:
         k1 = field(y)[0]
@@ -48,8 +50,9 @@ def rk4_step(field: BatchField, y: Tensor, h: Tensor, k1: Tensor | None = None
     return y + hb * acc
 
 
-def implicit_midpoint_step(field: BatchField, y: Tensor, h: Tensor, f0: Tensor, *,
-                           tol: float, max_iter: int) -> tuple[Tensor, Tensor, int]:
+def implicit_midpoint_step(
+    field: BatchField, y: Tensor, h: Tensor, f0: Tensor, *, tol: float, max_iter: int
+) -> tuple[Tensor, Tensor, int]:
     """One implicit-midpoint step: y1 = y + h f(z), z = (y + y1) / 2.
 
     The midpoint z = y + (h/2) f(z) is found by fixed-point iteration from the explicit

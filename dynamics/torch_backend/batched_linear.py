@@ -1,4 +1,4 @@
-"""B independent matrix linear DEQs z = W z + U x (optional readout B) at once, in torch.
+"""B independent matrix linear DEQs z = W z + U x (optional readout B) at once.
 
 The batched twin of :class:`dynamics.MatrixLinearDEQ` (spec §2.3): per-instance data,
 dims (m, d, n, k) fixed within a batch, no Python loop over instances. Used for the
@@ -46,14 +46,20 @@ def resolve_device(device) -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise InvalidInputError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from exc
+        raise InvalidInputError(
+            f"unknown device {device!r}; use 'cpu' or 'cuda'"
+        ) from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise InvalidInputError(
             "device 'cuda' was requested but CUDA is not available in this torch build "
-            f"(torch {torch.__version__}, cuda={torch.version.cuda}); use --device cpu, "
-            "or install a CUDA build of torch on a machine with an NVIDIA GPU")
+            f"(torch {torch.__version__}, cuda={torch.version.cuda}); "
+            "use --device cpu, "
+            "or install a CUDA build of torch on a machine with an NVIDIA GPU"
+        )
     if dev.type not in ("cpu", "cuda"):
-        raise InvalidInputError(f"device {device!r} is not supported; use 'cpu' or 'cuda'")
+        raise InvalidInputError(
+            f"device {device!r} is not supported; use 'cpu' or 'cuda'"
+        )
     return dev
 
 
@@ -64,7 +70,9 @@ def resolve_dtype(dtype) -> torch.dtype:
     """torch.float64 / torch.float32 from a dtype or its name."""
     if isinstance(dtype, torch.dtype):
         if dtype not in _DTYPES.values():
-            raise InvalidInputError(f"dtype {dtype} is not supported; use float64 or float32")
+            raise InvalidInputError(
+                f"dtype {dtype} is not supported; use float64 or float32"
+            )
         return dtype
     if dtype not in _DTYPES:
         raise InvalidInputError(f"unknown dtype {dtype!r}; use 'float64' or 'float32'")
@@ -109,17 +117,22 @@ class BatchedMatrixDEQ:
         dtype: torch.float64 (default) or torch.float32 for the dynamics.
     """
 
-    def __init__(self, X, Y, m: int, readout: bool = False, *, device=None,
-                 dtype=torch.float64):
+    def __init__(
+        self, X, Y, m: int, readout: bool = False, *, device=None, dtype=torch.float64
+    ):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype)
         X = torch.as_tensor(X, dtype=torch.float64, device=self.device)
         Y = torch.as_tensor(Y, dtype=torch.float64, device=self.device)
         if X.ndim != 3 or Y.ndim != 3:
-            raise ShapeError(f"X and Y must be (B, n, d) and (B, n, k); got {tuple(X.shape)}"
-                             f" and {tuple(Y.shape)}")
+            raise ShapeError(
+                f"X and Y must be (B, n, d) and (B, n, k); got {tuple(X.shape)}"
+                f" and {tuple(Y.shape)}"
+            )
         if X.shape[:2] != Y.shape[:2]:
-            raise ShapeError(f"X {tuple(X.shape)} and Y {tuple(Y.shape)} disagree on (B, n)")
+            raise ShapeError(
+                f"X {tuple(X.shape)} and Y {tuple(Y.shape)} disagree on (B, n)"
+            )
         if not (bool(torch.isfinite(X).all()) and bool(torch.isfinite(Y).all())):
             raise InvalidInputError("X or Y contains non-finite values")
         if int(m) != m or m < 1:
@@ -129,17 +142,21 @@ class BatchedMatrixDEQ:
         self.m = int(m)
         self.readout = bool(readout)
         if not self.readout and self.k != self.m:
-            raise ShapeError(f"without a readout Y needs k = m = {self.m} columns; "
-                             f"got {self.k} (or pass readout=True)")
+            raise ShapeError(
+                f"without a readout Y needs k = m = {self.m} columns; "
+                f"got {self.k} (or pass readout=True)"
+            )
         if self.n < self.d:
-            raise ShapeError(f"need n >= d for a positive-definite covariance; got "
-                             f"n = {self.n}, d = {self.d}")
+            raise ShapeError(
+                f"need n >= d for a positive-definite covariance; got "
+                f"n = {self.n}, d = {self.d}"
+            )
         stats = _sufficient_statistics(X, Y)
-        self.sigma_hat = stats["sigma"]              # (B, d, d) float64, batch first
-        self.target_map = stats["target"]            # (B, k, d) least-squares P_ls
-        self.min_risk = stats["min_risk"]            # (B,)
-        self.lambda_min = stats["lambda_min"]        # (B,)
-        self.lambda_max = stats["lambda_max"]        # (B,)
+        self.sigma_hat = stats["sigma"]  # (B, d, d) float64, batch first
+        self.target_map = stats["target"]  # (B, k, d) least-squares P_ls
+        self.min_risk = stats["min_risk"]  # (B,)
+        self.lambda_min = stats["lambda_min"]  # (B,)
+        self.lambda_max = stats["lambda_max"]  # (B,)
         self.target_norm = torch.linalg.matrix_norm(self.target_map, ord=2)
         # Batch-last working copies in the dynamics dtype.
         self._sigma = sm.to_batch_last(self.sigma_hat).to(self.dtype)
@@ -151,20 +168,31 @@ class BatchedMatrixDEQ:
 
     # -- parameters -------------------------------------------------------------------
     def pack(self, W, U, Bro=None) -> Tensor:
-        """Flat (P, B) parameters from batch-first W (B, m, m), U (B, m, d)[, B (B, k, m)]."""
-        parts = [torch.as_tensor(W, dtype=self.dtype, device=self.device).reshape(self.B, -1),
-                 torch.as_tensor(U, dtype=self.dtype, device=self.device).reshape(self.B, -1)]
+        """Flat (P, B) parameters from batch-first W (B,m,m), U (B,m,d)[, B (B,k,m)]."""
+        parts = [
+            torch.as_tensor(W, dtype=self.dtype, device=self.device).reshape(
+                self.B, -1
+            ),
+            torch.as_tensor(U, dtype=self.dtype, device=self.device).reshape(
+                self.B, -1
+            ),
+        ]
         if self.readout:
             if Bro is None:
                 raise ShapeError("this batch trains a readout: pass B (B, k, m)")
-            parts.append(torch.as_tensor(Bro, dtype=self.dtype,
-                                         device=self.device).reshape(self.B, -1))
+            parts.append(
+                torch.as_tensor(Bro, dtype=self.dtype, device=self.device).reshape(
+                    self.B, -1
+                )
+            )
         elif Bro is not None:
             raise ShapeError("this batch has no readout: B must be None")
         theta = torch.cat(parts, dim=1)
         if theta.shape[1] != self.n_params:
-            raise ShapeError(f"parameters have {theta.shape[1]} entries per instance; "
-                             f"expected {self.n_params}")
+            raise ShapeError(
+                f"parameters have {theta.shape[1]} entries per instance; "
+                f"expected {self.n_params}"
+            )
         return theta.T.contiguous()
 
     def unpack(self, theta: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
@@ -172,8 +200,8 @@ class BatchedMatrixDEQ:
         mm, md, km = self.sizes
         nb = theta.shape[1]
         W = theta[:mm].reshape(self.m, self.m, nb)
-        U = theta[mm:mm + md].reshape(self.m, self.d, nb)
-        Bro = theta[mm + md:].reshape(self.k, self.m, nb) if self.readout else None
+        U = theta[mm : mm + md].reshape(self.m, self.d, nb)
+        Bro = theta[mm + md :].reshape(self.k, self.m, nb) if self.readout else None
         return W, U, Bro
 
     # -- risk and gradient ------------------------------------------------------------
@@ -221,8 +249,14 @@ class BatchedMatrixDEQ:
         new.__dict__.update(self.__dict__)
         idx = idx.to(self.device)
         new.B = int(idx.numel())
-        for name in ("sigma_hat", "target_map", "min_risk", "lambda_min", "lambda_max",
-                     "target_norm"):
+        for name in (
+            "sigma_hat",
+            "target_map",
+            "min_risk",
+            "lambda_min",
+            "lambda_max",
+            "target_norm",
+        ):
             setattr(new, name, getattr(self, name)[idx])
         new._sigma = self._sigma[..., idx]
         new._target = self._target[..., idx]
@@ -231,7 +265,7 @@ class BatchedMatrixDEQ:
 
 
 def _sufficient_statistics(X: Tensor, Y: Tensor) -> dict[str, Tensor]:
-    """Sigma, least-squares map, residual risk and Sigma's extreme eigenvalues (float64).
+    """Sigma, least-squares map, residual risk, Sigma's extreme eigenvalues (float64).
 
     The least-squares map comes from a QR factorisation of X (not the normal equations,
     whose error grows like cond(X)^2), as ``np.linalg.lstsq`` in the single-instance
@@ -239,14 +273,19 @@ def _sufficient_statistics(X: Tensor, Y: Tensor) -> dict[str, Tensor]:
     """
     n = X.shape[1]
     sigma = X.transpose(1, 2) @ X / n
-    Q, R = torch.linalg.qr(X)                                   # (B, n, d), (B, d, d)
+    Q, R = torch.linalg.qr(X)  # (B, n, d), (B, d, d)
     target_t = torch.linalg.solve_triangular(R, Q.transpose(1, 2) @ Y, upper=True)
-    target = target_t.transpose(1, 2).contiguous()              # (B, k, d)
+    target = target_t.transpose(1, 2).contiguous()  # (B, k, d)
     resid = X @ target_t - Y
     min_risk = (resid * resid).sum((1, 2)) / n
     eig = torch.linalg.eigvalsh(sigma)
-    return {"sigma": sigma, "target": target, "min_risk": min_risk,
-            "lambda_min": eig[:, 0], "lambda_max": eig[:, -1]}
+    return {
+        "sigma": sigma,
+        "target": target,
+        "min_risk": min_risk,
+        "lambda_min": eig[:, 0],
+        "lambda_max": eig[:, -1],
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,7 +298,7 @@ class RateConstants:
         M_bar: ||P_ls||_2 + sqrt(risk0 / lambda_min(Sigma)) (bounds ||M(t)||_2, R3).
         cond_lower: lambda_min(C0) / (1 + M_bar^2), the LIN-COND (b) bound on
             sigma_min(I - W(t))^2.
-        kappa: gradient-flow rate 2 * loss_factor * lambda / lambda_max(C0) (LIN-GF-RATE;
+        kappa: GF rate 2 * loss_factor * lambda / lambda_max(C0) (LIN-GF-RATE;
             4 lambda / lambda_max(C0) for the no-1/2 loss).
         C0: (B, m, m) batch-first C0.
     """
@@ -274,8 +313,9 @@ class RateConstants:
     loss_factor: float
 
 
-def rate_constants(batch: BatchedMatrixDEQ, theta0: Tensor, *,
-                   loss_factor: float = LOSS_FACTOR) -> RateConstants:
+def rate_constants(
+    batch: BatchedMatrixDEQ, theta0: Tensor, *, loss_factor: float = LOSS_FACTOR
+) -> RateConstants:
     """Bound constants of every instance at ``theta0``, computed in float64.
 
     ``loss_factor`` is the factor every gradient carries (2 for the no-1/2 MSE of this
@@ -293,8 +333,9 @@ def rate_constants(batch: BatchedMatrixDEQ, theta0: Tensor, *,
     M_bar = batch.target_norm + torch.sqrt(risk0 / lam)
     cond_lower = lam_min_C0 / (1.0 + M_bar * M_bar)
     kappa = 2.0 * loss_factor * lam / lam_max_C0
-    return RateConstants(risk0, lam_min_C0, lam_max_C0, M_bar, cond_lower, kappa,
-                         C0, float(loss_factor))
+    return RateConstants(
+        risk0, lam_min_C0, lam_max_C0, M_bar, cond_lower, kappa, C0, float(loss_factor)
+    )
 
 
 def hessian_norm(batch: BatchedMatrixDEQ, theta: Tensor, iters: int = 20) -> Tensor:
@@ -308,12 +349,14 @@ def hessian_norm(batch: BatchedMatrixDEQ, theta: Tensor, iters: int = 20) -> Ten
     sub = _float64_view(batch)
     P = th.shape[0]
     v = torch.linspace(1.0, 2.0, P, dtype=torch.float64, device=th.device)[:, None]
-    v = (v * torch.ones_like(th))
+    v = v * torch.ones_like(th)
     v = v / sm.colnorm(v)
     eps = 1e-6 * (1.0 + sm.colnorm(th))
     lam = torch.zeros(th.shape[1], dtype=torch.float64, device=th.device)
     for _ in range(iters):
-        hv = (sub.evaluate(th + eps * v).grad - sub.evaluate(th - eps * v).grad) / (2 * eps)
+        hv = (sub.evaluate(th + eps * v).grad - sub.evaluate(th - eps * v).grad) / (
+            2 * eps
+        )
         lam = sm.colnorm(hv)
         v = hv / torch.where(lam > 0, lam, torch.ones_like(lam))
     return lam
@@ -332,5 +375,5 @@ def _float64_view(batch: BatchedMatrixDEQ) -> BatchedMatrixDEQ:
 
 
 def as_numpy_theta(theta: Tensor, b: int) -> np.ndarray:
-    """Instance ``b``'s flat parameters as a float64 NumPy vector (MatrixLinearDEQ order)."""
+    """Instance ``b``'s flat parameters, float64 NumPy (MatrixLinearDEQ order)."""
     return theta[:, b].detach().to("cpu", torch.float64).numpy().copy()

@@ -35,8 +35,13 @@ import numpy as np
 
 from ..errors import InvalidInputError, ShapeError
 
-CATEGORIES = ("generic", "near_singular", "ill_conditioned", "large_target",
-              "near_singular_point")
+CATEGORIES = (
+    "generic",
+    "near_singular",
+    "ill_conditioned",
+    "large_target",
+    "near_singular_point",
+)
 DEFAULT_MIXTURE = (0.40, 0.15, 0.15, 0.15, 0.15)
 #: Separates this generator's streams from any other use of (seed, block).
 _STREAM = 0x5CA1E
@@ -78,10 +83,15 @@ class ScaleSpec:
         if self.k is not None and (int(self.k) != self.k or self.k < 1):
             raise ShapeError(f"k must be a positive integer or None; got {self.k!r}")
         mix = np.asarray(self.mixture, float)
-        if mix.shape != (len(CATEGORIES),) or np.any(mix < 0) or \
-                abs(mix.sum() - 1.0) > 1e-12:
-            raise InvalidInputError(f"mixture must be {len(CATEGORIES)} non-negative "
-                                    f"proportions summing to 1 (for {CATEGORIES})")
+        if (
+            mix.shape != (len(CATEGORIES),)
+            or np.any(mix < 0)
+            or abs(mix.sum() - 1.0) > 1e-12
+        ):
+            raise InvalidInputError(
+                f"mixture must be {len(CATEGORIES)} non-negative "
+                f"proportions summing to 1 (for {CATEGORIES})"
+            )
         if not self.sigma_floor > 0:
             raise InvalidInputError("sigma_floor must be positive")
         for name in ("cov_cond", "target_norm", "radius"):
@@ -137,15 +147,16 @@ class MatrixInstances:
         return int(pos[0])
 
     def model(self, instance_id: int):
-        """Instance ``instance_id`` as a single-instance :class:`dynamics.MatrixLinearDEQ`."""
+        """Instance ``instance_id`` as a single-instance ``MatrixLinearDEQ``."""
         from ..models.matrix_deq import MatrixLinearDEQ
 
         p = self.position(instance_id)
-        return MatrixLinearDEQ(self.X[p], self.Y[p], self.spec.m,
-                               readout=self.spec.readout)
+        return MatrixLinearDEQ(
+            self.X[p], self.Y[p], self.spec.m, readout=self.spec.readout
+        )
 
     def theta0(self, instance_id: int) -> np.ndarray:
-        """Flat initial parameters of instance ``instance_id`` (MatrixLinearDEQ order)."""
+        """Flat initial parameters of ``instance_id`` (MatrixLinearDEQ order)."""
         p = self.position(instance_id)
         parts = [self.W0[p].ravel(), self.U0[p].ravel()]
         if self.B0 is not None:
@@ -187,34 +198,50 @@ def _block(spec: ScaleSpec, seed: int, j: int) -> dict[str, np.ndarray]:
     # Inputs: a rotated, column-scaled Gaussian; scale 1 except ill-conditioned.
     cond = _log_uniform(u_cond, *spec.cov_cond)
     expo = np.linspace(0.0, 1.0, d)[None, :]
-    scales = np.where(is_["ill_conditioned"][:, None], cond[:, None] ** (-0.5 * expo), 1.0)
+    scales = np.where(
+        is_["ill_conditioned"][:, None], cond[:, None] ** (-0.5 * expo), 1.0
+    )
     X = (Z * scales[:, None, :]) @ np.swapaxes(_rotations(G_rot), 1, 2)
 
     # Realizable targets.
     M_star = G_star / np.sqrt(d)
     norm = np.linalg.norm(M_star, ord=2, axis=(1, 2))
     want = _log_uniform(u_norm, *spec.target_norm)
-    M_star = np.where(is_["large_target"][:, None, None],
-                      M_star * (want / norm)[:, None, None], M_star)
+    M_star = np.where(
+        is_["large_target"][:, None, None],
+        M_star * (want / norm)[:, None, None],
+        M_star,
+    )
     Y = X @ np.swapaxes(M_star, 1, 2)
 
     # Initial A0 = I - W0 through its SVD, so its singular values can be placed.
     A0 = np.eye(m)[None] - G_w / np.sqrt(m)
     U0 = G_u / np.sqrt(d)
-    ua, sa, vta = np.linalg.svd(A0)                    # sa descending
+    ua, sa, vta = np.linalg.svd(A0)  # sa descending
     r = _log_uniform(u_rad, *spec.radius)
     near_pt = is_["near_singular_point"]
     sa = np.where(near_pt[:, None], r[:, None] * sa / sa[:, :1], sa)
     sa = np.maximum(sa, spec.sigma_floor)
-    sa[:, -1] = np.where(is_["near_singular"],
-                         spec.sigma_floor * (1.0 + 0.2 * u_sing), sa[:, -1])
+    sa[:, -1] = np.where(
+        is_["near_singular"], spec.sigma_floor * (1.0 + 0.2 * u_sing), sa[:, -1]
+    )
     A0 = (ua * sa[:, None, :]) @ vta
-    U0 = np.where(near_pt[:, None, None],
-                  U0 * (r / np.linalg.norm(U0, axis=(1, 2)))[:, None, None], U0)
+    U0 = np.where(
+        near_pt[:, None, None],
+        U0 * (r / np.linalg.norm(U0, axis=(1, 2)))[:, None, None],
+        U0,
+    )
     W0 = np.eye(m)[None] - A0
     B0 = None if G_b is None else G_b / np.sqrt(m)
-    return {"category": cat, "X": X, "Y": Y, "M_star": M_star, "W0": W0, "U0": U0,
-            "B0": B0}
+    return {
+        "category": cat,
+        "X": X,
+        "Y": Y,
+        "M_star": M_star,
+        "W0": W0,
+        "U0": U0,
+        "B0": B0,
+    }
 
 
 def generate(spec: ScaleSpec, seed: int, start: int, stop: int) -> MatrixInstances:
@@ -223,15 +250,28 @@ def generate(spec: ScaleSpec, seed: int, start: int, stop: int) -> MatrixInstanc
         raise InvalidInputError(f"need integers 0 <= start < stop; got {start}, {stop}")
     b = spec.block
     parts = []
-    for j in range(start // b, (stop - 1) // b + 1):          # loop over blocks only
+    for j in range(start // b, (stop - 1) // b + 1):  # loop over blocks only
         blk = _block(spec, seed, j)
         lo, hi = max(start - j * b, 0), min(stop - j * b, b)
         parts.append({key: None if v is None else v[lo:hi] for key, v in blk.items()})
-    cat = {key: (None if parts[0][key] is None
-                 else np.concatenate([p[key] for p in parts])) for key in parts[0]}
-    return MatrixInstances(spec, int(seed), np.arange(start, stop), cat["category"],
-                           cat["X"], cat["Y"], cat["M_star"], cat["W0"], cat["U0"],
-                           cat["B0"])
+    cat = {
+        key: (
+            None if parts[0][key] is None else np.concatenate([p[key] for p in parts])
+        )
+        for key in parts[0]
+    }
+    return MatrixInstances(
+        spec,
+        int(seed),
+        np.arange(start, stop),
+        cat["category"],
+        cat["X"],
+        cat["Y"],
+        cat["M_star"],
+        cat["W0"],
+        cat["U0"],
+        cat["B0"],
+    )
 
 
 def instance(spec: ScaleSpec, seed: int, index: int) -> MatrixInstances:

@@ -9,8 +9,8 @@ Per instance and recorded time the tracker measures (spec R1-R6):
   sigma_max(I - W(t))^2 against lambda_max(C0) (R3);
 - the excess risk R(t) - R_min against the rate bound: R0 exp(-kappa t) for the flow
   (LIN-GF-RATE), R0 (1 - rho)^k with rho = c eta lambda / (lambda_max(C0) + c eta R0),
-  c = loss_factor (= ``dynamics.rates.gd_rate_factor``), for GD on the prefix of steps that satisfied the
-  descent inequality (LIN-GD-RATE b);
+  c = loss_factor (= ``dynamics.rates.gd_rate_factor``), for GD on the prefix of
+  steps that satisfied the descent inequality (LIN-GD-RATE b);
 - measured / bound rates: kappa_hat(t) / kappa with kappa_hat(t) = -ln(R(t)/R0) / t,
   the same at the last record above the float floor, and a least-squares fitted rate.
 
@@ -44,7 +44,7 @@ INTEGRATORS = ("rk4", "midpoint")
 
 @dataclasses.dataclass
 class LinearRunStats:
-    """Per-instance results of one batched run; every tensor is (B,) float64 unless noted.
+    """Per-instance results of one batched run; tensors are (B,) float64 unless noted.
 
     Attributes:
         method: "gd", "rk4" or "midpoint".
@@ -59,14 +59,14 @@ class LinearRunStats:
         cond_margin: min over records of sigma_min^2 / cond_lower - 1 (GD: over the
             prefix where the risk never increased).
         cond_margin_mid: min of sigma_min^2 (1 + ||M||^2) / lambda_min(C0) - 1.
-        cond_upper_margin: min of 1 - sigma_max^2 / lambda_max(C0) (flow only; NaN for GD).
+        cond_upper_margin: min of 1 - sigma_max^2 / lambda_max(C0) (flow; NaN for GD).
         cond_worst_t: time of the cond_margin minimum.
         rate_log_margin: min over judged records (t > 0) of ln(bound) - ln(R); >= 0
             iff the rate bound holds pointwise.
         rate_ratio_min: min over judged records (t > 0) of the measured/bound rate:
             kappa_hat(t)/kappa (flow), ln(R_k/R0) / (k ln(1 - rho)) (GD).
         rate_ratio_final: the same ratio at the last judged record.
-        rate_fit_ratio: least-squares slope of -ln R over the judged records / bound rate.
+        rate_fit_ratio: least-squares slope of -ln R over judged records / bound rate.
         decades: log10(R0 / R) at the last judged record.
         descent_fail_step: (B,) int64, first GD step whose descent inequality failed
             above the floor; -1 if none (flow: -1).
@@ -101,8 +101,11 @@ class LinearRunStats:
 
     def fields(self) -> dict[str, Tensor]:
         """The per-instance tensors by name."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if isinstance(getattr(self, f.name), Tensor)}
+        return {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if isinstance(getattr(self, f.name), Tensor)
+        }
 
 
 @dataclasses.dataclass
@@ -128,8 +131,16 @@ class LinearRun:
 class _Tracker:
     """Online per-instance reductions over recorded times."""
 
-    def __init__(self, batch: BatchedMatrixDEQ, consts: RateConstants, h: Tensor,
-                 steps: int, method: str, floor_rel: float, keep_path: bool):
+    def __init__(
+        self,
+        batch: BatchedMatrixDEQ,
+        consts: RateConstants,
+        h: Tensor,
+        steps: int,
+        method: str,
+        floor_rel: float,
+        keep_path: bool,
+    ):
         f64 = torch.float64
         dev = batch.device
         nb = batch.B
@@ -140,8 +151,9 @@ class _Tracker:
         self.floor = consts.risk0 * floor_rel
         self.C0 = sm.to_batch_last(consts.C0)
         self.C0_norm = torch.clamp(sm.frob2(self.C0).sqrt(), min=1.0)
-        self.trC0 = torch.clamp(sm.colsum(self.C0[torch.arange(batch.m),
-                                                  torch.arange(batch.m)]), min=1.0)
+        self.trC0 = torch.clamp(
+            sm.colsum(self.C0[torch.arange(batch.m), torch.arange(batch.m)]), min=1.0
+        )
         self.C0p = None
         self.tmax = self.h * steps
 
@@ -153,8 +165,11 @@ class _Tracker:
         self.cond, self.cond_mid = full(math.inf), full(math.inf)
         self.cond_up = full(math.nan if self.gd else math.inf)
         self.cond_t = full(0.0)
-        self.rate_log, self.ratio_min, self.ratio_final = full(math.inf), full(math.inf), \
-            full(math.nan)
+        self.rate_log, self.ratio_min, self.ratio_final = (
+            full(math.inf),
+            full(math.inf),
+            full(math.nan),
+        )
         self.decades = full(0.0)
         self.s0, self.s1, self.s2, self.sy, self.sty = (full(0.0) for _ in range(5))
         self.fail_step = torch.full((nb,), -1, dtype=torch.int64, device=dev)
@@ -169,8 +184,12 @@ class _Tracker:
         if self.gd:
             # Same factor as dynamics.rates.gd_rate_factor (R6 b).
             c = consts.loss_factor
-            rho = c * self.h * batch.lambda_min / (consts.lam_max_C0
-                                                   + c * self.h * consts.risk0)
+            rho = (
+                c
+                * self.h
+                * batch.lambda_min
+                / (consts.lam_max_C0 + c * self.h * consts.risk0)
+            )
             self.log_contr = torch.log1p(-rho)
         self.keep = keep_path
         self.path_t, self.path_r, self.path_th = [], [], []
@@ -181,10 +200,13 @@ class _Tracker:
         if self.prev_risk is not None:
             judged = r > self.floor
             allowance = 4.0 * self.eps * self.prev_risk
-            fails = judged & (r > self.prev_risk - 0.5 * self.h * self.prev_g2 + allowance)
+            fails = judged & (
+                r > self.prev_risk - 0.5 * self.h * self.prev_g2 + allowance
+            )
             new_fail = fails & self.descent_ok
-            self.fail_step = torch.where(new_fail, torch.full_like(self.fail_step, k - 1),
-                                         self.fail_step)
+            self.fail_step = torch.where(
+                new_fail, torch.full_like(self.fail_step, k - 1), self.fail_step
+            )
             self.descent_ok = self.descent_ok & ~fails
             up = judged & (r > self.prev_risk + allowance)
             self.increased = self.increased | up
@@ -211,8 +233,9 @@ class _Tracker:
             if self.C0p is None:
                 self.C0p = Cp
                 self.C0p_norm = torch.clamp(sm.frob2(Cp).sqrt(), min=1.0)
-            self.drift_p = torch.maximum(self.drift_p,
-                                         sm.frob2(Cp - self.C0p).sqrt() / self.C0p_norm)
+            self.drift_p = torch.maximum(
+                self.drift_p, sm.frob2(Cp - self.C0p).sqrt() / self.C0p_norm
+            )
         # -- conditioning (R3) ---------------------------------------------------------
         sig_min2 = 1.0 / sm.sym_eig_max(sm.gram(A_inv)).to(f64)
         m_norm2 = sm.sym_eig_max(sm.gram(M)).to(f64)
@@ -222,15 +245,18 @@ class _Tracker:
         self.cond = torch.where(better, marg, self.cond)
         self.cond_t = torch.where(better, t, self.cond_t)
         mid = sig_min2 * (1.0 + m_norm2) / self.c.lam_min_C0 - 1.0
-        self.cond_mid = torch.where(cond_ok, torch.minimum(self.cond_mid, mid),
-                                    self.cond_mid)
+        self.cond_mid = torch.where(
+            cond_ok, torch.minimum(self.cond_mid, mid), self.cond_mid
+        )
         if not self.gd:
             up = 1.0 - sm.sym_eig_max(sm.gram(A)).to(f64) / self.c.lam_max_C0
-            self.cond_up = torch.where(ok, torch.minimum(self.cond_up, up), self.cond_up)
+            self.cond_up = torch.where(
+                ok, torch.minimum(self.cond_up, up), self.cond_up
+            )
         # -- rate (R4 / R6) ------------------------------------------------------------
         judged = ok & (r > self.floor) & (self.descent_ok if self.gd else True)
         safe_r = torch.where(r > 0, r, torch.ones_like(r))
-        log_ratio = torch.log(safe_r / self.c.risk0)                 # ln(R/R0) <= 0
+        log_ratio = torch.log(safe_r / self.c.risk0)  # ln(R/R0) <= 0
         if self.gd:
             log_bound = self.log_contr * k
             meas = log_ratio / log_bound if k > 0 else None
@@ -240,13 +266,18 @@ class _Tracker:
         if meas is not None:
             # At t = 0 the bound holds with equality (margin 0 up to rounding), so the
             # pointwise margin is taken over t > 0.
-            self.rate_log = torch.where(judged, torch.minimum(self.rate_log,
-                                                              log_bound - log_ratio),
-                                        self.rate_log)
-            self.ratio_min = torch.where(judged, torch.minimum(self.ratio_min, meas),
-                                         self.ratio_min)
+            self.rate_log = torch.where(
+                judged,
+                torch.minimum(self.rate_log, log_bound - log_ratio),
+                self.rate_log,
+            )
+            self.ratio_min = torch.where(
+                judged, torch.minimum(self.ratio_min, meas), self.ratio_min
+            )
             self.ratio_final = torch.where(judged, meas, self.ratio_final)
-            self.decades = torch.where(judged, -log_ratio / math.log(10.0), self.decades)
+            self.decades = torch.where(
+                judged, -log_ratio / math.log(10.0), self.decades
+            )
         tau = t / self.tmax
         w = judged.to(f64)
         self.s0 = self.s0 + w
@@ -257,8 +288,9 @@ class _Tracker:
         if self.gd and k > 0:
             trd = sm.colsum(dC[torch.arange(b.m), torch.arange(b.m)])
             cm = (2.0 * self.h * (self.c.risk0 - r) - trd) / self.trC0
-            self.cum = torch.where(ok & self.descent_ok, torch.minimum(self.cum, cm),
-                                   self.cum)
+            self.cum = torch.where(
+                ok & self.descent_ok, torch.minimum(self.cum, cm), self.cum
+            )
         self.risk_last = torch.where(ok, r, self.risk_last)
         if self.keep:
             self.path_t.append(t.clone())
@@ -269,30 +301,49 @@ class _Tracker:
         den = self.s0 * self.s2 - self.s1 * self.s1
         slope_tau = (self.s0 * self.sty - self.s1 * self.sy) / den
         bound_rate = (-self.log_contr / self.h) if self.gd else self.c.kappa
-        fit = torch.where((self.s0 >= 3) & (den > 0), -slope_tau / self.tmax / bound_rate,
-                          torch.full_like(den, math.nan))
+        fit = torch.where(
+            (self.s0 >= 3) & (den > 0),
+            -slope_tau / self.tmax / bound_rate,
+            torch.full_like(den, math.nan),
+        )
         nan = torch.full_like(self.cond, math.nan)
 
         def finite_or_nan(x):
             return torch.where(torch.isfinite(x), x, nan)
 
         return LinearRunStats(
-            method=self.method, steps=self.steps, h=self.h, t_final=self.tmax, ok=self.ok,
-            risk0=self.c.risk0, risk_final=self.risk_last, drift=self.drift,
-            drift_readout=self.drift_p, cond_margin=finite_or_nan(self.cond),
+            method=self.method,
+            steps=self.steps,
+            h=self.h,
+            t_final=self.tmax,
+            ok=self.ok,
+            risk0=self.c.risk0,
+            risk_final=self.risk_last,
+            drift=self.drift,
+            drift_readout=self.drift_p,
+            cond_margin=finite_or_nan(self.cond),
             cond_margin_mid=finite_or_nan(self.cond_mid),
-            cond_upper_margin=finite_or_nan(self.cond_up), cond_worst_t=self.cond_t,
+            cond_upper_margin=finite_or_nan(self.cond_up),
+            cond_worst_t=self.cond_t,
             rate_log_margin=finite_or_nan(self.rate_log),
             rate_ratio_min=finite_or_nan(self.ratio_min),
-            rate_ratio_final=self.ratio_final, rate_fit_ratio=fit, decades=self.decades,
-            descent_fail_step=self.fail_step, risk_increased=self.increased,
-            cumdrift_margin=finite_or_nan(self.cum), midpoint_iters=midpoint_iters)
+            rate_ratio_final=self.ratio_final,
+            rate_fit_ratio=fit,
+            decades=self.decades,
+            descent_fail_step=self.fail_step,
+            risk_increased=self.increased,
+            cumdrift_margin=finite_or_nan(self.cum),
+            midpoint_iters=midpoint_iters,
+        )
 
     def path(self):
         if not self.keep:
             return None, None, None
-        return (torch.stack(self.path_t), torch.stack(self.path_r),
-                torch.stack(self.path_th))
+        return (
+            torch.stack(self.path_t),
+            torch.stack(self.path_r),
+            torch.stack(self.path_th),
+        )
 
 
 def _per_instance(name: str, value, batch: BatchedMatrixDEQ) -> Tensor:
@@ -300,10 +351,13 @@ def _per_instance(name: str, value, batch: BatchedMatrixDEQ) -> Tensor:
     if v.ndim == 0:
         v = v.expand(batch.B).clone()
     if v.shape != (batch.B,):
-        raise InvalidInputError(f"{name} must be a scalar or have shape ({batch.B},); "
-                                f"got {tuple(v.shape)}")
+        raise InvalidInputError(
+            f"{name} must be a scalar or have shape ({batch.B},); got {tuple(v.shape)}"
+        )
     if not (bool(torch.isfinite(v).all()) and bool((v > 0).all())):
-        raise InvalidInputError(f"{name} must be positive and finite for every instance")
+        raise InvalidInputError(
+            f"{name} must be positive and finite for every instance"
+        )
     return v
 
 
@@ -311,20 +365,31 @@ def _check_common(batch, theta0, steps, record_every):
     if not isinstance(batch, BatchedMatrixDEQ):
         raise InvalidInputError("batch must be a BatchedMatrixDEQ")
     if theta0.shape != (batch.n_params, batch.B):
-        raise InvalidInputError(f"theta0 must be ({batch.n_params}, {batch.B}) (batch "
-                                f"last, see BatchedMatrixDEQ.pack); got {tuple(theta0.shape)}")
+        raise InvalidInputError(
+            f"theta0 must be ({batch.n_params}, {batch.B}) (batch "
+            f"last, see BatchedMatrixDEQ.pack); got {tuple(theta0.shape)}"
+        )
     if int(steps) != steps or steps < 0:
         raise InvalidInputError(f"steps must be an integer >= 0; got {steps!r}")
     if int(record_every) != record_every or record_every < 1:
-        raise InvalidInputError(f"record_every must be an integer >= 1; got {record_every!r}")
+        raise InvalidInputError(
+            f"record_every must be an integer >= 1; got {record_every!r}"
+        )
     return theta0.to(device=batch.device, dtype=batch.dtype).clone()
 
 
-def gradient_descent(batch: BatchedMatrixDEQ, theta0: Tensor, eta, steps: int, *,
-                     consts: RateConstants | None = None, record_every: int = 1,
-                     floor_rel: float | None = None, keep_path: bool = False
-                     ) -> LinearRun:
-    """``steps`` full-batch GD updates theta <- theta - eta_b grad R_b for all instances.
+def gradient_descent(
+    batch: BatchedMatrixDEQ,
+    theta0: Tensor,
+    eta,
+    steps: int,
+    *,
+    consts: RateConstants | None = None,
+    record_every: int = 1,
+    floor_rel: float | None = None,
+    keep_path: bool = False,
+) -> LinearRun:
+    """``steps`` full-batch GD updates theta <- theta - eta_b grad R_b, all instances.
 
     Args:
         batch: the instances.
@@ -357,12 +422,21 @@ def gradient_descent(batch: BatchedMatrixDEQ, theta0: Tensor, eta, steps: int, *
     return LinearRun(theta, tr.finish(), consts, times, risks, thetas)
 
 
-def gradient_flow(batch: BatchedMatrixDEQ, theta0: Tensor, h, steps: int, *,
-                  integrator: str = "rk4", consts: RateConstants | None = None,
-                  record_every: int = 1, floor_rel: float | None = None,
-                  midpoint_tol: float | None = None, midpoint_max_iter: int = 60,
-                  keep_path: bool = False,
-                  progress: Callable[[int], None] | None = None) -> LinearRun:
+def gradient_flow(
+    batch: BatchedMatrixDEQ,
+    theta0: Tensor,
+    h,
+    steps: int,
+    *,
+    integrator: str = "rk4",
+    consts: RateConstants | None = None,
+    record_every: int = 1,
+    floor_rel: float | None = None,
+    midpoint_tol: float | None = None,
+    midpoint_max_iter: int = 60,
+    keep_path: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> LinearRun:
     """Integrate d theta/dt = -grad R for all instances with a fixed per-instance step.
 
     Args:
@@ -382,8 +456,9 @@ def gradient_flow(batch: BatchedMatrixDEQ, theta0: Tensor, h, steps: int, *,
         progress: called with the number of steps done, every record.
     """
     if integrator not in INTEGRATORS:
-        raise InvalidInputError(f"unknown integrator {integrator!r}; choose one of "
-                                f"{', '.join(INTEGRATORS)}")
+        raise InvalidInputError(
+            f"unknown integrator {integrator!r}; choose one of {', '.join(INTEGRATORS)}"
+        )
     theta = _check_common(batch, theta0, steps, record_every)
     h_t = _per_instance("h", h, batch)
     consts = rate_constants(batch, theta) if consts is None else consts
@@ -408,8 +483,9 @@ def gradient_flow(batch: BatchedMatrixDEQ, theta0: Tensor, h, steps: int, *,
         if integrator == "rk4":
             new = rk4_step(field, theta, h_t, k1=f0)
         else:
-            new, conv, it = implicit_midpoint_step(field, theta, h_t, f0, tol=tol,
-                                                   max_iter=midpoint_max_iter)
+            new, conv, it = implicit_midpoint_step(
+                field, theta, h_t, f0, tol=tol, max_iter=midpoint_max_iter
+            )
             iters = max(iters, it)
             tr.ok = tr.ok & conv
         good = tr.ok & torch.isfinite(new).all(0)

@@ -121,7 +121,9 @@ class ScaleConfig:
             if not (math.isfinite(v) and v > 0):
                 raise InvalidInputError(f"{name} must be positive; got {v!r}")
         if self.chunk is not None and (int(self.chunk) != self.chunk or self.chunk < 1):
-            raise InvalidInputError(f"chunk must be a positive integer; got {self.chunk!r}")
+            raise InvalidInputError(
+                f"chunk must be a positive integer; got {self.chunk!r}"
+            )
         resolve_dtype(self.dtype)
 
     @property
@@ -173,9 +175,14 @@ def chunk_size(config: ScaleConfig) -> int:
 
 
 def _select_consts(c: RateConstants, idx: torch.Tensor) -> RateConstants:
-    return RateConstants(*(getattr(c, f.name)[idx] if isinstance(getattr(c, f.name),
-                                                                   torch.Tensor)
-                           else getattr(c, f.name) for f in dataclasses.fields(c)))
+    return RateConstants(
+        *(
+            getattr(c, f.name)[idx]
+            if isinstance(getattr(c, f.name), torch.Tensor)
+            else getattr(c, f.name)
+            for f in dataclasses.fields(c)
+        )
+    )
 
 
 def _np(x: torch.Tensor) -> np.ndarray:
@@ -183,8 +190,10 @@ def _np(x: torch.Tensor) -> np.ndarray:
 
 
 def _stats_arrays(prefix: str, s: LinearRunStats) -> dict[str, np.ndarray]:
-    return {f"{prefix}{name}": _np(v.to(torch.float64) if v.is_floating_point() else v)
-            for name, v in s.fields().items()}
+    return {
+        f"{prefix}{name}": _np(v.to(torch.float64) if v.is_floating_point() else v)
+        for name, v in s.fields().items()
+    }
 
 
 def _merge(full: LinearRunStats, part: LinearRunStats, idx: torch.Tensor) -> None:
@@ -192,31 +201,43 @@ def _merge(full: LinearRunStats, part: LinearRunStats, idx: torch.Tensor) -> Non
         getattr(full, name)[idx] = v
 
 
-def run_chunk(config: ScaleConfig, start: int, stop: int,
-              progress: Progress | None = None) -> dict[str, np.ndarray]:
+def run_chunk(
+    config: ScaleConfig, start: int, stop: int, progress: Progress | None = None
+) -> dict[str, np.ndarray]:
     """Per-instance results for instances ``start .. stop-1`` (NumPy arrays)."""
     say = progress or (lambda msg: None)
     spec = config.spec
     dev, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     inst = generate(spec, config.seed, start, stop)
-    batch = BatchedMatrixDEQ(inst.X, inst.Y, spec.m, spec.readout, device=dev, dtype=dtype)
+    batch = BatchedMatrixDEQ(
+        inst.X, inst.Y, spec.m, spec.readout, device=dev, dtype=dtype
+    )
     theta0 = batch.pack(inst.W0, inst.U0, inst.B0)
     consts = rate_constants(batch, theta0, loss_factor=config.loss_factor)
     hess = hessian_norm(batch, theta0)
     K = config.gf_steps
-    h = torch.minimum(config.h_scale / hess, math.log(1.0 / config.decay) / (consts.kappa * K))
+    h = torch.minimum(
+        config.h_scale / hess, math.log(1.0 / config.decay) / (consts.kappa * K)
+    )
     out: dict[str, np.ndarray] = {
-        "index": inst.index, "category": inst.category,
-        "risk0": _np(consts.risk0), "kappa": _np(consts.kappa),
-        "cond_lower": _np(consts.cond_lower), "lam_min_C0": _np(consts.lam_min_C0),
-        "lam_max_C0": _np(consts.lam_max_C0), "M_bar": _np(consts.M_bar),
-        "lambda_min": _np(batch.lambda_min), "lambda_max": _np(batch.lambda_max),
-        "hessian_norm": _np(hess)}
+        "index": inst.index,
+        "category": inst.category,
+        "risk0": _np(consts.risk0),
+        "kappa": _np(consts.kappa),
+        "cond_lower": _np(consts.cond_lower),
+        "lam_min_C0": _np(consts.lam_min_C0),
+        "lam_max_C0": _np(consts.lam_max_C0),
+        "M_bar": _np(consts.M_bar),
+        "lambda_min": _np(batch.lambda_min),
+        "lambda_max": _np(batch.lambda_max),
+        "hessian_norm": _np(hess),
+    }
 
     # -- gradient flow, RK4 with drift-driven refinement -------------------------------
     say(f"  RK4 gradient flow: {batch.B} instances x {K} steps")
-    gf = gradient_flow(batch, theta0, h.to(dtype), K, consts=consts,
-                       record_every=config.record_every).stats
+    gf = gradient_flow(
+        batch, theta0, h.to(dtype), K, consts=consts, record_every=config.record_every
+    ).stats
     rounds = torch.zeros(batch.B, dtype=torch.int64, device=dev)
     goal = config.drift_goal
     for r in range(1, config.refine_rounds + 1):
@@ -224,15 +245,22 @@ def run_chunk(config: ScaleConfig, start: int, stop: int,
         idx = torch.nonzero(bad).flatten()
         if idx.numel() == 0:
             break
-        drift = torch.where(gf.ok[idx], gf.drift[idx], torch.full_like(gf.drift[idx],
-                                                                        math.inf))
+        drift = torch.where(
+            gf.ok[idx], gf.drift[idx], torch.full_like(gf.drift[idx], math.inf)
+        )
         factor = torch.clamp(0.8 * (goal / drift) ** 0.25, 1.0 / 16.0, 0.5)
-        say(f"  RK4 refinement {r}: {idx.numel()} instances with drift > {goal:g}, "
-            f"h x {float(factor.min()):.3g}..{float(factor.max()):.3g}")
-        sub = gradient_flow(batch.select(idx), theta0[:, idx],
-                            (gf.h[idx] * factor).to(dtype), K,
-                            consts=_select_consts(consts, idx),
-                            record_every=config.record_every).stats
+        say(
+            f"  RK4 refinement {r}: {idx.numel()} instances with drift > {goal:g}, "
+            f"h x {float(factor.min()):.3g}..{float(factor.max()):.3g}"
+        )
+        sub = gradient_flow(
+            batch.select(idx),
+            theta0[:, idx],
+            (gf.h[idx] * factor).to(dtype),
+            K,
+            consts=_select_consts(consts, idx),
+            record_every=config.record_every,
+        ).stats
         _merge(gf, sub, idx)
         rounds[idx] = r
     out.update(_stats_arrays("gf_", gf))
@@ -241,25 +269,45 @@ def run_chunk(config: ScaleConfig, start: int, stop: int,
     # -- gradient descent --------------------------------------------------------------
     say(f"  gradient descent: {batch.B} instances x {config.gd_steps} steps")
     eta = (config.eta_scale / hess).to(dtype)
-    gd = gradient_descent(batch, theta0, eta, config.gd_steps, consts=consts,
-                          record_every=config.record_every).stats
+    gd = gradient_descent(
+        batch,
+        theta0,
+        eta,
+        config.gd_steps,
+        consts=consts,
+        record_every=config.record_every,
+    ).stats
     out.update(_stats_arrays("gd_", gd))
 
     # -- implicit midpoint on a subset -------------------------------------------------
     nan = np.full(batch.B, np.nan)
-    mp_fields = ("drift", "drift_readout", "cond_margin", "rate_log_margin",
-                 "rate_ratio_final", "ok")
+    mp_fields = (
+        "drift",
+        "drift_readout",
+        "cond_margin",
+        "rate_log_margin",
+        "rate_ratio_final",
+        "ok",
+    )
     if config.midpoint_every and config.midpoint_steps:
         sel = np.nonzero(inst.index % config.midpoint_every == 0)[0]
         for name in mp_fields:
             out[f"mp_{name}"] = nan.copy()
         if sel.size:
             idx = torch.as_tensor(sel, device=dev)
-            say(f"  implicit midpoint: {sel.size} instances x {config.midpoint_steps} steps")
-            mp = gradient_flow(batch.select(idx), theta0[:, idx], gf.h[idx].to(dtype),
-                               config.midpoint_steps, integrator="midpoint",
-                               consts=_select_consts(consts, idx),
-                               record_every=config.record_every).stats
+            say(
+                f"  implicit midpoint: {sel.size} instances x "
+                f"{config.midpoint_steps} steps"
+            )
+            mp = gradient_flow(
+                batch.select(idx),
+                theta0[:, idx],
+                gf.h[idx].to(dtype),
+                config.midpoint_steps,
+                integrator="midpoint",
+                consts=_select_consts(consts, idx),
+                record_every=config.record_every,
+            ).stats
             arrays = _stats_arrays("mp_", mp)
             for name in mp_fields:
                 out[f"mp_{name}"][sel] = arrays[f"mp_{name}"]
@@ -277,12 +325,12 @@ class ScaleResult:
     device_name: str
 
     def summary(self, tolerances: dict[str, float] | None = None) -> dict:
-        """JSON-able reduction: worst margins with their instances, quantiles, counts."""
+        """JSON-able reduction: worst margins and their instances, quantiles."""
         return summarise(self.arrays, tolerances)
 
 
 def run_scale(config: ScaleConfig, progress: Progress | None = None) -> ScaleResult:
-    """Run all ``config.instances`` instances in chunks and collect per-instance arrays."""
+    """Run ``config.instances`` instances in chunks; collect per-instance arrays."""
     say = progress or (lambda msg: None)
     dev = resolve_device(config.device)
     size = chunk_size(config)
@@ -291,18 +339,24 @@ def run_scale(config: ScaleConfig, progress: Progress | None = None) -> ScaleRes
     parts = []
     for c in range(n_chunks):
         lo, hi = c * size, min((c + 1) * size, config.instances)
-        say(f"[chunk {c + 1}/{n_chunks}] instances {lo}..{hi - 1} on {dev} "
-            f"({config.dtype}), {time.perf_counter() - t0:.1f} s elapsed")
+        say(
+            f"[chunk {c + 1}/{n_chunks}] instances {lo}..{hi - 1} on {dev} "
+            f"({config.dtype}), {time.perf_counter() - t0:.1f} s elapsed"
+        )
         parts.append(run_chunk(config, lo, hi, progress))
     arrays = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    name = (torch.cuda.get_device_name(dev) if dev.type == "cuda"
-            else f"cpu ({torch.get_num_threads()} threads)")
+    name = (
+        torch.cuda.get_device_name(dev)
+        if dev.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)"
+    )
     return ScaleResult(config, arrays, size, time.perf_counter() - t0, name)
 
 
-def summarise(a: dict[str, np.ndarray], tolerances: dict[str, float] | None = None
-              ) -> dict:
-    """Reduce the per-instance arrays of :func:`run_scale` (see ``ScaleResult.summary``)."""
+def summarise(
+    a: dict[str, np.ndarray], tolerances: dict[str, float] | None = None
+) -> dict:
+    """Reduce the per-instance arrays of :func:`run_scale` (``ScaleResult.summary``)."""
     idx, cat = a["index"], a["category"]
 
     def summ(key, largest=False):
@@ -311,7 +365,9 @@ def summarise(a: dict[str, np.ndarray], tolerances: dict[str, float] | None = No
     n = int(idx.size)
     out = {
         "instances": n,
-        "categories": {name: int((cat == i).sum()) for i, name in enumerate(CATEGORIES)},
+        "categories": {
+            name: int((cat == i).sum()) for i, name in enumerate(CATEGORIES)
+        },
         "gf": {
             "ok": int(a["gf_ok"].sum()),
             "horizon_kappa_t": st.quantiles(a["gf_t_final"] * a["kappa"]),
@@ -398,8 +454,13 @@ class Replay:
     drift: np.ndarray
 
 
-def replay(instance_id: int, config: ScaleConfig, *, method: str = "rk4",
-           steps: int | None = None) -> Replay:
+def replay(
+    instance_id: int,
+    config: ScaleConfig,
+    *,
+    method: str = "rk4",
+    steps: int | None = None,
+) -> Replay:
     """Rebuild instance ``instance_id`` and rerun it in both engines.
 
     The instance comes from :func:`instances_batched.instance` (same ``(seed, index)``),
@@ -427,8 +488,9 @@ def replay(instance_id: int, config: ScaleConfig, *, method: str = "rk4",
     arrays = run_chunk(one, instance_id, instance_id + 1)
     model, theta0 = inst.model(instance_id), inst.theta0(instance_id)
     dev, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
-    batch = BatchedMatrixDEQ(inst.X, inst.Y, config.spec.m, config.spec.readout,
-                             device=dev, dtype=dtype)
+    batch = BatchedMatrixDEQ(
+        inst.X, inst.Y, config.spec.m, config.spec.readout, device=dev, dtype=dtype
+    )
     th0 = batch.pack(inst.W0, inst.U0, inst.B0)
     if method == "gd":
         h = float(arrays["gd_h"][0])
@@ -437,8 +499,11 @@ def replay(instance_id: int, config: ScaleConfig, *, method: str = "rk4",
         single = gd_single(model, theta0, h, n)
     else:
         h = float(arrays["gf_h"][0])
-        n = (config.gf_steps if method == "rk4" else config.midpoint_steps) \
-            if steps is None else steps
+        n = (
+            (config.gf_steps if method == "rk4" else config.midpoint_steps)
+            if steps is None
+            else steps
+        )
         run = gradient_flow(batch, th0, h, n, integrator=method, keep_path=True)
         integ = RK4() if method == "rk4" else ImplicitMidpoint(tol=1e-15)
         single = integrate(model, theta0, n * h, integrator=integ, h=h)
@@ -462,7 +527,22 @@ def replay(instance_id: int, config: ScaleConfig, *, method: str = "rk4",
         s2.append(float(np.linalg.svd(A, compute_uv=False)[-1] ** 2))
         mn2.append(float(np.linalg.norm(np.linalg.solve(A, U), 2) ** 2))
         drift.append(float(np.linalg.norm(model.C(th) - C0)) / c0n)
-    return Replay(instance_id, method, model, theta0, h, n, single, times[:k],
-                  thetas[:k], risks[:k], dth, drs, np.array(s2), np.array(mn2),
-                  float(rates.cond_lower_bound(model, theta0)),
-                  float(np.linalg.eigvalsh(C0)[0]), np.array(drift))
+    return Replay(
+        instance_id,
+        method,
+        model,
+        theta0,
+        h,
+        n,
+        single,
+        times[:k],
+        thetas[:k],
+        risks[:k],
+        dth,
+        drs,
+        np.array(s2),
+        np.array(mn2),
+        float(rates.cond_lower_bound(model, theta0)),
+        float(np.linalg.eigvalsh(C0)[0]),
+        np.array(drift),
+    )

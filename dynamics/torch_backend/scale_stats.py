@@ -11,8 +11,14 @@ import numpy as np
 QUANTILES = (0.0, 0.001, 0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 1.0)
 
 
-def worst(values: np.ndarray, index: np.ndarray, category: np.ndarray, *,
-          largest: bool = False, categories=None) -> dict:
+def worst(
+    values: np.ndarray,
+    index: np.ndarray,
+    category: np.ndarray,
+    *,
+    largest: bool = False,
+    categories=None,
+) -> dict:
     """The extreme finite value (min by default) and the instance that attained it.
 
     Ties go to the smallest instance index, so the answer does not depend on chunking.
@@ -27,8 +33,11 @@ def worst(values: np.ndarray, index: np.ndarray, category: np.ndarray, *,
     ext = vals.max() if largest else vals.min()
     pos = int(np.nonzero(vals == ext)[0][np.argmin(index[vals == ext])])
     cat = int(category[pos])
-    out.update(value=float(ext), instance=int(index[pos]),
-               category=categories[cat] if categories is not None else cat)
+    out.update(
+        value=float(ext),
+        instance=int(index[pos]),
+        category=categories[cat] if categories is not None else cat,
+    )
     return out
 
 
@@ -42,8 +51,9 @@ def quantiles(values: np.ndarray) -> dict[str, float | None]:
     return {f"q{q:g}": float(x) for q, x in zip(QUANTILES, qs, strict=True)}
 
 
-def log_histogram(values: np.ndarray, lo: float | None = None, hi: float | None = None,
-                  bins: int = 40) -> dict:
+def log_histogram(
+    values: np.ndarray, lo: float | None = None, hi: float | None = None, bins: int = 40
+) -> dict:
     """Histogram of positive finite values on log10-spaced bins.
 
     Returns {"edges": [...], "counts": [...], "below": n, "above": n, "nonpositive": n}.
@@ -53,32 +63,58 @@ def log_histogram(values: np.ndarray, lo: float | None = None, hi: float | None 
     nonpos = int((v <= 0).sum())
     v = v[v > 0]
     if v.size == 0:
-        return {"edges": [], "counts": [], "below": 0, "above": 0, "nonpositive": nonpos}
+        return {
+            "edges": [],
+            "counts": [],
+            "below": 0,
+            "above": 0,
+            "nonpositive": nonpos,
+        }
     lo = float(v.min()) if lo is None else lo
     hi = float(v.max()) if hi is None else hi
     if hi <= lo:
         hi = lo * 1.000001 + 1e-300
     edges = np.logspace(math.log10(lo), math.log10(hi), bins + 1)
     counts, _ = np.histogram(v, bins=edges)
-    return {"edges": edges.tolist(), "counts": counts.tolist(),
-            "below": int((v < lo).sum()), "above": int((v > hi).sum()),
-            "nonpositive": nonpos}
+    return {
+        "edges": edges.tolist(),
+        "counts": counts.tolist(),
+        "below": int((v < lo).sum()),
+        "above": int((v > hi).sum()),
+        "nonpositive": nonpos,
+    }
 
 
-def summarise(values: np.ndarray, index: np.ndarray, category: np.ndarray, *,
-              largest: bool = False, categories=None, by_category: bool = True) -> dict:
+def summarise(
+    values: np.ndarray,
+    index: np.ndarray,
+    category: np.ndarray,
+    *,
+    largest: bool = False,
+    categories=None,
+    by_category: bool = True,
+) -> dict:
     """Worst value with its instance, quantiles, and per-category worst values."""
-    out = {"worst": worst(values, index, category, largest=largest,
-                          categories=categories),
-           "quantiles": quantiles(values)}
+    out = {
+        "worst": worst(values, index, category, largest=largest, categories=categories),
+        "quantiles": quantiles(values),
+    }
     if by_category and categories is not None:
         per = {}
         for c, name in enumerate(categories):
             mask = category == c
             if mask.any():
-                w = worst(values[mask], index[mask], category[mask], largest=largest,
-                          categories=categories)
-                per[name] = {"count": int(mask.sum()), "worst": w["value"],
-                             "instance": w["instance"]}
+                w = worst(
+                    values[mask],
+                    index[mask],
+                    category[mask],
+                    largest=largest,
+                    categories=categories,
+                )
+                per[name] = {
+                    "count": int(mask.sum()),
+                    "worst": w["value"],
+                    "instance": w["instance"],
+                }
         out["by_category"] = per
     return out

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dynamics import gradient_descent
 from dynamics.backprop import (
     JFB,
     AbstractBackprop,

@@ -74,6 +74,8 @@ IMPLICIT_UNTIL = 1e-6
 IMPLICIT_STEPS, IMPLICIT_MAX = 100, 3200
 #: GD runs for LIN-COND's GD variant: eta = GD_ETA_FRACTION / ||Hessian(theta0)||_2.
 GD_ETA_FRACTION = 0.5
+#: GD overlaid on the flow in the LIN-GF-RATE figures: eta = this / ||Hessian(theta0)||.
+OVERLAY_ETA_FRACTION = 0.1
 FAMILIES = ("scalar", "matrix", "readout")
 
 
@@ -537,8 +539,7 @@ def _draw_cons(fl, runs, tight_runs, family, path) -> str:
         ax.set_title(f"{f.label}", fontsize=8)
     axes[0, 0].legend(fontsize=6)
     fig.suptitle(
-        "LIN-GF-CONS: conservation drift along gradient flow (exact law: 0; "
-        "zeros drawn at 1e-17)",
+        "LIN-GF-CONS: drift along gradient flow\n(exact law: 0; zeros drawn at 1e-17)",
         fontsize=9,
     )
     for ax in fig.axes:
@@ -628,8 +629,9 @@ def lin_sphere_matrix(ctx: Context) -> CheckResult:
 
 
 def gd_overlay(model, theta0, t_end: float, max_steps: int = 600):
-    """GD at eta = GD_ETA_FRACTION / ||H(theta0)|| for (about) the flow's horizon."""
-    eta = GD_ETA_FRACTION / hessian_norm(model, theta0)
+    """GD at eta = OVERLAY_ETA_FRACTION / ||H(theta0)|| for (at most) the flow's
+    horizon: small enough that GD at t = k eta tracks the flow."""
+    eta = OVERLAY_ETA_FRACTION / hessian_norm(model, theta0)
     steps = int(min(max_steps, max(1, math.ceil(t_end / eta))))
     return gradient_descent(model, theta0, eta, steps), eta
 
@@ -951,7 +953,7 @@ def _draw_cond(fl, per, family, path) -> str:
         )
         ax.axhline(b, label="a-priori bound (R3)", **plotting.THEORY)
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.0)
         ax.set_xlabel("flow time t")
         ax.set_title(f.label.replace("scalar ", "").replace("matrix ", ""), fontsize=7)
         ax.legend(fontsize=6, loc="lower right")
@@ -1079,7 +1081,7 @@ def _draw_rate(fl, family, loss_factor, path) -> str:
         "o",
         color="grey",
         markerfacecolor="none",
-        label="GD at t = k eta (eta = 0.5/||H0||)",
+        label=f"GD at t = k eta (eta = {OVERLAY_ETA_FRACTION}/||H0||)",
     )
     ax.set_yscale("log")
     ax.set_ylim(max(1e-20, 0.1 * lowest), 3.0)

@@ -40,23 +40,37 @@ from ..registry import CheckResult, Context, Status, check
 
 #: float64 tolerances, from spec/claims.md (SCALE-COND, SCALE-RATE).
 TOLERANCES = {
-    "cond": 1e-9,          # relative margin >= -1e-9
-    "drift": 1e-8,         # RK4 conservation drift <= 1e-8 relative
-    "gf_rate": 1e-8,       # R(t) <= (1 + 1e-8) R0 exp(-kappa t)
-    "gd_rate": 1e-9,       # R_k <= (1 + 1e-9) R0 (1 - rho)^k (LIN-GD-RATE)
-    "kappa_ratio": 1e-6,   # kappa_hat / kappa >= 1 - 1e-6
-    "replay": 1e-9,        # batched vs single-instance replay, relative
+    "cond": 1e-9,  # relative margin >= -1e-9
+    "drift": 1e-8,  # RK4 conservation drift <= 1e-8 relative
+    "gf_rate": 1e-8,  # R(t) <= (1 + 1e-8) R0 exp(-kappa t)
+    "gd_rate": 1e-9,  # R_k <= (1 + 1e-9) R0 (1 - rho)^k (LIN-GD-RATE)
+    "kappa_ratio": 1e-6,  # kappa_hat / kappa >= 1 - 1e-6
+    "replay": 1e-9,  # batched vs single-instance replay, relative
 }
 #: float32: the claims' tolerances are below its rounding level, so these are only
 #: sanity bounds (a float32 run never counts as a SCALE-* pass in a report).
-FLOAT32_TOLERANCES = {"cond": 1e-4, "drift": 1e-4, "gf_rate": 1e-4, "gd_rate": 1e-4,
-                      "kappa_ratio": 1e-3, "replay": 1e-3}
+FLOAT32_TOLERANCES = {
+    "cond": 1e-4,
+    "drift": 1e-4,
+    "gf_rate": 1e-4,
+    "gd_rate": 1e-4,
+    "kappa_ratio": 1e-3,
+    "replay": 1e-3,
+}
 
 #: Per-profile sizes: (instances, RK4 steps, GD steps, midpoint every, midpoint steps).
-PROFILE_SIZES = {"quick": dict(instances=512, gf_steps=100, gd_steps=300,
-                               midpoint_every=32, midpoint_steps=20),
-                 "full": dict(instances=10_000, gf_steps=400, gd_steps=1200,
-                              midpoint_every=50, midpoint_steps=100)}
+PROFILE_SIZES = {
+    "quick": dict(
+        instances=512, gf_steps=100, gd_steps=300, midpoint_every=32, midpoint_steps=20
+    ),
+    "full": dict(
+        instances=10_000,
+        gf_steps=400,
+        gd_steps=1200,
+        midpoint_every=50,
+        midpoint_steps=100,
+    ),
+}
 
 
 def tolerances(dtype: str) -> dict[str, float]:
@@ -98,21 +112,30 @@ def judge(summary: dict, dtype: str = "float64") -> dict[str, dict]:
     if any(not math.isfinite(v) for v in cond.values()):
         reasons.append("no finite conditioning margin in some run")
     if cond[worst_key] < -tol["cond"]:
-        reasons.append(f"conditioning bound violated: margin {cond[worst_key]:.3e} "
-                       f"({worst_key}) < -{tol['cond']:g}")
+        reasons.append(
+            f"conditioning bound violated: margin {cond[worst_key]:.3e} "
+            f"({worst_key}) < -{tol['cond']:g}"
+        )
     if not drift <= tol["drift"]:
         reasons.append(f"RK4 conservation drift {drift:.3e} > {tol['drift']:g}")
     not_ok = n - gf["ok"]
     if not_ok:
         reasons.append(f"{not_ok} RK4 trajectories ended non-finite or singular")
     cond_verdict = {
-        "passed": not reasons, "worst_margin": cond[worst_key], "worst_run": worst_key,
-        "worst_instance": (gf if worst_key == "gf_rk4" else gd if worst_key == "gd"
-                           else mp)["cond_margin"]["worst"],
-        "margins": cond, "max_drift": drift, "drift_instance": gf["drift"]["worst"],
+        "passed": not reasons,
+        "worst_margin": cond[worst_key],
+        "worst_run": worst_key,
+        "worst_instance": (
+            gf if worst_key == "gf_rk4" else gd if worst_key == "gd" else mp
+        )["cond_margin"]["worst"],
+        "margins": cond,
+        "max_drift": drift,
+        "drift_instance": gf["drift"]["worst"],
         "midpoint_max_drift": None if mp is None else _val(mp["drift"]),
-        "quantiles": gf["cond_margin"]["quantiles"], "reasons": reasons,
-        "tolerance": tol["cond"]}
+        "quantiles": gf["cond_margin"]["quantiles"],
+        "reasons": reasons,
+        "tolerance": tol["cond"],
+    }
 
     reasons = []
     gf_rate = _val(gf["rate_log_margin"])
@@ -123,18 +146,26 @@ def judge(summary: dict, dtype: str = "float64") -> dict[str, dict]:
     if not gd_rate >= -math.log1p(tol["gd_rate"]):
         reasons.append(f"GD rate bound violated: ln(bound/R) = {gd_rate:.3e}")
     if not kappa_min >= 1.0 - tol["kappa_ratio"]:
-        reasons.append(f"kappa_hat/kappa = {kappa_min:.9g} < 1 - {tol['kappa_ratio']:g}")
+        reasons.append(
+            f"kappa_hat/kappa = {kappa_min:.9g} < 1 - {tol['kappa_ratio']:g}"
+        )
     rate_verdict = {
-        "passed": not reasons, "worst_margin": min(gf_rate, gd_rate),
-        "gf_rate_log_margin": gf_rate, "gd_rate_log_margin": gd_rate,
+        "passed": not reasons,
+        "worst_margin": min(gf_rate, gd_rate),
+        "gf_rate_log_margin": gf_rate,
+        "gd_rate_log_margin": gd_rate,
         "gf_worst_instance": gf["rate_log_margin"]["worst"],
         "gd_worst_instance": gd["rate_log_margin"]["worst"],
-        "kappa_ratio_min": kappa_min, "kappa_ratio_quantiles": gf["kappa_ratio"]["quantiles"],
+        "kappa_ratio_min": kappa_min,
+        "kappa_ratio_quantiles": gf["kappa_ratio"]["quantiles"],
         "kappa_fit_ratio_quantiles": gf["kappa_fit_ratio"]["quantiles"],
         "gd_log_contraction_quantiles": gd["log_contraction_ratio"]["quantiles"],
         "gd_log_contraction_min": _val(gd["log_contraction_ratio_min"]),
-        "descent_failed": gd["descent_failed"], "gd_risk_increased": gd["risk_increased"],
-        "reasons": reasons, "tolerance": tol["gf_rate"]}
+        "descent_failed": gd["descent_failed"],
+        "gd_risk_increased": gd["risk_increased"],
+        "reasons": reasons,
+        "tolerance": tol["gf_rate"],
+    }
     return {"SCALE-COND": cond_verdict, "SCALE-RATE": rate_verdict}
 
 
@@ -144,10 +175,16 @@ def replay_worst(result: ScaleResult, verdicts: dict) -> dict:
     run = verdicts["SCALE-COND"]["worst_run"]
     method = {"gf_rk4": "rk4", "gd": "gd", "gf_midpoint": "midpoint"}[run]
     rp = replay(int(inst), result.config, method=method)
-    return {"instance": int(inst), "method": method, "h": rp.h, "steps": rp.steps,
-            "max_theta_diff": rp.max_theta_diff, "max_risk_rel_diff": rp.max_risk_rel_diff,
-            "single_cond_margin": float(np.min(rp.sigma_min2) / rp.cond_lower - 1.0),
-            "_replay": rp}
+    return {
+        "instance": int(inst),
+        "method": method,
+        "h": rp.h,
+        "steps": rp.steps,
+        "max_theta_diff": rp.max_theta_diff,
+        "max_risk_rel_diff": rp.max_risk_rel_diff,
+        "single_cond_margin": float(np.min(rp.sigma_min2) / rp.cond_lower - 1.0),
+        "_replay": rp,
+    }
 
 
 def _figures(ctx: Context, result: ScaleResult, rp) -> list[str]:
@@ -157,9 +194,14 @@ def _figures(ctx: Context, result: ScaleResult, rp) -> list[str]:
     path = ctx.figure_path("scale_rate_ratio_hist")
     if path is not None:
         out.append(plotting.scale_rate_histogram(result.arrays, path))
-        out.append(plotting.scale_worst_sigma(rp, ctx.figure_path("scale_worst_sigma_min")))
-        out.append(plotting.scale_drift_vs_dtype(
-            drift_by_dtype(result), ctx.figure_path("scale_drift_vs_dtype")))
+        out.append(
+            plotting.scale_worst_sigma(rp, ctx.figure_path("scale_worst_sigma_min"))
+        )
+        out.append(
+            plotting.scale_drift_vs_dtype(
+                drift_by_dtype(result), ctx.figure_path("scale_drift_vs_dtype")
+            )
+        )
     return [p for p in out if p]
 
 
@@ -181,17 +223,27 @@ def drift_by_dtype(result: ScaleResult, instances: int = 256) -> dict:
     h = torch.as_tensor(result.arrays["gf_h"][:n])
     out = {}
     for dtype in (torch.float64, torch.float32):
-        batch = BatchedMatrixDEQ(inst.X, inst.Y, cfg.spec.m, cfg.spec.readout,
-                                 device=cfg.device, dtype=dtype)
+        batch = BatchedMatrixDEQ(
+            inst.X, inst.Y, cfg.spec.m, cfg.spec.readout, device=cfg.device, dtype=dtype
+        )
         th0 = batch.pack(inst.W0, inst.U0, inst.B0)
         hb = h.to(device=batch.device, dtype=dtype)
         rk = gradient_flow(batch, th0, hb, cfg.gf_steps).stats.drift.cpu().numpy()
-        mp = gradient_flow(batch, th0, hb, min(cfg.midpoint_steps, 20),
-                           integrator="midpoint").stats.drift.cpu().numpy()
+        mp = (
+            gradient_flow(
+                batch, th0, hb, min(cfg.midpoint_steps, 20), integrator="midpoint"
+            )
+            .stats.drift.cpu()
+            .numpy()
+        )
         out[str(dtype).removeprefix("torch.")] = {
-            name: {"max": float(np.nanmax(v)), "median": float(np.nanmedian(v)),
-                   "q99": float(np.nanquantile(v, 0.99))}
-            for name, v in (("rk4", rk), ("midpoint", mp))}
+            name: {
+                "max": float(np.nanmax(v)),
+                "median": float(np.nanmedian(v)),
+                "q99": float(np.nanquantile(v, 0.99)),
+            }
+            for name, v in (("rk4", rk), ("midpoint", mp))
+        }
     return out
 
 
@@ -213,22 +265,35 @@ def scale_cond(ctx: Context) -> CheckResult:
     rp = rep.pop("_replay")
     reasons = list(v["reasons"])
     if not rep["max_theta_diff"] <= TOLERANCES["replay"]:
-        reasons.append(f"replay of instance {rep['instance']} disagrees: "
-                       f"{rep['max_theta_diff']:.3e}")
+        reasons.append(
+            f"replay of instance {rep['instance']} disagrees: "
+            f"{rep['max_theta_diff']:.3e}"
+        )
     figs = _figures(ctx, result, rp)
     return CheckResult(
         Status.passed if not reasons else Status.failed,
-        measured=v["worst_margin"] + 1.0, predicted=1.0, worst_margin=v["worst_margin"],
-        tolerance=v["tolerance"], instances=summary["instances"],
-        reason="; ".join(reasons) or (
+        measured=v["worst_margin"] + 1.0,
+        predicted=1.0,
+        worst_margin=v["worst_margin"],
+        tolerance=v["tolerance"],
+        instances=summary["instances"],
+        reason="; ".join(reasons)
+        or (
             f"min margin {v['worst_margin']:.3g} (instance "
             f"{v['worst_instance']['instance']}, {v['worst_instance']['category']}), "
             f"max RK4 drift {v['max_drift']:.2e}; replay agrees to "
-            f"{rep['max_theta_diff']:.1e}"),
-        details={"config": cfg.describe(), "verdict": v, "replay": rep,
-                 "device": result.device_name, "seconds_engine": result.seconds,
-                 "summary": {k: summary[k] for k in ("instances", "categories")}},
-        figures=figs)
+            f"{rep['max_theta_diff']:.1e}"
+        ),
+        details={
+            "config": cfg.describe(),
+            "verdict": v,
+            "replay": rep,
+            "device": result.device_name,
+            "seconds_engine": result.seconds,
+            "summary": {k: summary[k] for k in ("instances", "categories")},
+        },
+        figures=figs,
+    )
 
 
 @check("SCALE-RATE", part="batched", kind="benchmark")
@@ -241,14 +306,22 @@ def scale_rate(ctx: Context) -> CheckResult:
     q = v["kappa_ratio_quantiles"]
     return CheckResult(
         Status.passed if v["passed"] else Status.failed,
-        measured=v["kappa_ratio_min"], predicted=1.0, worst_margin=v["worst_margin"],
-        tolerance=v["tolerance"], instances=summary["instances"],
-        reason="; ".join(v["reasons"]) or (
+        measured=v["kappa_ratio_min"],
+        predicted=1.0,
+        worst_margin=v["worst_margin"],
+        tolerance=v["tolerance"],
+        instances=summary["instances"],
+        reason="; ".join(v["reasons"])
+        or (
             f"kappa_hat/kappa: min {v['kappa_ratio_min']:.3g}, median {q['q0.5']:.3g}; "
             f"GD log-contraction ratio min {v['gd_log_contraction_min']:.3g}; descent "
-            f"inequality failed on {v['descent_failed']} of {summary['instances']}"),
-        details={"config": cfg.describe(), "verdict": v,
-                 "kappa_ratio_histogram": summary["gf"]["kappa_ratio_histogram"],
-                 "gd_log_contraction_histogram":
-                     summary["gd"]["log_contraction_histogram"],
-                 "device": result.device_name})
+            f"inequality failed on {v['descent_failed']} of {summary['instances']}"
+        ),
+        details={
+            "config": cfg.describe(),
+            "verdict": v,
+            "kappa_ratio_histogram": summary["gf"]["kappa_ratio_histogram"],
+            "gd_log_contraction_histogram": summary["gd"]["log_contraction_histogram"],
+            "device": result.device_name,
+        },
+    )

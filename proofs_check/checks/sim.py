@@ -496,11 +496,11 @@ def repro_leg_sigmoid_runs(ctx: Context) -> CheckResult:
     JSON (theta0, theta_final, risk trajectory, distances, Q_k, maximum step, sign-flip
     flag, Brent and FD validation) and the loss / learned / dynamics / distances
     panels; the written values read back bit for bit. Quick profile: every run cut to
-    400 steps; full: the 4000-step runs in full, the 40000-step ones cut to 4000."""
+    200 steps; full: the 4000-step runs in full, the 40000-step ones cut to 4000."""
     runs = ("sigmoid", "sigmoid-far", "sigmoid-extended", "sigmoid-far-extended")
     with tempfile.TemporaryDirectory() as tmp:
         pctx = ProtocolContext(figures_dir=ctx.figures_dir)
-        outs = [run_leg_sigmoid(r, pctx, steps=4000 if ctx.full else 400) for r in runs]
+        outs = [run_leg_sigmoid(r, pctx, steps=4000 if ctx.full else 200) for r in runs]
         payload = {"runs": outs}
         w = verify_written(payload, Path(tmp) / "leg-sigmoid.json",
                            [("theta_final", ""), ("risk_final", ""), ("theta0", ""),
@@ -515,7 +515,7 @@ def repro_leg_sigmoid_runs(ctx: Context) -> CheckResult:
         worst_margin=min(_margin(val, TOL_GRAD_FD), _margin(brent, TOL_FP_BRENT)),
         reason="protocol code ran and its JSON was written and read back at full "
         "precision; comparison with the authors' result files is not possible "
-        f"offline. Reduced here to {4000 if ctx.full else 400} steps per run "
+        f"offline. Reduced here to {4000 if ctx.full else 200} steps per run "
         "(`deq-dynamics reproduce leg-sigmoid[-far][-extended]` runs them in full)",
         details={"written": w, "fd_gradient_rel_error": val,
                  "brent_max_abs_difference": brent,

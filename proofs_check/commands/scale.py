@@ -13,33 +13,75 @@ from dynamics.errors import InvalidInputError
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "scale", help="check SCALE-COND / SCALE-RATE on many batched instances",
+        "scale",
+        help="check SCALE-COND / SCALE-RATE on many batched instances",
         description="Run N seeded matrix linear DEQs (hard-region mixture) through "
         "gradient flow (batched RK4 and implicit midpoint) and gradient descent at "
         "once, check the conditioning and rate bounds on every trajectory, and report "
         "the worst margins with the instances that attained them. Exit 1 if a claim "
-        "fails, 2 on a usage error (e.g. --device cuda without CUDA).")
-    p.add_argument("--instances", type=int, default=10_000, metavar="N",
-                   help="number of instances (default 10000)")
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
-                   help="where the batched engine runs (default cpu)")
-    p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
-                   help="precision of the dynamics (default float64; float32 meets "
-                   "no SCALE-* tolerance and is judged with loosened ones)")
+        "fails, 2 on a usage error (e.g. --device cuda without CUDA).",
+    )
+    p.add_argument(
+        "--instances",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="number of instances (default 10000)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda"),
+        help="where the batched engine runs (default cpu)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="float64",
+        choices=("float64", "float32"),
+        help="precision of the dynamics (default float64; float32 meets "
+        "no SCALE-* tolerance and is judged with loosened ones)",
+    )
     p.add_argument("--seed", type=int, default=0, help="instance stream (default 0)")
-    p.add_argument("--json", type=Path, metavar="PATH", help="write the full report here")
+    p.add_argument(
+        "--json", type=Path, metavar="PATH", help="write the full report here"
+    )
     p.add_argument("--figures", type=Path, metavar="DIR", help="write figures here")
     p.add_argument("--gf-steps", type=int, default=400, help="RK4 steps (default 400)")
     p.add_argument("--gd-steps", type=int, default=1200, help="GD steps (default 1200)")
-    p.add_argument("--midpoint-every", type=int, default=50, metavar="K",
-                   help="implicit midpoint on every K-th instance (0: off; default 50)")
-    p.add_argument("--chunk", type=int, default=None,
-                   help="instances per chunk (default: from the memory budget)")
-    p.add_argument("--memory-budget", type=float, default=None, metavar="GIB",
-                   help="memory one chunk may use, in GiB (default 1 on CPU, half "
-                   "the free GPU memory on CUDA)")
-    p.add_argument("--no-replay", action="store_true",
-                   help="skip replaying the worst instance in the single-instance engine")
+    p.add_argument(
+        "--midpoint-every",
+        type=int,
+        default=50,
+        metavar="K",
+        help="implicit midpoint on every K-th instance (0: off; default 50)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        help="instances per chunk (default: from the memory budget)",
+    )
+    p.add_argument(
+        "--memory-budget",
+        type=float,
+        default=None,
+        metavar="GIB",
+        help="memory one chunk may use, in GiB (default 1 on CPU, half "
+        "the free GPU memory on CUDA)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; on a CPU shared "
+        "with other busy processes 1 is much faster, because idle OpenMP "
+        "threads spin while waiting for descheduled ones)",
+    )
+    p.add_argument(
+        "--no-replay",
+        action="store_true",
+        help="skip replaying the worst instance in the single-instance engine",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_main)
 
@@ -60,12 +102,25 @@ def _main(args: argparse.Namespace) -> int:
     from ..report import environment, write_json
 
     try:
+        if args.threads is not None:
+            if args.threads < 1:
+                raise InvalidInputError("--threads must be >= 1")
+            import torch
+
+            torch.set_num_threads(args.threads)
         resolve_device(args.device)
         budget = None if args.memory_budget is None else int(args.memory_budget * 2**30)
-        cfg = ScaleConfig(instances=args.instances, seed=args.seed, device=args.device,
-                          dtype=args.dtype, gf_steps=args.gf_steps,
-                          gd_steps=args.gd_steps, midpoint_every=args.midpoint_every,
-                          chunk=args.chunk, memory_budget=budget)
+        cfg = ScaleConfig(
+            instances=args.instances,
+            seed=args.seed,
+            device=args.device,
+            dtype=args.dtype,
+            gf_steps=args.gf_steps,
+            gd_steps=args.gd_steps,
+            midpoint_every=args.midpoint_every,
+            chunk=args.chunk,
+            memory_budget=budget,
+        )
     except InvalidInputError as exc:
         print(f"deq-dynamics scale: {exc}", file=sys.stderr)
         return 2
@@ -76,67 +131,102 @@ def _main(args: argparse.Namespace) -> int:
     rep = None
     if not args.no_replay:
         if not args.quiet:
-            _progress("replaying the worst SCALE-COND instance in the single-instance "
-                      "engine")
+            _progress(
+                "replaying the worst SCALE-COND instance in the single-instance engine"
+            )
         rep = replay_worst(result, verdicts)
     figures = []
     if args.figures is not None:
         from .. import plotting
 
         args.figures.mkdir(parents=True, exist_ok=True)
-        figures.append(plotting.scale_rate_histogram(
-            result.arrays, args.figures / "scale_rate_ratio_hist.png"))
+        figures.append(
+            plotting.scale_rate_histogram(
+                result.arrays, args.figures / "scale_rate_ratio_hist.png"
+            )
+        )
         if rep is not None:
-            figures.append(plotting.scale_worst_sigma(
-                rep["_replay"], args.figures / "scale_worst_sigma_min.png"))
-        figures.append(plotting.scale_drift_vs_dtype(
-            drift_by_dtype(result), args.figures / "scale_drift_vs_dtype.png"))
+            figures.append(
+                plotting.scale_worst_sigma(
+                    rep["_replay"], args.figures / "scale_worst_sigma_min.png"
+                )
+            )
+        figures.append(
+            plotting.scale_drift_vs_dtype(
+                drift_by_dtype(result), args.figures / "scale_drift_vs_dtype.png"
+            )
+        )
     wall = time.perf_counter() - t0
 
     c, r = verdicts["SCALE-COND"], verdicts["SCALE-RATE"]
-    print(f"P-SCALE: {summary['instances']} instances on {result.device_name}, "
-          f"{cfg.dtype}, chunk {result.chunk}, engine {result.seconds:.1f} s, "
-          f"total {wall:.1f} s")
+    print(
+        f"P-SCALE: {summary['instances']} instances on {result.device_name}, "
+        f"{cfg.dtype}, chunk {result.chunk}, engine {result.seconds:.1f} s, "
+        f"total {wall:.1f} s"
+    )
     print(f"  categories: {summary['categories']}")
-    print(f"SCALE-COND {'pass' if c['passed'] else 'FAIL'}: min margin "
-          f"{_fmt(c['worst_margin'])} ({c['worst_run']}, instance "
-          f"{c['worst_instance']['instance']}, {c['worst_instance']['category']}); "
-          f"margins {', '.join(f'{k} {_fmt(v)}' for k, v in c['margins'].items())}; "
-          f"max RK4 drift {_fmt(c['max_drift'])}, midpoint drift "
-          f"{_fmt(c['midpoint_max_drift'])}")
+    print(
+        f"SCALE-COND {'pass' if c['passed'] else 'FAIL'}: min margin "
+        f"{_fmt(c['worst_margin'])} ({c['worst_run']}, instance "
+        f"{c['worst_instance']['instance']}, {c['worst_instance']['category']}); "
+        f"margins {', '.join(f'{k} {_fmt(v)}' for k, v in c['margins'].items())}; "
+        f"max RK4 drift {_fmt(c['max_drift'])}, midpoint drift "
+        f"{_fmt(c['midpoint_max_drift'])}"
+    )
     q = c["quantiles"]
-    print(f"  margin quantiles (RK4): min {_fmt(q['q0'])}, 1% {_fmt(q['q0.01'])}, "
-          f"median {_fmt(q['q0.5'])}, 99% {_fmt(q['q0.99'])}")
-    print(f"SCALE-RATE {'pass' if r['passed'] else 'FAIL'}: ln(bound/R) min GF "
-          f"{_fmt(r['gf_rate_log_margin'])}, GD {_fmt(r['gd_rate_log_margin'])}; "
-          f"kappa_hat/kappa min {_fmt(r['kappa_ratio_min'])}")
+    print(
+        f"  margin quantiles (RK4): min {_fmt(q['q0'])}, 1% {_fmt(q['q0.01'])}, "
+        f"median {_fmt(q['q0.5'])}, 99% {_fmt(q['q0.99'])}"
+    )
+    print(
+        f"SCALE-RATE {'pass' if r['passed'] else 'FAIL'}: ln(bound/R) min GF "
+        f"{_fmt(r['gf_rate_log_margin'])}, GD {_fmt(r['gd_rate_log_margin'])}; "
+        f"kappa_hat/kappa min {_fmt(r['kappa_ratio_min'])}"
+    )
     q = r["kappa_ratio_quantiles"]
-    print(f"  kappa_hat/kappa quantiles: 1% {_fmt(q['q0.01'])}, 10% {_fmt(q['q0.1'])}, "
-          f"median {_fmt(q['q0.5'])}, 90% {_fmt(q['q0.9'])}, max {_fmt(q['q1'])}")
+    print(
+        f"  kappa_hat/kappa quantiles: 1% {_fmt(q['q0.01'])}, 10% {_fmt(q['q0.1'])}, "
+        f"median {_fmt(q['q0.5'])}, 90% {_fmt(q['q0.9'])}, max {_fmt(q['q1'])}"
+    )
     q = r["gd_log_contraction_quantiles"]
-    print(f"  GD log-contraction / bound: min {_fmt(q['q0'])}, median {_fmt(q['q0.5'])}, "
-          f"max {_fmt(q['q1'])}; descent inequality failed on {r['descent_failed']} "
-          f"trajectories")
+    print(
+        f"  GD log-contraction / bound: min {_fmt(q['q0'])}, median {_fmt(q['q0.5'])}, "
+        f"max {_fmt(q['q1'])}; descent inequality failed on {r['descent_failed']} "
+        f"trajectories"
+    )
     for reason in c["reasons"] + r["reasons"]:
         print(f"  -> {reason}")
     if rep is not None:
-        print(f"replay of instance {rep['instance']} ({rep['method']}, {rep['steps']} "
-              f"steps): max |theta_batched - theta_single| {rep['max_theta_diff']:.2e}, "
-              f"single-engine margin {rep['single_cond_margin']:.6g}")
+        print(
+            f"replay of instance {rep['instance']} ({rep['method']}, {rep['steps']} "
+            f"steps): max |theta_batched - theta_single| {rep['max_theta_diff']:.2e}, "
+            f"single-engine margin {rep['single_cond_margin']:.6g}"
+        )
     if cfg.dtype != "float64":
-        print("note: float32 run judged with loosened tolerances; it does not count as "
-              "a SCALE-* pass (the claims' tolerances are below float32 rounding)")
+        print(
+            "note: float32 run judged with loosened tolerances; it does not count as "
+            "a SCALE-* pass (the claims' tolerances are below float32 rounding)"
+        )
     for f in figures:
         if f:
             print(f"wrote {f}")
     if args.json is not None:
-        payload = {"tool": "deq-dynamics scale", "protocol": "P-SCALE",
-                   "seed": cfg.seed, "config": cfg.describe(),
-                   "environment": environment(), "device": result.device_name,
-                   "chunk": result.chunk, "engine_seconds": result.seconds,
-                   "wall_seconds": wall, "summary": summary, "verdicts": verdicts,
-                   "replay": None if rep is None else
-                   {k: v for k, v in rep.items() if not k.startswith("_")},
-                   "figures": [f for f in figures if f]}
+        payload = {
+            "tool": "deq-dynamics scale",
+            "protocol": "P-SCALE",
+            "seed": cfg.seed,
+            "config": cfg.describe(),
+            "environment": environment(),
+            "device": result.device_name,
+            "chunk": result.chunk,
+            "engine_seconds": result.seconds,
+            "wall_seconds": wall,
+            "summary": summary,
+            "verdicts": verdicts,
+            "replay": None
+            if rep is None
+            else {k: v for k, v in rep.items() if not k.startswith("_")},
+            "figures": [f for f in figures if f],
+        }
         print(f"wrote {write_json(args.json, payload)}")
     return 0 if c["passed"] and r["passed"] else 1

@@ -30,7 +30,10 @@ class ModelMap:
         known_laws: (label, polynomial) pairs of the laws known in closed form.
         expected_laws: the count from the spec table, when there is one.
         sampler: rng -> a random point where the map is defined and generic.
-        initial_guess: rng, theta -> starting values for the implicit solve.
+        initial_guess: theta -> starting values for the implicit solve.
+        native: ``(builder name, args)`` of an equivalent vectorised torch map in
+            :mod:`dynamics.lie` (faster nested AD); it is checked against the SymPy
+            map (value and Jacobian) before use.
     """
 
     name: str
@@ -42,6 +45,7 @@ class ModelMap:
     expected_laws: int | None = None
     sampler: Callable[[np.random.Generator], np.ndarray] | None = None
     initial_guess: Callable[[np.ndarray], np.ndarray] | None = None
+    native: tuple | None = None
 
     def __post_init__(self):
         if len(self.unknowns) != len(self.equations):
@@ -121,7 +125,8 @@ def matrix_linear(m: int, d: int) -> ModelMap:
     return ModelMap(f"matrix-linear(m={m},d={d})", params,
                     tuple(sp.cancel(x) for x in M), known_laws=_flat_laws("C", C),
                     expected_laws=m * (m + 1) // 2,
-                    sampler=_matrix_sampler(m, len(params)))
+                    sampler=_matrix_sampler(m, len(params)),
+                    native=("matrix_deq_map", (m, d)))
 
 
 def matrix_linear_readout(m: int, d: int, k: int) -> ModelMap:
@@ -136,7 +141,8 @@ def matrix_linear_readout(m: int, d: int, k: int) -> ModelMap:
                     tuple(sp.cancel(x) for x in B * M),
                     known_laws=_flat_laws("C", C) + _flat_laws("C'", Cp),
                     expected_laws=len(params) - 1 if degenerate else m * (m + 1),
-                    sampler=_matrix_sampler(m, len(params)))
+                    sampler=_matrix_sampler(m, len(params)),
+                    native=("matrix_deq_map", (m, d, k)))
 
 
 def linear_net(widths: tuple[int, ...]) -> ModelMap:
@@ -155,7 +161,7 @@ def linear_net(widths: tuple[int, ...]) -> ModelMap:
     expected = sum(r * (r + 1) // 2 for r in widths[1:-1])
     return ModelMap(f"linear-net{tuple(widths)}", params,
                     tuple(sp.expand(x) for x in prod), known_laws=laws,
-                    expected_laws=expected)
+                    expected_laws=expected, native=("linear_net_map", (tuple(widths),)))
 
 
 #: Activations of the single-index DEQ as SymPy lambdas (spec §2.4).

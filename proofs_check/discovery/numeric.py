@@ -38,12 +38,40 @@ def _torch_callable(args: Sequence[sp.Symbol], exprs: Sequence[sp.Expr]):
     return call
 
 
+#: Agreement required between a native torch map and its SymPy definition (value and
+#: Jacobian at one random point) before the native map is used.
+NATIVE_TOL = 1e-11
+
+
+def _native(model: ModelMap, sympy_fn):
+    """The vectorised torch map of ``model.native``, after checking it against SymPy."""
+    import torch
+    from torch.func import jacrev
+
+    from dynamics import lie
+
+    name, args = model.native
+    phi = getattr(lie, name)(*args)
+    p = torch.as_tensor(model.sample(np.random.default_rng(0)), dtype=torch.float64)
+
+    def ref(theta):
+        return torch.stack(sympy_fn(*theta.unbind()))
+    for a, b in ((phi(p), ref(p)), (jacrev(phi)(p), jacrev(ref)(p))):
+        err = float((a - b).abs().max() / max(1.0, float(b.abs().max())))
+        if err > NATIVE_TOL:
+            raise RuntimeError(f"{model.name}: native torch map {name}{args} differs "
+                               f"from the SymPy map by {err:.2e}")
+    return lambda point: phi
+
+
 def local_map(model: ModelMap):
     """point -> torch map for :func:`dynamics.lie.lie_rank`."""
     import torch
 
     if not model.implicit:
         fn = _torch_callable(model.params, model.outputs)
+        if model.native is not None:
+            return _native(model, fn)
 
         def explicit(point):
             del point       # an explicit map is exact everywhere

@@ -21,7 +21,14 @@ import time
 import numpy as np
 
 from dynamics import rates
-from dynamics.backprop import JFB, AbstractBackprop, Damped, ExactIFT, Neumann, approx_direction
+from dynamics.backprop import (
+    JFB,
+    AbstractBackprop,
+    Damped,
+    ExactIFT,
+    Neumann,
+    approx_direction,
+)
 from dynamics.models.single_index import SingleIndexDEQ
 from dynamics.single_index_instances import (
     APX_LIN_ETA,
