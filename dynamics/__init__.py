@@ -35,8 +35,10 @@ from .gradients import (
     ReversibleExact as ReversibleExact,
     Unrolled as Unrolled,
 )
+from .models.activations import get_activation as get_activation
 from .models.linear_deq import LinearDEQ as LinearDEQ
 from .models.matrix_deq import MatrixLinearDEQ as MatrixLinearDEQ
+from .models.single_index import SingleIndexDEQ as SingleIndexDEQ
 from .torch_backend import DEQLayer as DEQLayer, fixed_point as fixed_point
 
 __version__ = "0.1.0"

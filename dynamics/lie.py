@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -36,6 +37,27 @@ import torch
 from torch.func import jacrev, jvp, vmap
 
 from .errors import InvalidInputError
+
+
+def _load_forward_ad() -> None:
+    """Trigger torch's lazy load of its forward-mode decompositions once, quietly.
+
+    On first use, torch 2.13 builds them with ``torch.jit.script``, which emits a
+    DeprecationWarning that has nothing to do with the caller (and is an error under
+    ``filterwarnings = error``).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r".*torch\.jit\.script.*", category=DeprecationWarning
+        )
+        jvp(
+            torch.sin,
+            (torch.zeros((), dtype=torch.float64),),
+            (torch.ones((), dtype=torch.float64),),
+        )
+
+
+_load_forward_ad()
 
 #: Smallest accepted ratio between the last kept and the first dropped normalised
 #: singular value (spec §7 / claim DISC-LIN).
@@ -69,12 +91,14 @@ class NoSolveGuard(torch.overrides.TorchFunctionMode):
             raise InvalidInputError(
                 f"{func.__name__} inside a map given to the Lie-bracket engine: nested "
                 "forward-mode derivatives through it are wrong in torch 2.13 (pitfall "
-                "P10); write the map with torch.linalg.inv instead")
+                "P10); write the map with torch.linalg.inv instead"
+            )
         return func(*args, **(kwargs or {}))
 
 
-def bracket_rows(G: Field, F: Field, pairs: Sequence[tuple[int, int]],
-                 mode: str = "forward") -> Field:
+def bracket_rows(
+    G: Field, F: Field, pairs: Sequence[tuple[int, int]], mode: str = "forward"
+) -> Field:
     """theta -> rows [X_i, Y_j] = DY_j X_i - DX_i Y_j for (i, j) in ``pairs``.
 
     ``G`` gives the generator rows X_i, ``F`` the rows Y_j of the previous level.
@@ -89,8 +113,8 @@ def bracket_rows(G: Field, F: Field, pairs: Sequence[tuple[int, int]],
         def rev(theta: torch.Tensor) -> torch.Tensor:
             g, f = G(theta)[ii], F(theta)[jj]
             jg, jf = JG(theta)[ii], JF(theta)[jj]
-            return (torch.einsum("kab,kb->ka", jf, g)
-                    - torch.einsum("kab,kb->ka", jg, f))
+            return torch.einsum("kab,kb->ka", jf, g) - torch.einsum("kab,kb->ka", jg, f)
+
         return rev
     if mode != "forward":
         raise InvalidInputError(f"mode must be 'forward' or 'reverse'; got {mode!r}")
@@ -99,9 +123,10 @@ def bracket_rows(G: Field, F: Field, pairs: Sequence[tuple[int, int]],
 
     def fwd(theta: torch.Tensor) -> torch.Tensor:
         g, f = G(theta), F(theta)
-        dF = vmap(lambda t: jvp(F, (theta,), (t,))[1])(g[ui])    # (|ui|, q, D)
-        dG = vmap(lambda t: jvp(G, (theta,), (t,))[1])(f[uj])    # (|uj|, P, D)
+        dF = vmap(lambda t: jvp(F, (theta,), (t,))[1])(g[ui])  # (|ui|, q, D)
+        dG = vmap(lambda t: jvp(G, (theta,), (t,))[1])(f[uj])  # (|uj|, P, D)
         return dF[inv_i, jj] - dG[inv_j, ii]
+
     return fwd
 
 
@@ -169,10 +194,12 @@ class LieRank:
 class _Engine:
     """Greedy level-by-level bracket search at a fixed set of points."""
 
-    def __init__(self, local_map: LocalMap, points: Sequence[np.ndarray],
-                 gap_min: float):
-        self.points = [torch.as_tensor(np.asarray(p, float), dtype=torch.float64)
-                       for p in points]
+    def __init__(
+        self, local_map: LocalMap, points: Sequence[np.ndarray], gap_min: float
+    ):
+        self.points = [
+            torch.as_tensor(np.asarray(p, float), dtype=torch.float64) for p in points
+        ]
         self.phis = [local_map(np.asarray(p, float)) for p in points]
         self.gap_min = gap_min
         self.D = int(self.points[0].numel())
@@ -180,11 +207,13 @@ class _Engine:
         self.min_kept = np.inf
         self.max_dropped = 0.0
         self.clear = True
-        self.K = [np.zeros((0, self.D)) for _ in self.points]   # kept rows per point
+        self.K = [np.zeros((0, self.D)) for _ in self.points]  # kept rows per point
 
     def values(self, fields: Sequence[Field]) -> list[np.ndarray]:
-        return [fields[k](p).detach().numpy().reshape(-1, self.D)
-                for k, p in enumerate(self.points)]
+        return [
+            fields[k](p).detach().numpy().reshape(-1, self.D)
+            for k, p in enumerate(self.points)
+        ]
 
     def _rank(self, rows):
         r, gap, s = numeric_rank(rows, self.gap_min)
@@ -196,16 +225,18 @@ class _Engine:
         for c in range(cand[0].shape[0]):
             ups = []
             for k in range(len(self.points)):
-                trial = np.vstack([self.K[k], cand[k][c:c + 1]])
+                trial = np.vstack([self.K[k], cand[k][c : c + 1]])
                 r, gap, s = self._rank(trial)
                 ups.append(r > self.K[k].shape[0])
                 self._track(r, gap, s)
             if all(ups):
                 kept.append(c)
-                self.K = [np.vstack([self.K[k], cand[k][c:c + 1]])
-                          for k in range(len(self.points))]
+                self.K = [
+                    np.vstack([self.K[k], cand[k][c : c + 1]])
+                    for k in range(len(self.points))
+                ]
             elif any(ups):
-                self.clear = False          # the points disagree: not generic
+                self.clear = False  # the points disagree: not generic
             if self.K[0].shape[0] == self.D:
                 break
         return kept
@@ -219,9 +250,14 @@ class _Engine:
             self.max_dropped = max(self.max_dropped, float(s[r]))
 
 
-def lie_rank(local_map: LocalMap, points: Sequence[np.ndarray], *,
-             gap_min: float = GAP_MIN, max_levels: int | None = None,
-             mode: str = "forward") -> LieRank:
+def lie_rank(
+    local_map: LocalMap,
+    points: Sequence[np.ndarray],
+    *,
+    gap_min: float = GAP_MIN,
+    max_levels: int | None = None,
+    mode: str = "forward",
+) -> LieRank:
     """Dimension of the Lie algebra generated by the fields grad phi_i, at ``points``.
 
     Args:
@@ -254,32 +290,51 @@ def _lie_rank(local_map, points, gap_min, max_levels, mode) -> LieRank:
     level = 1
     while eng.K[0].shape[0] < D and F_labels and level < cap:
         level += 1
-        pairs = [(i, j) for i in range(len(kept_gen)) for j in range(len(F_labels))
-                 if level > 2 or i < j]
+        pairs = [
+            (i, j)
+            for i in range(len(kept_gen))
+            for j in range(len(F_labels))
+            if level > 2 or i < j
+        ]
         if not pairs:
             ranks.append(ranks[-1])
             break
-        cand_fields = [bracket_rows(G[k], F[k], pairs, mode)
-                       for k in range(len(points))]
+        cand_fields = [
+            bracket_rows(G[k], F[k], pairs, mode) for k in range(len(points))
+        ]
         kept = eng.keep(eng.values(cand_fields))
         ranks.append(eng.K[0].shape[0])
-        new_labels = [f"[X{kept_gen[pairs[c][0]] + 1},{F_labels[pairs[c][1]]}]"
-                      for c in kept]
+        new_labels = [
+            f"[X{kept_gen[pairs[c][0]] + 1},{F_labels[pairs[c][1]]}]" for c in kept
+        ]
         labels += new_labels
         F = [select_rows(cf, kept) for cf in cand_fields] if kept else F
         F_labels = new_labels
         structure.append(tuple(pairs[c] for c in kept) if kept else tuple(pairs))
     dim = eng.K[0].shape[0]
-    return LieRank(n_params=D, dim=dim, n_laws=D - dim, ranks_by_level=tuple(ranks),
-                   kept=tuple(labels), levels=level, gap=float(eng.gap),
-                   min_kept_sv=float(eng.min_kept), max_dropped_sv=eng.max_dropped,
-                   clear=eng.clear, structure=tuple(structure), n_points=len(points),
-                   seconds=time.perf_counter() - t0)
+    return LieRank(
+        n_params=D,
+        dim=dim,
+        n_laws=D - dim,
+        ranks_by_level=tuple(ranks),
+        kept=tuple(labels),
+        levels=level,
+        gap=float(eng.gap),
+        min_kept_sv=float(eng.min_kept),
+        max_dropped_sv=eng.max_dropped,
+        clear=eng.clear,
+        structure=tuple(structure),
+        n_points=len(points),
+        seconds=time.perf_counter() - t0,
+    )
 
 
-def level_fields(local_map: LocalMap, point: np.ndarray,
-                 spec: Sequence[Sequence[tuple[int, int]]],
-                 mode: str = "forward") -> list[Field]:
+def level_fields(
+    local_map: LocalMap,
+    point: np.ndarray,
+    spec: Sequence[Sequence[tuple[int, int]]],
+    mode: str = "forward",
+) -> list[Field]:
     """The torch field functions of each level for explicit bracket pairs.
 
     ``spec[0]`` lists generator indices as ``(i, i)``; ``spec[k]`` lists pairs
@@ -294,14 +349,20 @@ def level_fields(local_map: LocalMap, point: np.ndarray,
     return out
 
 
-def fd_bracket_error(local_map: LocalMap, point: np.ndarray,
-                     spec: Sequence[Sequence[tuple[int, int]]],
-                     h: float = 1e-5, mode: str = "forward") -> list[float]:
+def fd_bracket_error(
+    local_map: LocalMap,
+    point: np.ndarray,
+    spec: Sequence[Sequence[tuple[int, int]]],
+    h: float = 2e-6,
+    mode: str = "forward",
+) -> list[float]:
     """Relative error of each level's AD brackets against central differences.
 
     Level 1: grad phi_i against central differences of phi. Level k + 1: [X_i, Y_j]
     against (Y_j(p + h X_i) - Y_j(p - h X_i) - X_i(p + h Y_j) + X_i(p - h Y_j)) / 2h,
-    with X_i, Y_j evaluated by AD at the shifted points.
+    with X_i, Y_j evaluated by AD at the shifted points. The default step balances
+    truncation (h^2 times third derivatives, which grow with the level) against
+    rounding (eps |F| / h ~ 1e-10).
     """
     with NoSolveGuard():
         return _fd_bracket_error(local_map, point, spec, h, mode)
@@ -315,8 +376,13 @@ def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
     gen_idx = [i for i, _ in spec[0]]
     # level 1
     D = p.numel()
-    fd = torch.stack([(phi(p + h * e) - phi(p - h * e)) / (2 * h)
-                      for e in torch.eye(D, dtype=torch.float64)], dim=1)[gen_idx]
+    fd = torch.stack(
+        [
+            (phi(p + h * e) - phi(p - h * e)) / (2 * h)
+            for e in torch.eye(D, dtype=torch.float64)
+        ],
+        dim=1,
+    )[gen_idx]
     ad = fields[0](p)
     errs.append(float((ad - fd).abs().max() / max(1.0, float(ad.abs().max()))))
     for lvl, pairs in enumerate(spec[1:], start=1):
@@ -335,16 +401,19 @@ def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
 
 # --- native torch maps for the built-in models (vectorised; inverse by inv) ---------
 
+
 def matrix_deq_map(m: int, d: int, k: int | None = None) -> TorchMap:
     """theta = (vec W, vec U[, vec B]) row-major -> vec((I - W)^-1 U) or vec(B ...)."""
+
     def phi(theta: torch.Tensor) -> torch.Tensor:
         W = theta[: m * m].reshape(m, m)
-        U = theta[m * m: m * m + m * d].reshape(m, d)
+        U = theta[m * m : m * m + m * d].reshape(m, d)
         M = torch.linalg.inv(torch.eye(m, dtype=theta.dtype) - W) @ U
         if k is None:
             return M.reshape(-1)
-        B = theta[m * m + m * d:].reshape(k, m)
+        B = theta[m * m + m * d :].reshape(k, m)
         return (B @ M).reshape(-1)
+
     return phi
 
 
@@ -356,8 +425,9 @@ def linear_net_map(widths: Sequence[int]) -> TorchMap:
     def phi(theta: torch.Tensor) -> torch.Tensor:
         out, pos = None, 0
         for r, c in shapes:
-            Wl = theta[pos: pos + r * c].reshape(r, c)
+            Wl = theta[pos : pos + r * c].reshape(r, c)
             pos += r * c
             out = Wl if out is None else Wl @ out
         return out.reshape(-1)
+
     return phi

@@ -28,10 +28,22 @@ from .models.linear_deq import LinearDEQ
 from .models.single_index import SingleIndexDEQ
 
 __all__ = [
-    "LEG_SIGMOID_XI", "LEG_SIGMOID_RUNS", "leg_sigmoid_model", "leg_sigmoid_theta0",
-    "APX_LIN_ETA", "APX_LIN_STEPS", "APX_LIN_STARTS", "apx_lin_model",
-    "APX_TANH_SEEDS", "APX_TANH", "apx_tanh_data", "WEAK_SEEDS", "WEAK", "weak_data",
-    "LocalInstance", "local_instance",
+    "LEG_SIGMOID_XI",
+    "LEG_SIGMOID_RUNS",
+    "leg_sigmoid_model",
+    "leg_sigmoid_theta0",
+    "APX_LIN_ETA",
+    "APX_LIN_STEPS",
+    "APX_LIN_STARTS",
+    "apx_lin_model",
+    "APX_TANH_SEEDS",
+    "APX_TANH",
+    "apx_tanh_data",
+    "WEAK_SEEDS",
+    "WEAK",
+    "weak_data",
+    "LocalInstance",
+    "local_instance",
 ]
 
 # ------------------------------------------------------------------ P-LEG sigmoid
@@ -48,7 +60,7 @@ LEG_SIGMOID_RUNS: dict[str, tuple[tuple[float, float], float, int, int | None]] 
 
 
 def leg_sigmoid_model(**kwargs) -> SingleIndexDEQ:
-    """P-LEG sigmoid: y = expit(theta_1 x + theta_2 y), x ~ U[0, 1] (seed 42, n = 1000)."""
+    """P-LEG sigmoid: y = expit(theta_1 x + theta_2 y), x ~ U[0, 1], seed 42, n 1000."""
     x = np.random.default_rng(LEG_DATA_SEED).uniform(0.0, 1.0, LEG_N)
     return SingleIndexDEQ(x[:, None], expit(LEG_SIGMOID_XI * x), "sigmoid", **kwargs)
 
@@ -63,8 +75,12 @@ def leg_sigmoid_theta0(run: str) -> np.ndarray:
 APX_LIN_ETA, APX_LIN_STEPS = 0.02, 5000
 #: (sqrt 8, 0), so r0 = 3 about (0, 1), then offsets of +-0.025 in c and in b.
 APX_LIN_STARTS: tuple[tuple[float, float], ...] = (
-    (math.sqrt(8.0), 0.0), (math.sqrt(8.0) - 0.025, 0.0), (math.sqrt(8.0) + 0.025, 0.0),
-    (math.sqrt(8.0), -0.025), (math.sqrt(8.0), 0.025))
+    (math.sqrt(8.0), 0.0),
+    (math.sqrt(8.0) - 0.025, 0.0),
+    (math.sqrt(8.0) + 0.025, 0.0),
+    (math.sqrt(8.0), -0.025),
+    (math.sqrt(8.0), 0.025),
+)
 
 
 def apx_lin_model() -> LinearDEQ:
@@ -76,12 +92,26 @@ def apx_lin_model() -> LinearDEQ:
 
 APX_TANH_SEEDS = (100, 101, 102, 103, 104)
 #: Protocol constants of §6.4 (eval_stride from the authors' config: every 20 steps).
-APX_TANH = {"d": 20, "n_train": 8000, "n_eval": 8000, "eta": 0.2, "steps": 40000,
-            "delta_norm": 0.2, "v0": 0.15, "eval_stride": 20}
+APX_TANH = {
+    "d": 20,
+    "n_train": 8000,
+    "n_eval": 8000,
+    "eta": 0.2,
+    "steps": 40000,
+    "delta_norm": 0.2,
+    "v0": 0.15,
+    "eval_stride": 20,
+}
 
 
-def apx_tanh_data(seed: int, d: int = 20, n_train: int = 8000, n_eval: int = 8000,
-                  delta_norm: float = 0.2, v0: float = 0.15) -> dict:
+def apx_tanh_data(
+    seed: int,
+    d: int = 20,
+    n_train: int = 8000,
+    n_eval: int = 8000,
+    delta_norm: float = 0.2,
+    v0: float = 0.15,
+) -> dict:
     """P-APX-TANH data and start, in the authors' draw order (module docstring)."""
     rng = np.random.default_rng(seed)
     xi = rng.normal(size=d)
@@ -91,15 +121,28 @@ def apx_tanh_data(seed: int, d: int = 20, n_train: int = 8000, n_eval: int = 800
     theta0 = np.r_[xi + delta, v0]
     X = rng.normal(size=(n_train, d))
     X_eval = rng.normal(size=(n_eval, d))
-    return {"xi": xi, "theta0": theta0, "X": X, "y": np.tanh(X @ xi),
-            "X_eval": X_eval, "y_eval": np.tanh(X_eval @ xi)}
+    return {
+        "xi": xi,
+        "theta0": theta0,
+        "X": X,
+        "y": np.tanh(X @ xi),
+        "X_eval": X_eval,
+        "y_eval": np.tanh(X_eval @ xi),
+    }
 
 
 # -------------------------------------------------------------------------- P-WEAK
 
 WEAK_SEEDS = (1729, 1730, 1731, 1732, 1733)
-WEAK = {"d": 10, "n_train": 4096, "n_eval": 16384, "eta": 0.05, "updates": 60000,
-        "record_every": 100, "epsilons": (0.5, 0.25, 0.125)}
+WEAK = {
+    "d": 10,
+    "n_train": 4096,
+    "n_eval": 16384,
+    "eta": 0.05,
+    "updates": 60000,
+    "record_every": 100,
+    "epsilons": (0.5, 0.25, 0.125),
+}
 
 
 def weak_data(seed: int, d: int = 10, n_train: int = 4096, n_eval: int = 16384) -> dict:
@@ -119,6 +162,7 @@ def weak_data(seed: int, d: int = 10, n_train: int = 4096, n_eval: int = 16384) 
 
 # ------------------------------------------------------------ random local instances
 
+
 @dataclasses.dataclass(frozen=True)
 class LocalInstance:
     """A realizable single-index instance and a start near theta* = (xi, 0)."""
@@ -129,9 +173,15 @@ class LocalInstance:
     theta0: np.ndarray
 
 
-def local_instance(rng: np.random.Generator, activation: str | Activation, d: int,
-                   n: int, radius: float = 0.1, xi_norm: float = 1.0,
-                   **model_kwargs) -> LocalInstance:
+def local_instance(
+    rng: np.random.Generator,
+    activation: str | Activation,
+    d: int,
+    n: int,
+    radius: float = 0.1,
+    xi_norm: float = 1.0,
+    **model_kwargs,
+) -> LocalInstance:
     """x ~ N(0, I_d), xi a random vector of norm ``xi_norm``, y = sigma(<xi, x>), and
     theta0 at distance ``radius`` from theta* in a random direction."""
     act = get_activation(activation)

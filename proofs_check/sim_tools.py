@@ -45,13 +45,14 @@ def float_floor(model) -> float:
 
 
 def rho_lin(H: np.ndarray, eta: float, c0: float = 1.0) -> float:
-    """max_i |1 - c0 eta lambda_i(H)|: the local GD contraction factor (R7, APX-LOCAL)."""
+    """max_i |1 - c0 eta lambda_i(H)|: the local GD factor (R7, APX-LOCAL)."""
     lam = np.linalg.eigvalsh(0.5 * (H + H.T))
     return float(np.max(np.abs(1.0 - c0 * eta * lam)))
 
 
-def asymptotic_window(risks: np.ndarray, dists: np.ndarray, floor: float
-                      ) -> tuple[int, int, str]:
+def asymptotic_window(
+    risks: np.ndarray, dists: np.ndarray, floor: float
+) -> tuple[int, int, str]:
     """[start, end) of the asymptotic window (the SIM-LOCAL-RATE rule) and its reason.
 
     start: the first k with dist_k <= dist_0 / 100, or half the run if that never
@@ -60,7 +61,10 @@ def asymptotic_window(risks: np.ndarray, dists: np.ndarray, floor: float
     K = len(risks)
     fallen = np.flatnonzero(dists <= dists[0] / DIST_DROP)
     if fallen.size:
-        start, why = int(fallen[0]), f"distance fell {DIST_DROP:g}-fold at step {fallen[0]}"
+        start, why = (
+            int(fallen[0]),
+            f"distance fell {DIST_DROP:g}-fold at step {fallen[0]}",
+        )
     else:
         start, why = K // 2, "second half of the run (distance never fell 100-fold)"
     above = np.flatnonzero(risks[start:] > FLOOR_MARGIN * floor)
@@ -68,8 +72,13 @@ def asymptotic_window(risks: np.ndarray, dists: np.ndarray, floor: float
     return start, end, why
 
 
-def local_rate(steps: np.ndarray, risks: np.ndarray, dists: np.ndarray, floor: float,
-               predicted_log_ratio: float) -> dict:
+def local_rate(
+    steps: np.ndarray,
+    risks: np.ndarray,
+    dists: np.ndarray,
+    floor: float,
+    predicted_log_ratio: float,
+) -> dict:
     """Theil-Sen fit of log R_k against k over the asymptotic window.
 
     Returns a dict with the window, the fitted log-ratio per step and its 95 %
@@ -79,25 +88,45 @@ def local_rate(steps: np.ndarray, risks: np.ndarray, dists: np.ndarray, floor: f
     steps = np.asarray(steps, float)
     risks = np.asarray(risks, float)
     start, end, why = asymptotic_window(risks, np.asarray(dists, float), floor)
-    out = {"window": [int(steps[start]) if start < len(steps) else None,
-                      int(steps[end - 1]) if end > start else None],
-           "window_rule": why, "points": end - start,
-           "predicted_log_ratio": predicted_log_ratio, "reached": end - start >= MIN_WINDOW}
+    out = {
+        "window": [
+            int(steps[start]) if start < len(steps) else None,
+            int(steps[end - 1]) if end > start else None,
+        ],
+        "window_rule": why,
+        "points": end - start,
+        "predicted_log_ratio": predicted_log_ratio,
+        "reached": end - start >= MIN_WINDOW,
+    }
     if not out["reached"]:
         out.update(fitted_log_ratio=None, ci=None, rel_error=None)
         return out
-    idx = np.unique(np.linspace(start, end - 1, min(FIT_POINTS, end - start)).astype(int))
+    idx = np.unique(
+        np.linspace(start, end - 1, min(FIT_POINTS, end - start)).astype(int)
+    )
     slope, _, lo, hi = stats.theilslopes(np.log(risks[idx]), steps[idx], alpha=0.95)
-    out.update(fitted_log_ratio=float(slope), ci=[float(lo), float(hi)],
-               rel_error=abs(float(slope) / predicted_log_ratio - 1.0)
-               if predicted_log_ratio != 0 else math.inf)
+    out.update(
+        fitted_log_ratio=float(slope),
+        ci=[float(lo), float(hi)],
+        rel_error=abs(float(slope) / predicted_log_ratio - 1.0)
+        if predicted_log_ratio != 0
+        else math.inf,
+    )
     return out
 
 
 # ---------------------------------------------------------------------- GD runs
 
-def run_gd(model: AbstractModel, theta0, eta: float, steps: int, *, direction=None,
-           theta_star=None) -> dict:
+
+def run_gd(
+    model: AbstractModel,
+    theta0,
+    eta: float,
+    steps: int,
+    *,
+    direction=None,
+    theta_star=None,
+) -> dict:
     """One GD run through :func:`dynamics.gradient_descent`, every step recorded.
 
     Returns plain arrays: ``thetas`` (K+1, P), ``risks``, ``grad_norms``, ``Q``
@@ -108,12 +137,19 @@ def run_gd(model: AbstractModel, theta0, eta: float, steps: int, *, direction=No
     t0, c0 = time.perf_counter(), time.process_time()
     traj = gradient_descent(model, theta0, eta, steps, direction=direction)
     th = traj.thetas
-    out = {"thetas": th, "risks": traj.risks, "grad_norms": traj.grad_norms,
-           "steps": traj.steps, "result": traj.result.value, "message": traj.message,
-           "max_step_length": float(traj.stats.get("max_step_length", np.nan)),
-           "Q": np.sum(th[:, :-1] ** 2, axis=1) + (1.0 - th[:, -1]) ** 2,
-           "sign_flip": bool(np.any(np.sign(1.0 - th[:, -1]) != np.sign(1.0 - th[0, -1]))),
-           "seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+    out = {
+        "thetas": th,
+        "risks": traj.risks,
+        "grad_norms": traj.grad_norms,
+        "steps": traj.steps,
+        "result": traj.result.value,
+        "message": traj.message,
+        "max_step_length": float(traj.stats.get("max_step_length", np.nan)),
+        "Q": np.sum(th[:, :-1] ** 2, axis=1) + (1.0 - th[:, -1]) ** 2,
+        "sign_flip": bool(np.any(np.sign(1.0 - th[:, -1]) != np.sign(1.0 - th[0, -1]))),
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+    }
     if theta_star is not None:
         out["dist"] = np.linalg.norm(th - np.asarray(theta_star)[None, :], axis=1)
     return out
@@ -125,9 +161,14 @@ def default_workers() -> int:
     return max(1, int(env)) if env else max(1, os.cpu_count() or 1)
 
 
-def run_pool(fn: Callable, tasks: Iterable, *, workers: int | None = None,
-             progress: Callable[[str], None] | None = None,
-             describe: Callable[[object, dict], str] | None = None) -> list:
+def run_pool(
+    fn: Callable,
+    tasks: Iterable,
+    *,
+    workers: int | None = None,
+    progress: Callable[[str], None] | None = None,
+    describe: Callable[[object, dict], str] | None = None,
+) -> list:
     """``[fn(task) for task in tasks]``, in task order, on a process pool.
 
     Results do not depend on the number of workers (each task is self-seeded).
@@ -141,8 +182,10 @@ def run_pool(fn: Callable, tasks: Iterable, *, workers: int | None = None,
     def report(i, res):
         if progress is not None:
             what = describe(tasks[i], res) if describe else str(tasks[i])
-            progress(f"  [{sum(r is not None for r in results)}/{len(tasks)}] {what} "
-                     f"({time.perf_counter() - t0:.0f} s elapsed)")
+            progress(
+                f"  [{sum(r is not None for r in results)}/{len(tasks)}] {what} "
+                f"({time.perf_counter() - t0:.0f} s elapsed)"
+            )
 
     if workers <= 1 or len(tasks) <= 1:
         for i, task in enumerate(tasks):
@@ -172,8 +215,9 @@ def band_plot(ax, x, curves: np.ndarray, *, label: str, color, logy: bool = True
     """Mean over rows with a min-max band."""
     curves = np.asarray(curves, float)
     ax.plot(x, curves.mean(axis=0), color=color, label=label, lw=1.4)
-    ax.fill_between(x, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.18,
-                    lw=0)
+    ax.fill_between(
+        x, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.18, lw=0
+    )
     if logy:
         ax.set_yscale("log")
 
@@ -182,11 +226,23 @@ def trajectory_plot(ax, thetas: np.ndarray, *, every: int = 1, cmap: str = "viri
     """(theta_1, theta_2) path coloured by update (grey line under coloured points)."""
     ax.plot(thetas[:, 0], thetas[:, 1], color="0.6", lw=0.7, zorder=1)
     idx = subsample(len(thetas), max(1, every))
-    sc = ax.scatter(thetas[idx, 0], thetas[idx, 1], c=idx, cmap=cmap, s=6, zorder=2,
-                    linewidths=0)
+    sc = ax.scatter(
+        thetas[idx, 0], thetas[idx, 1], c=idx, cmap=cmap, s=6, zorder=2, linewidths=0
+    )
     return sc
 
 
-__all__ = ["float_floor", "rho_lin", "asymptotic_window", "local_rate", "run_gd",
-           "run_pool", "default_workers", "subsample", "band_plot", "trajectory_plot",
-           "plotting", "COLORS"]
+__all__ = [
+    "float_floor",
+    "rho_lin",
+    "asymptotic_window",
+    "local_rate",
+    "run_gd",
+    "run_pool",
+    "default_workers",
+    "subsample",
+    "band_plot",
+    "trajectory_plot",
+    "plotting",
+    "COLORS",
+]

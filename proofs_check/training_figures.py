@@ -4,6 +4,7 @@ summary that :func:`dynamics.training.trainer.run_task` writes."""
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 from .plotting import figure, save
@@ -51,57 +52,89 @@ def metric_vs_cost(summary: dict, path: Path | None) -> str | None:
     for ax in axes[0]:
         ax.set_ylabel(summary["metric_label"])
     axes[0][0].legend(fontsize=7)
+    data = textwrap.shorten(summary["data"], width=230, placeholder=" ...")
     fig.suptitle(
-        f"{summary['task']} ({summary['scale']} scale): {summary['data'][:90]}",
-        fontsize=8,
+        "\n".join(
+            textwrap.wrap(
+                f"{summary['task']} ({summary['scale']} scale, seed "
+                f"{summary['seed']}): {data}",
+                width=130,
+            )
+        ),
+        fontsize=7,
     )
     return save(fig, path)
 
 
 def gradient_error(summary: dict, path: Path | None) -> str | None:
     """Relative gradient error of each DEQ arm along training, against the exact
-    gradient
-    of its own forward computation and against the tight-equilibrium IFT gradient."""
+    gradient of its own forward computation and against the IFT gradient at a tightly
+    solved equilibrium. Where that reference solve did not reach its tolerance the
+    marker is hollow: the reference is then not an equilibrium gradient at all."""
     fig, axes = figure(ncols=2, size=(5.2, 3.8))
-    any_zero = False
+    zero = {"grad_err_unrolled": False, "grad_err_equilibrium": False}
+    any_unconverged = False
+    tol = summary["config"]["deq"]["probe_tol"]
+    worst_res = 0.0
     for name, r in summary["arms"].items():
         h = [row for row in r["history"] if "grad_err_unrolled" in row]
         if not h:
             continue
         color, marker = STYLE.get(name, (None, "o"))
+        xs = [row["epoch"] for row in h]
         for ax, key in zip(axes[0], ("grad_err_unrolled", "grad_err_equilibrium")):
-            ys = [row.get(key, math.nan) for row in h]
-            any_zero |= any(y == 0 for y in ys)
-            ax.plot(
-                [row["epoch"] for row in h],
-                [max(y, FLOOR) for y in ys],
-                marker=marker,
-                color=color,
-                label=_label(summary, name),
-                markersize=4,
-            )
+            ys = [max(row.get(key, math.nan), FLOOR) for row in h]
+            zero[key] |= any(row.get(key) == 0 for row in h)
+            ax.plot(xs, ys, color=color, label=_label(summary, name))
+            bad = [(row.get("probe_eq_residual") or 0) > tol for row in h]
+            if key == "grad_err_equilibrium" and any(bad):
+                any_unconverged = True
+                worst_res = max(
+                    [worst_res] + [row.get("probe_eq_residual", 0) or 0 for row in h]
+                )
+            for x, y, b in zip(xs, ys, bad):
+                hollow = b and key == "grad_err_equilibrium"
+                ax.plot(
+                    [x],
+                    [y],
+                    marker=marker,
+                    color=color,
+                    markersize=5,
+                    markerfacecolor="none" if hollow else color,
+                    linestyle="",
+                )
     titles = (
         "vs exact gradient of the computation run\n(autograd through the same "
         "forward iterations)",
         "vs IFT gradient at a tightly solved equilibrium\n"
         f"(same f; tol {summary['config']['deq']['probe_tol']:.0e})",
     )
-    for ax, title in zip(axes[0], titles):
+    for ax, title, key in zip(axes[0], titles, zero):
         ax.set_yscale("log")
+        ax.set_ylim(FLOOR / 10, 10)  # the same scale in both panels
         ax.set_xlabel("epoch")
         ax.set_ylabel("relative error of the parameter gradient")
         ax.set_title(title, fontsize=8)
-        if any_zero:
-            ax.axhline(FLOOR, **{"color": "black", "linestyle": "--", "linewidth": 1})
-    if any_zero:
-        axes[0][0].text(
+        if zero[key]:
+            ax.axhline(FLOOR, color="black", linestyle="--", linewidth=1)
+            ax.text(
+                0.02,
+                0.07,
+                f"dashed: exactly 0 (drawn at {FLOOR:.0e})",
+                transform=ax.transAxes,
+                fontsize=7,
+            )
+    if any_unconverged:
+        axes[0][1].text(
             0.02,
-            0.04,
-            f"dashed: exactly 0 (drawn at {FLOOR:.0e})",
-            transform=axes[0][0].transAxes,
+            0.1,
+            "hollow: the reference solve did not converge\n"
+            f"(relative residual up to {worst_res:.1e}); no equilibrium\n"
+            "gradient to compare with",
+            transform=axes[0][1].transAxes,
             fontsize=7,
         )
-    axes[0][1].legend(fontsize=7)
+    axes[0][1].legend(fontsize=7, loc="center right")
     fig.suptitle(
         f"{summary['task']}: gradient error on a fixed probe batch", fontsize=9
     )
@@ -131,5 +164,5 @@ def memory_vs_steps(sweep: dict, task: str, path: Path | None) -> str | None:
     ax.set_xlabel("solver steps N")
     ax.set_ylabel("memory saved for backward (MB)")
     ax.set_title(f"{task}: memory of one training step vs N", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="center right")
     return save(fig, path)

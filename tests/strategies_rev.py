@@ -36,19 +36,26 @@ class RevCase:
     batch: int
 
     def build(self):
-        f = TanhMap(self.width, self.dx, self.lipschitz, seed=self.seed,
-                    dtype=self.dtype)
+        f = TanhMap(
+            self.width, self.dx, self.lipschitz, seed=self.seed, dtype=self.dtype
+        )
         g = torch.Generator().manual_seed(self.seed + 1)
-        x = torch.randn(self.batch, self.dx, generator=g,
-                        dtype=torch.float64).to(self.dtype)
+        x = torch.randn(self.batch, self.dx, generator=g, dtype=torch.float64).to(
+            self.dtype
+        )
         z0 = torch.zeros(self.batch, self.width, dtype=self.dtype)
         return f, x, z0
 
 
 @st.composite
-def revdeq_configs(draw, max_width: int = 12, max_steps: int = 8,
-                   dtypes: st.SearchStrategy = DTYPES, min_gap: float = 0.2,
-                   max_lipschitz: float = 0.95) -> RevCase:
+def revdeq_configs(
+    draw,
+    max_width: int = 12,
+    max_steps: int = 8,
+    dtypes: st.SearchStrategy = DTYPES,
+    min_gap: float = 0.2,
+    max_lipschitz: float = 0.95,
+) -> RevCase:
     """Reversible-DEQ problems over beta, width, contraction factor and dtype."""
     return RevCase(
         seed=draw(SEEDS),
@@ -64,5 +71,6 @@ def revdeq_configs(draw, max_width: int = 12, max_steps: int = 8,
 
 def contractive_maps(max_width: int = 8, max_lipschitz: float = 0.9):
     """Contractive tanh maps in float64 (for fixed-point agreement and rates)."""
-    return revdeq_configs(max_width=max_width, dtypes=st.just(torch.float64),
-                          max_lipschitz=max_lipschitz)
+    return revdeq_configs(
+        max_width=max_width, dtypes=st.just(torch.float64), max_lipschitz=max_lipschitz
+    )

@@ -1,4 +1,4 @@
-"""The activation table (spec §2.4, P4, P5): derivatives, constants, brackets, errors."""
+"""The activation table (spec §2.4, P4, P5): derivatives, constants, brackets."""
 
 from __future__ import annotations
 
@@ -33,12 +33,21 @@ GRID = np.linspace(-8.0, 8.0, 160001)
 def test_derivatives_match_central_differences(act):
     z = np.linspace(-4.0, 4.0, 81) + 0.0123  # avoids the leaky-ReLU kink at 0
     h = 1e-6
-    np.testing.assert_allclose((act.sigma(z + h) - act.sigma(z - h)) / (2 * h),
-                               act.dsigma(z), rtol=1e-7, atol=1e-8)
-    np.testing.assert_allclose((act.dsigma(z + h) - act.dsigma(z - h)) / (2 * h),
-                               act.d2sigma(z), rtol=1e-6, atol=1e-7)
-    for got, want in zip(act.derivatives(z), (act.sigma(z), act.dsigma(z),
-                                              act.d2sigma(z)), strict=True):
+    np.testing.assert_allclose(
+        (act.sigma(z + h) - act.sigma(z - h)) / (2 * h),
+        act.dsigma(z),
+        rtol=1e-7,
+        atol=1e-8,
+    )
+    np.testing.assert_allclose(
+        (act.dsigma(z + h) - act.dsigma(z - h)) / (2 * h),
+        act.d2sigma(z),
+        rtol=1e-6,
+        atol=1e-7,
+    )
+    for got, want in zip(
+        act.derivatives(z), (act.sigma(z), act.dsigma(z), act.d2sigma(z)), strict=True
+    ):
         np.testing.assert_allclose(got, want, rtol=1e-15, atol=1e-16)
 
 
@@ -64,7 +73,11 @@ def test_gelu_constants_rederived():
     assert 0 <= GELU_SUP_SLOPE - (-neg.fun) < 1e-12
     low = minimize_scalar(GELU.sigma, bracket=(-1.0, -0.75, -0.3), tol=1e-14)
     assert 0 <= low.fun - GELU_MIN_VALUE < 1e-12
-    assert GELU_CURVATURE >= abs(GELU.d2sigma(0.0)) == pytest.approx(math.sqrt(2 / math.pi))
+    assert (
+        GELU_CURVATURE
+        >= abs(GELU.d2sigma(0.0))
+        == pytest.approx(math.sqrt(2 / math.pi))
+    )
     # GELU'(z) + GELU'(-z) = 1: inf GELU' = 1 - sup GELU'.
     np.testing.assert_allclose(GELU.dsigma(GRID) + GELU.dsigma(-GRID), 1.0, atol=1e-15)
 
@@ -87,10 +100,22 @@ def test_authors_guards():
     assert s.guard(0.6) and not s.guard(0.64)  # |v| (1 + eps) < 0.95
 
 
-@given(name=st.sampled_from(["sigmoid", "tanh", "sigma_eps:0.5", "sigma_eps:0.125",
-                             "gelu", "leaky_relu", "identity"]),
-       frac=st.floats(-0.999, 0.999), neg=st.floats(0.0, 50.0),
-       seed=st.integers(0, 2**31 - 1))
+@given(
+    name=st.sampled_from(
+        [
+            "sigmoid",
+            "tanh",
+            "sigma_eps:0.5",
+            "sigma_eps:0.125",
+            "gelu",
+            "leaky_relu",
+            "identity",
+        ]
+    ),
+    frac=st.floats(-0.999, 0.999),
+    neg=st.floats(0.0, 50.0),
+    seed=st.integers(0, 2**31 - 1),
+)
 def test_bracket_contains_the_root(name, frac, neg, seed):
     """P4: F(lo) <= 0 <= F(hi) for F(y) = y - sigma(a + v y), wherever well posed."""
     act = get_activation(name)

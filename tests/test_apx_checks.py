@@ -14,16 +14,25 @@ from proofs_check.protocols import load_protocols
 from proofs_check.protocols.apx import METHODS, apx_lin_run
 from proofs_check.registry import Context, Status, load_checks
 
-MINE = {("APX-NEUMANN-FACTOR", "numeric"), ("APX-STALL", "main"), ("APX-JFB", "numeric"),
-        ("APX-LOCAL", "jacobian"), ("APX-LOCAL", "rates"), ("REPRO-APX", "main")}
+MINE = {
+    ("APX-NEUMANN-FACTOR", "numeric"),
+    ("APX-STALL", "main"),
+    ("APX-JFB", "numeric"),
+    ("APX-LOCAL", "jacobian"),
+    ("APX-LOCAL", "rates"),
+    ("REPRO-APX", "main"),
+}
 
 
 @pytest.fixture(scope="module")
 def quick_results():
     checks = load_checks()
     ctx = Context(seed=0, profile="quick")
-    return {key: chk.fn(ctx) for key, chk in checks.items()
-            if chk.fn.__module__ == apx.__name__}
+    return {
+        key: chk.fn(ctx)
+        for key, chk in checks.items()
+        if chk.fn.__module__ == apx.__name__
+    }
 
 
 def test_every_part_is_registered(quick_results):
@@ -44,8 +53,15 @@ def test_repro_apx_states_its_limits(quick_results):
 
 def test_protocols_are_registered():
     protos = load_protocols()
-    for name in ("apx-lin", "apx-tanh", "weak", "leg-sigmoid", "leg-sigmoid-far",
-                 "leg-sigmoid-extended", "leg-sigmoid-far-extended"):
+    for name in (
+        "apx-lin",
+        "apx-tanh",
+        "weak",
+        "leg-sigmoid",
+        "leg-sigmoid-far",
+        "leg-sigmoid-extended",
+        "leg-sigmoid-far-extended",
+    ):
         assert name in protos
 
 
@@ -60,5 +76,10 @@ def test_stall_is_at_minus_one_and_not_at_the_gf_limit():
 
 
 def test_methods_of_the_protocol():
-    assert [m.label for m in METHODS] == ["exact", "jfb", "neumann-2", "neumann-3",
-                                          "damped-2(lam=0.5)"]
+    assert [m.label for m in METHODS] == [
+        "exact",
+        "jfb",
+        "neumann-2",
+        "neumann-3",
+        "damped-2(lam=0.5)",
+    ]

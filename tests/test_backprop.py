@@ -30,9 +30,19 @@ from dynamics.single_index_instances import (
     local_instance,
 )
 
-METHODS = [ExactIFT(), JFB(), Neumann(1), Neumann(2), Neumann(3), Neumann(4),
-           Damped(2, 0.5), Damped(3, 0.3), Damped(2, 1.0), Phantom(5, 0.5),
-           Phantom(1, 0.25)]
+METHODS = [
+    ExactIFT(),
+    JFB(),
+    Neumann(1),
+    Neumann(2),
+    Neumann(3),
+    Neumann(4),
+    Damped(2, 0.5),
+    Damped(3, 0.3),
+    Damped(2, 1.0),
+    Phantom(5, 0.5),
+    Phantom(1, 0.25),
+]
 IDS = [m.label for m in METHODS]
 V = np.r_[np.linspace(-3.0, 0.99, 200), np.linspace(1.01, 3.0, 100)]
 
@@ -41,8 +51,9 @@ V = np.r_[np.linspace(-3.0, 0.99, 200), np.linspace(1.01, 3.0, 100)]
 @pytest.mark.parametrize("m", METHODS, ids=IDS)
 def test_linear_factor_equals_factor_times_one_minus_v(m):
     """APX-NEUMANN-FACTOR: c(v) = factor(v) (1 - v), numerically and in SymPy."""
-    np.testing.assert_allclose(m.factor(V) * (1 - V), m.linear_factor(V), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        m.factor(V) * (1 - V), m.linear_factor(V), rtol=1e-12, atol=1e-12
+    )
     v = sp.Symbol("v")
     diff = sp.expand(m.factor(v) * (1 - v) - m.linear_factor(v))
     # Float parameters (lambda = 0.3) leave rounding-size coefficients, not zeros.
@@ -53,8 +64,9 @@ def test_closed_forms_of_the_spec_table():
     v = np.linspace(-3, 3, 61)
     np.testing.assert_allclose(JFB().linear_factor(v), 1 - v)
     np.testing.assert_allclose(Neumann(3).linear_factor(v), 1 - v**3)
-    np.testing.assert_allclose(Damped(2, 0.5).linear_factor(v), (1 - v) * (3 + v) / 4,
-                               atol=1e-15)
+    np.testing.assert_allclose(
+        Damped(2, 0.5).linear_factor(v), (1 - v) * (3 + v) / 4, atol=1e-15
+    )
     # The authors' population-form factors are the table entries / (1 - v).
     np.testing.assert_allclose(Neumann(2).factor(v), 1 + v)
     np.testing.assert_allclose(Damped(2, 0.5).factor(v), 0.5 * (1.5 + 0.5 * v))
@@ -87,14 +99,22 @@ def test_local_factors():
 def test_phantom_unrolled_chain_rule_equals_closed_form(k, lam):
     J = np.linspace(-2, 2, 41)
     p = Phantom(k, lam)
-    np.testing.assert_allclose(p.unrolled_factor(J), p.factor(J), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(
+        p.unrolled_factor(J), p.factor(J), rtol=1e-13, atol=1e-14
+    )
     np.testing.assert_allclose(p.factor(J), Damped(k, lam).factor(J))
 
 
 def test_validation_and_registry():
-    for bad in (lambda: Neumann(0), lambda: Neumann(2.5), lambda: Neumann(True),
-                lambda: Damped(2, 0.0), lambda: Damped(2, 1.5), lambda: Phantom(0, 0.5),
-                lambda: Damped(2, "x")):
+    for bad in (
+        lambda: Neumann(0),
+        lambda: Neumann(2.5),
+        lambda: Neumann(True),
+        lambda: Damped(2, 0.0),
+        lambda: Damped(2, 1.5),
+        lambda: Phantom(0, 0.5),
+        lambda: Damped(2, "x"),
+    ):
         with pytest.raises(InvalidInputError):
             bad()
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -111,8 +131,11 @@ def test_validation_and_registry():
 
 
 @pytest.mark.claim("APX-NEUMANN-FACTOR")
-@given(inst=linear_deq_instances(max_d=3), v=st.floats(-2.5, 3.0).filter(
-    lambda x: abs(1 - x) > 0.05), idx=st.integers(0, len(METHODS) - 1))
+@given(
+    inst=linear_deq_instances(max_d=3),
+    v=st.floats(-2.5, 3.0).filter(lambda x: abs(1 - x) > 0.05),
+    idx=st.integers(0, len(METHODS) - 1),
+)
 def test_linear_direction_is_c_times_exact(inst, v, idx):
     """APX-NEUMANN-FACTOR (property): on the scalar linear DEQ the approximate
     direction is c(v) x the exact gradient, orthogonal to (u, -(1 - v))."""
@@ -139,8 +162,11 @@ def test_single_index_directions(name):
     theta[-1] = 0.4
     exact = inst.model.grad(theta)
     assert_close(approx_direction(inst.model, Neumann(200))(theta)[1], exact, 1e-12)
-    assert_close(approx_direction(inst.model, Damped(1, 0.3))(theta)[1],
-                 0.3 * approx_direction(inst.model, JFB())(theta)[1], 1e-14)
+    assert_close(
+        approx_direction(inst.model, Damped(1, 0.3))(theta)[1],
+        0.3 * approx_direction(inst.model, JFB())(theta)[1],
+        1e-14,
+    )
     risk, _ = approx_direction(inst.model, Neumann(2))(theta)
     assert risk == pytest.approx(inst.model.risk(theta), rel=1e-14)
 
@@ -158,11 +184,21 @@ def test_counterexample_through_the_gd_driver():
     """P-APX-LIN from (sqrt 8, 0): Neumann-2 stalls at b = -1 with positive risk,
     Neumann-3 reaches the float floor (5000 steps, eta 0.02)."""
     model = apx_lin_model()
-    stall = gradient_descent(model, APX_LIN_STARTS[0], 0.02, 5000,
-                             direction=approx_direction(model, Neumann(2)))
+    stall = gradient_descent(
+        model,
+        APX_LIN_STARTS[0],
+        0.02,
+        5000,
+        direction=approx_direction(model, Neumann(2)),
+    )
     assert abs(stall.final[-1] + 1) <= 1e-6 and stall.risks[-1] > 1e-3
-    conv = gradient_descent(model, APX_LIN_STARTS[0], 0.02, 5000,
-                            direction=approx_direction(model, Neumann(3)))
+    conv = gradient_descent(
+        model,
+        APX_LIN_STARTS[0],
+        0.02,
+        5000,
+        direction=approx_direction(model, Neumann(3)),
+    )
     assert conv.risks[-1] <= 1e-20
     assert conv.final[-1] < -1  # past the barrier: v_inf = 1 - 3/sqrt(2) < -1
     assert 1 - 3 / math.sqrt(2) < -1

@@ -7,6 +7,8 @@ import math
 import pytest
 import torch
 from hypothesis import given, settings
+from strategies_rev import contractive_maps, revdeq_configs
+from support import TOL, rel_err
 
 from dynamics import Result
 from dynamics.errors import InvalidInputError
@@ -16,19 +18,23 @@ from dynamics.fixed_point import (
     Broyden,
     Picard,
     Relaxed,
-    Reversible,
     ReversibilityWarning,
+    Reversible,
     iterate,
     relative_residual,
 )
 from dynamics.torch_backend._problem import Problem
 from dynamics.torch_backend.examples import TanhMap
 
-from strategies_rev import contractive_maps, revdeq_configs
-from support import TOL, rel_err
-
-ALL = [Picard(), Relaxed(0.8), Anderson(), Anderson(m=4, beta=1.0), Broyden(),
-       Reversible(0.8), Reversible(1.2)]
+ALL = [
+    Picard(),
+    Relaxed(0.8),
+    Anderson(),
+    Anderson(m=4, beta=1.0),
+    Broyden(),
+    Reversible(0.8),
+    Reversible(1.2),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -108,16 +114,20 @@ def test_masking_freezes_converged_examples():
     """Per-example masking: an example stops at its own tolerance; its iterate is then
     frozen (no post-convergence step) and the others continue."""
     fm, z0 = _toy(batch=4, lip=0.9)
-    fm_scaled = (lambda z: fm(z) * torch.tensor([[0.0], [1.0], [1.0], [1.0]]))
+
+    def fm_scaled(z):
+        return fm(z) * torch.tensor([[0.0], [1.0], [1.0], [1.0]])
+
     with torch.no_grad():
-        run = iterate(Relaxed(0.8), fm_scaled, z0, tol=1e-6, max_steps=300,
-                      record_trajectory=True)
+        run = iterate(
+            Relaxed(0.8), fm_scaled, z0, tol=1e-6, max_steps=300, record_trajectory=True
+        )
     n = run.stats["nstep"]
-    assert n[0] == 1            # f = 0 there: converged after one step (z = 0)
+    assert n[0] == 1  # f = 0 there: converged after one step (z = 0)
     assert bool((n[1:] > 1).all())
     traj = run.stats["trajectory"]["z"]
     k = int(n[1])
-    assert torch.equal(traj[k, 1], traj[-1, 1])          # frozen once converged
+    assert torch.equal(traj[k, 1], traj[-1, 1])  # frozen once converged
     assert run.stats["residual_trace"].shape[1] == int(n.max())
 
 
@@ -155,10 +165,14 @@ def test_divergence_and_nonfinite_codes():
     assert STATUS_CODES[int(run.stats["example_result"][1])] is Result.nonfinite
 
 
-@pytest.mark.parametrize("fn", [lambda z: torch.ones_like(z), lambda z: z,
-                                lambda z: 0 * z], ids=["constant", "identity", "zero"])
-@pytest.mark.parametrize("solver", [Anderson(m=3), Anderson(m=1), Broyden(memory=4)],
-                         ids=str)
+@pytest.mark.parametrize(
+    "fn",
+    [lambda z: torch.ones_like(z), lambda z: z, lambda z: 0 * z],
+    ids=["constant", "identity", "zero"],
+)
+@pytest.mark.parametrize(
+    "solver", [Anderson(m=3), Anderson(m=1), Broyden(memory=4)], ids=str
+)
 def test_singular_histories_do_not_crash(fn, solver):
     """Anderson / Broyden with singular (repeated, zero or collinear) histories run
     without raising and never return NaN."""
@@ -174,7 +188,10 @@ def test_broyden_solves_linear_map_fast():
     a = torch.randn(6, 6, generator=torch.Generator().manual_seed(3))
     a = 0.95 * a / torch.linalg.matrix_norm(a, 2)
     b = torch.randn(2, 6, generator=torch.Generator().manual_seed(4))
-    fn = (lambda z: z @ a.T + b)
+
+    def fn(z):
+        return z @ a.T + b
+
     z0 = torch.zeros(2, 6)
     with torch.no_grad():
         rb = iterate(Broyden(), fn, z0, tol=1e-10, max_steps=500)
@@ -212,16 +229,25 @@ def test_reversible_beta_near_one_warns(beta):
         Reversible(beta)
 
 
-@pytest.mark.parametrize("make", [lambda: Relaxed(0.0), lambda: Relaxed(2.0),
-                                  lambda: Anderson(m=0), lambda: Anderson(lam=0.0),
-                                  lambda: Broyden(memory=0), lambda: Anderson(beta=3)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Relaxed(0.0),
+        lambda: Relaxed(2.0),
+        lambda: Anderson(m=0),
+        lambda: Anderson(lam=0.0),
+        lambda: Broyden(memory=0),
+        lambda: Anderson(beta=3),
+    ],
+)
 def test_solver_validation(make):
     with pytest.raises(InvalidInputError):
         make()
 
 
-@pytest.mark.parametrize("tol,steps", [(-1.0, 5), (float("nan"), 5), (1e-3, 0),
-                                       (1e-3, 2.5), (1e-3, True)])
+@pytest.mark.parametrize(
+    "tol,steps", [(-1.0, 5), (float("nan"), 5), (1e-3, 0), (1e-3, 2.5), (1e-3, True)]
+)
 def test_driver_rejects_bad_tolerances(tol, steps):
     fm, z0 = _toy()
     with pytest.raises(InvalidInputError):
@@ -235,13 +261,16 @@ def test_rev_invert_property(case):
     """REV-INVERT: one step then its algebraic inverse returns (y, z); float64 rel <=
     1e-12 for |1-beta| >= 0.2 (scaled by 0.2/|1-beta| closer to 1), float32 <= 1e-5."""
     import warnings
+
     f, x, _ = case.build()
     fm = Problem.build(f, x, case.dtype).bind()
     g = torch.Generator().manual_seed(case.seed + 2)
-    y = torch.randn(case.batch, case.width, generator=g,
-                    dtype=torch.float64).to(case.dtype)
-    z = torch.randn(case.batch, case.width, generator=g,
-                    dtype=torch.float64).to(case.dtype)
+    y = torch.randn(case.batch, case.width, generator=g, dtype=torch.float64).to(
+        case.dtype
+    )
+    z = torch.randn(case.batch, case.width, generator=g, dtype=torch.float64).to(
+        case.dtype
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ReversibilityWarning)
         solver = Reversible(case.beta)
@@ -286,12 +315,14 @@ def test_rev_rate_property(case):
     bound = abs(1 - beta) + beta * case.lipschitz
     f, x, _ = case.build()
     fm = Problem.build(f, x, torch.float64).bind()
-    z0 = 3 * torch.randn(case.batch, case.width,
-                         generator=torch.Generator().manual_seed(case.seed))
+    z0 = 3 * torch.randn(
+        case.batch, case.width, generator=torch.Generator().manual_seed(case.seed)
+    )
     zs = _picard_star(fm, z0)
     with torch.no_grad():
-        run = iterate(Reversible(beta), fm, z0, tol=0.0, max_steps=80,
-                      record_trajectory=True)
+        run = iterate(
+            Reversible(beta), fm, z0, tol=0.0, max_steps=80, record_trajectory=True
+        )
     tr = run.stats["trajectory"]
     e = torch.maximum((tr["y"] - zs).norm(dim=2), (tr["z"] - zs).norm(dim=2))
     floor = 1e3 * torch.finfo(torch.float64).eps * (1 + zs.norm(dim=1))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
+from strategies import linear_deq_instances, matrix_deq_instances
+from support import TOL
 
 from dynamics import rates
 from dynamics._result import Result
@@ -18,8 +20,6 @@ from dynamics.instances import matrix_instance, scalar_instance
 from dynamics.integrators import RK4, GaussLegendre, ImplicitMidpoint
 from dynamics.integrators._implicit_rk import fd_jacobian
 from dynamics.models.linear_deq import LinearDEQ
-from tests.strategies import linear_deq_instances, matrix_deq_instances
-from tests.support import TOL
 
 
 def invariant_drift(model, thetas) -> float:

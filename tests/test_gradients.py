@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import TOL, rel_err
 from torch import nn
 
 from dynamics import Result
@@ -24,7 +25,6 @@ from dynamics.gradients import (
 )
 from dynamics.torch_backend import fixed_point
 from dynamics.torch_backend.examples import PairMLP, TanhMap, UnitMLP, loss_grads
-from support import TOL, rel_err
 
 
 @pytest.fixture(autouse=True)
@@ -71,8 +71,9 @@ def test_implicit_matches_unrolled_when_tight(f, solver):
     """REV-IFT-APPROX (tight): implicit adjoint (tol 1e-8, 500 steps) = unrolled."""
     z0 = None if isinstance(f, UnitMLP) else torch.tensor([[0.2, 0.3]])
     ref, _ = loss_grads(f, solver, Unrolled(), X_UNIT, z0, **TIGHT)
-    got, st = loss_grads(f, solver, ImplicitIFT(tol=1e-8, max_steps=500), X_UNIT, z0,
-                         **TIGHT)
+    got, st = loss_grads(
+        f, solver, ImplicitIFT(tol=1e-8, max_steps=500), X_UNIT, z0, **TIGHT
+    )
     assert float((got - ref).abs().max()) <= TOL["REV-EXACT-unit-atol"]
     assert rel_err(got, ref) <= TOL["REV-IFT-tight"]
     assert st["backward_result"] is Result.successful
@@ -131,12 +132,14 @@ def test_dense_ift_flags_singular_system():
 
     f = Shift()
     x = torch.ones(2, 3)
-    sol = fixed_point(f, Picard(), None, x, gradient=DenseIFT(), tol=1e-6, max_steps=5,
-                      throw=True)
+    sol = fixed_point(
+        f, Picard(), None, x, gradient=DenseIFT(), tol=1e-6, max_steps=5, throw=True
+    )
     with pytest.raises(SingularEquilibriumError, match="singular"):
         sol.value.sum().backward()
-    sol = fixed_point(f, Picard(), None, x, gradient=DenseIFT(), tol=1e-6, max_steps=5,
-                      throw=False)
+    sol = fixed_point(
+        f, Picard(), None, x, gradient=DenseIFT(), tol=1e-6, max_steps=5, throw=False
+    )
     sol.value.sum().backward()
     assert sol.stats["backward_result"] is Result.singular
     assert sol.stats["result"] is Result.singular
@@ -145,8 +148,13 @@ def test_dense_ift_flags_singular_system():
 def test_dense_ift_rejects_large_states():
     f = TanhMap(8, 2, 0.5)
     with pytest.raises(InvalidInputError, match="max_dim"):
-        fixed_point(f, Picard(), torch.zeros(1, 8), torch.zeros(1, 2),
-                    gradient=DenseIFT(max_dim=4))
+        fixed_point(
+            f,
+            Picard(),
+            torch.zeros(1, 8),
+            torch.zeros(1, 2),
+            gradient=DenseIFT(max_dim=4),
+        )
 
 
 def test_implicit_nonconvergence_fails_loudly():
@@ -159,8 +167,9 @@ def test_implicit_nonconvergence_fails_loudly():
     sol = fixed_point(f, Picard(), z0, x, gradient=grad, tol=1e-10, max_steps=2000)
     with pytest.raises(ConvergenceError, match="implicit adjoint"):
         sol.value.sum().backward()
-    sol = fixed_point(f, Picard(), z0, x, gradient=grad, tol=1e-10, max_steps=2000,
-                      throw=False)
+    sol = fixed_point(
+        f, Picard(), z0, x, gradient=grad, tol=1e-10, max_steps=2000, throw=False
+    )
     sol.value.sum().backward()
     st = sol.stats
     assert st["backward_result"] is Result.max_steps_reached
@@ -168,8 +177,9 @@ def test_implicit_nonconvergence_fails_loudly():
     assert float(st["backward_residual"].max()) > 1e-12
 
 
-@pytest.mark.parametrize("linear", [Picard(), Relaxed(0.7), Anderson(m=3), Broyden()],
-                         ids=str)
+@pytest.mark.parametrize(
+    "linear", [Picard(), Relaxed(0.7), Anderson(m=3), Broyden()], ids=str
+)
 def test_implicit_linear_solver_choice(linear):
     """The adjoint fixed point can be solved by any solver object; all agree with
     the dense IFT gradient."""
@@ -178,17 +188,32 @@ def test_implicit_linear_solver_choice(linear):
     z0 = torch.zeros(2, 6)
     kw = {"tol": 1e-12, "max_steps": 1000}
     ref, _ = loss_grads(f, Anderson(m=3), DenseIFT(), x, z0, **kw)
-    got, st = loss_grads(f, Anderson(m=3), ImplicitIFT(tol=1e-12, max_steps=500,
-                                                       linear_solver=linear), x, z0, **kw)
+    got, st = loss_grads(
+        f,
+        Anderson(m=3),
+        ImplicitIFT(tol=1e-12, max_steps=500, linear_solver=linear),
+        x,
+        z0,
+        **kw,
+    )
     assert rel_err(got, ref) <= 1e-9
     assert st["backward_result"] is Result.successful
 
 
 @pytest.mark.claim("APX-JFB")
 @pytest.mark.parametrize("v", [-0.8, -0.3, 0.2, 0.6])
-@pytest.mark.parametrize("grad", [JFB(), Phantom(k=3, tau=0.5), Phantom(k=8, tau=1.0),
-                                  ImplicitIFT(tol=1e-14, max_steps=2000), DenseIFT(),
-                                  Unrolled()], ids=repr)
+@pytest.mark.parametrize(
+    "grad",
+    [
+        JFB(),
+        Phantom(k=3, tau=0.5),
+        Phantom(k=8, tau=1.0),
+        ImplicitIFT(tol=1e-14, max_steps=2000),
+        DenseIFT(),
+        Unrolled(),
+    ],
+    ids=repr,
+)
 def test_scalar_factor_matches_gradient(grad, v):
     """Each method's gradient on f(z) = v z + u x equals c(v) times the exact one
     (style §4: factor(v) is the same source for symbolic and numeric checks)."""
@@ -205,35 +230,59 @@ def test_reversible_gradient_needs_reversible_solver():
         with pytest.raises(InvalidInputError, match="only valid with the Reversible"):
             ReversibleExact().check_solver(solver)
         with pytest.raises(InvalidInputError, match="Reversible"):
-            fixed_point(TanhMap(2, 2), solver, None, torch.zeros(1, 2),
-                        gradient=ReversibleExact())
+            fixed_point(
+                TanhMap(2, 2),
+                solver,
+                None,
+                torch.zeros(1, 2),
+                gradient=ReversibleExact(),
+            )
 
 
 def test_reversible_gradient_needs_a_module():
     """A plain function would hide captured parameters from the Function: refused."""
     w = torch.tensor(0.5, requires_grad=True)
     with pytest.raises(InvalidInputError, match="nn.Module"):
-        fixed_point(lambda z, x: w * z + x, Reversible(0.8), None, torch.ones(1, 1),
-                    gradient=ReversibleExact())
+        fixed_point(
+            lambda z, x: w * z + x,
+            Reversible(0.8),
+            None,
+            torch.ones(1, 1),
+            gradient=ReversibleExact(),
+        )
 
 
 def test_plain_callables_work_with_autograd_methods():
     """Captured tensors get gradients through Unrolled / IFT / phantom / JFB."""
     w = torch.tensor(0.5, requires_grad=True)
     for grad in (Unrolled(), ImplicitIFT(), Phantom(), JFB(), DenseIFT()):
-        sol = fixed_point(lambda z, x: w * z + x, Relaxed(0.9), None, torch.ones(2, 1),
-                          gradient=grad, tol=1e-10, max_steps=500)
+        sol = fixed_point(
+            lambda z, x: w * z + x,
+            Relaxed(0.9),
+            None,
+            torch.ones(2, 1),
+            gradient=grad,
+            tol=1e-10,
+            max_steps=500,
+        )
         (g,) = torch.autograd.grad(sol.value.sum(), w)
         assert bool(torch.isfinite(g)) and float(g) > 0
 
 
-@pytest.mark.parametrize("make", [lambda: Phantom(k=0), lambda: Phantom(tau=0.0),
-                                  lambda: Phantom(tau=1.5), lambda: ImplicitIFT(tol=-1),
-                                  lambda: ImplicitIFT(max_steps=0),
-                                  lambda: ImplicitIFT(linear_solver="picard"),
-                                  lambda: ReversibleExact(recon_policy="shout"),
-                                  lambda: ReversibleExact(recon_threshold=0.0),
-                                  lambda: ReversibleExact(use_stored_states=True)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Phantom(k=0),
+        lambda: Phantom(tau=0.0),
+        lambda: Phantom(tau=1.5),
+        lambda: ImplicitIFT(tol=-1),
+        lambda: ImplicitIFT(max_steps=0),
+        lambda: ImplicitIFT(linear_solver="picard"),
+        lambda: ReversibleExact(recon_policy="shout"),
+        lambda: ReversibleExact(recon_threshold=0.0),
+        lambda: ReversibleExact(use_stored_states=True),
+    ],
+)
 def test_gradient_validation(make):
     with pytest.raises(InvalidInputError):
         make()
@@ -245,8 +294,11 @@ def test_output_value_does_not_depend_on_gradient_method():
     f = TanhMap(4, 2, 0.7, seed=9)
     x = torch.randn(3, 2, generator=torch.Generator().manual_seed(9))
     z0 = torch.zeros(3, 4)
-    vals = [fixed_point(f, Relaxed(0.8), z0, x, gradient=g, tol=1e-6,
-                        max_steps=200).value.detach()
-            for g in (Unrolled(), ImplicitIFT(), DenseIFT(), Phantom(), JFB())]
+    vals = [
+        fixed_point(
+            f, Relaxed(0.8), z0, x, gradient=g, tol=1e-6, max_steps=200
+        ).value.detach()
+        for g in (Unrolled(), ImplicitIFT(), DenseIFT(), Phantom(), JFB())
+    ]
     for v in vals[1:]:
         assert torch.equal(v, vals[0])

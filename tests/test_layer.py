@@ -1,4 +1,4 @@
-"""DEQLayer and the functional entry point (dynamics/torch_backend/layer.py, solve.py)."""
+"""DEQLayer and the functional entry point (torch_backend/layer.py, solve.py)."""
 
 from __future__ import annotations
 
@@ -48,9 +48,19 @@ class Block(nn.Module):
         return torch.tanh(self.norm(self.lin(z) + x))
 
 
-STATS_KEYS = {"result", "forward_result", "backward_result", "nstep", "residual",
-              "residual_trace", "nfe_forward", "nfe_backward", "reconstruction_error",
-              "example_result", "converged"}
+STATS_KEYS = {
+    "result",
+    "forward_result",
+    "backward_result",
+    "nstep",
+    "residual",
+    "residual_trace",
+    "nfe_forward",
+    "nfe_backward",
+    "reconstruction_error",
+    "example_result",
+    "converged",
+}
 
 
 def test_defaults_and_stats():
@@ -79,12 +89,18 @@ def test_defaults_and_stats():
 def test_unknown_option_rejected():
     with pytest.raises(UnknownOptionError, match="max_iter"):
         DEQLayer(Block(), max_iter=10)
-    with pytest.raises(TypeError):            # UnknownOptionError is a TypeError
+    with pytest.raises(TypeError):  # UnknownOptionError is a TypeError
         DEQLayer(Block(), f_solver="anderson")
 
 
-@pytest.mark.parametrize("kw", [{"solver": "anderson"}, {"gradient": "ift"},
-                                {"solver": Picard(), "gradient": "reversible"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"solver": "anderson"},
+        {"gradient": "ift"},
+        {"solver": Picard(), "gradient": "reversible"},
+    ],
+)
 def test_strings_are_not_objects(kw):
     with pytest.raises(UnknownOptionError, match="object"):
         DEQLayer(Block(), **kw)
@@ -95,8 +111,16 @@ def test_reversible_gradient_with_other_solver_is_an_error():
         DEQLayer(Block(), solver=Anderson(), gradient=ReversibleExact())
 
 
-@pytest.mark.parametrize("kw", [{"tol": -1.0}, {"max_steps": 0}, {"throw": "yes"},
-                                {"state_dtype": torch.int64}, {"state_dtype": "f64"}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"tol": -1.0},
+        {"max_steps": 0},
+        {"throw": "yes"},
+        {"state_dtype": torch.int64},
+        {"state_dtype": "f64"},
+    ],
+)
 def test_bad_settings(kw):
     with pytest.raises(InvalidInputError):
         DEQLayer(Block(), **kw)
@@ -164,14 +188,23 @@ def test_divergence_raises():
 
     with pytest.raises(ConvergenceError, match="diverged"):
         DEQLayer(Grow(), solver=Picard(), gradient=Unrolled(), max_steps=200)(
-            torch.ones(2, 1))
+            torch.ones(2, 1)
+        )
 
 
-@pytest.mark.parametrize("solver,grad", [
-    (Reversible(0.8), ReversibleExact()), (Reversible(1.2), Unrolled()),
-    (Picard(), Unrolled(checkpoint=True)), (Relaxed(0.8), ImplicitIFT()),
-    (Anderson(), DenseIFT()), (Anderson(), Phantom()), (Relaxed(0.9), JFB())],
-    ids=lambda o: type(o).__name__)
+@pytest.mark.parametrize(
+    "solver,grad",
+    [
+        (Reversible(0.8), ReversibleExact()),
+        (Reversible(1.2), Unrolled()),
+        (Picard(), Unrolled(checkpoint=True)),
+        (Relaxed(0.8), ImplicitIFT()),
+        (Anderson(), DenseIFT()),
+        (Anderson(), Phantom()),
+        (Relaxed(0.9), JFB()),
+    ],
+    ids=lambda o: type(o).__name__,
+)
 def test_every_pairing_trains(solver, grad):
     """Every solver/gradient pairing gives finite gradients for every parameter and
     the input, batched, and a few Adam steps reduce a regression loss."""
@@ -179,8 +212,9 @@ def test_every_pairing_trains(solver, grad):
     enc = nn.Linear(4, 8)
     # reversible: the short fixed-step regime of the authors' configurations
     steps = 6 if isinstance(grad, ReversibleExact) else 30
-    layer = DEQLayer(Block(), solver=solver, gradient=grad, tol=1e-4, max_steps=steps,
-                     throw=False)
+    layer = DEQLayer(
+        Block(), solver=solver, gradient=grad, tol=1e-4, max_steps=steps, throw=False
+    )
     head = nn.Linear(8, 1)
     x = torch.randn(16, 4)
     y = torch.sin(x.sum(1, keepdim=True))
@@ -191,8 +225,9 @@ def test_every_pairing_trains(solver, grad):
         loss = ((head(layer(enc(x))) - y) ** 2).mean()
         opt.zero_grad()
         loss.backward()
-        assert all(p.grad is not None and bool(torch.isfinite(p.grad).all())
-                   for p in params)
+        assert all(
+            p.grad is not None and bool(torch.isfinite(p.grad).all()) for p in params
+        )
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < losses[0]
@@ -206,8 +241,13 @@ def test_float32_model_with_float64_state():
     assert z.dtype == torch.float64
     z.float().sum().backward()
     assert all(p.grad.dtype == torch.float32 for p in layer.parameters())
-    layer32 = DEQLayer(Block(dtype=torch.float32), tol=1e-3, max_steps=4, throw=False,
-                       state_dtype=torch.float32)
+    layer32 = DEQLayer(
+        Block(dtype=torch.float32),
+        tol=1e-3,
+        max_steps=4,
+        throw=False,
+        state_dtype=torch.float32,
+    )
     assert layer32(x.float()).dtype == torch.float32
 
 
@@ -215,15 +255,22 @@ def test_functional_entry_point():
     """fixed_point(f, solver, z0, x, gradient=...) returns a Solution."""
     f = TanhMap(4, 2, 0.7)
     x = torch.randn(3, 2)
-    sol = fixed_point(f, Reversible(0.8), torch.zeros(3, 4), x,
-                      gradient=ReversibleExact(), max_steps=20, tol=1e-3)
+    sol = fixed_point(
+        f,
+        Reversible(0.8),
+        torch.zeros(3, 4),
+        x,
+        gradient=ReversibleExact(),
+        max_steps=20,
+        tol=1e-3,
+    )
     assert isinstance(sol, Solution)
     assert sol.result is Result.successful
     assert sol.value.shape == (3, 4)
     sol.value.sum().backward()
     assert sol.stats["reconstruction_error"].shape == (3,)
     default = fixed_point(f, Anderson(), torch.zeros(3, 4), x)
-    assert default.stats["backward_result"] is None     # ImplicitIFT by default
+    assert default.stats["backward_result"] is None  # ImplicitIFT by default
 
 
 def test_extra_repr_names_the_objects():
@@ -233,8 +280,9 @@ def test_extra_repr_names_the_objects():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-@pytest.mark.parametrize("grad", [ReversibleExact(), Unrolled(), ImplicitIFT()],
-                         ids=repr)
+@pytest.mark.parametrize(
+    "grad", [ReversibleExact(), Unrolled(), ImplicitIFT()], ids=repr
+)
 def test_cuda_layer(grad):
     """The layer runs batched on CUDA and agrees with the CPU result."""
     solver = Reversible(0.8) if isinstance(grad, ReversibleExact) else Relaxed(0.8)
@@ -249,3 +297,15 @@ def test_cuda_layer(grad):
     assert z.device.type == "cuda"
     assert torch.allclose(z.cpu(), cpu, atol=1e-10)
     assert all(p.grad is not None and p.grad.is_cuda for p in fc.parameters())
+
+
+@pytest.mark.parametrize(
+    "grad", [ReversibleExact(), ImplicitIFT(), DenseIFT(), JFB()], ids=repr
+)
+def test_inference_under_no_grad(grad):
+    """Under torch.no_grad the layer returns the iterate without building a graph."""
+    solver = Reversible(0.8) if isinstance(grad, ReversibleExact) else Relaxed(0.8)
+    layer = DEQLayer(Block(), solver=solver, gradient=grad, tol=1e-3, max_steps=30)
+    with torch.no_grad():
+        z = layer(torch.randn(3, 8))
+    assert not z.requires_grad and z.shape == (3, 8)

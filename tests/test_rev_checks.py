@@ -10,13 +10,26 @@ import pytest
 
 from proofs_check.registry import Context, Status, load_checks, run_check
 
-FAST = [("REV-INVERT", "numeric"), ("REV-EXACT", "unit"), ("REV-FD", "numeric"),
-        ("REV-MEMORY", "saved-bytes"), ("REV-NFE", "numeric"),
-        ("REV-SYM", "numeric"), ("REV-DET", "numeric"),
-        ("REV-IFT-APPROX", "tight"), ("REV-IFT-APPROX", "loose")]
-SLOW = [("REV-EXACT", "toy"), ("REV-EXACT", "stored"), ("REV-EXACT", "gradcheck"),
-        ("REV-SAME-FP", "numeric"), ("REV-RATE", "numeric"), ("REV-SHARP", "numeric"),
-        ("REV-RECON", "numeric")]
+FAST = [
+    ("REV-INVERT", "numeric"),
+    ("REV-EXACT", "unit"),
+    ("REV-FD", "numeric"),
+    ("REV-MEMORY", "saved-bytes"),
+    ("REV-NFE", "numeric"),
+    ("REV-SYM", "numeric"),
+    ("REV-DET", "numeric"),
+    ("REV-IFT-APPROX", "tight"),
+    ("REV-IFT-APPROX", "loose"),
+]
+SLOW = [
+    ("REV-EXACT", "toy"),
+    ("REV-EXACT", "stored"),
+    ("REV-EXACT", "gradcheck"),
+    ("REV-SAME-FP", "numeric"),
+    ("REV-RATE", "numeric"),
+    ("REV-SHARP", "numeric"),
+    ("REV-RECON", "numeric"),
+]
 
 
 def _run(claim: str, part: str):
@@ -44,10 +57,23 @@ def test_rev_check_passes_slow(claim, part):
 def test_every_rev_claim_has_a_numeric_part():
     """Every REV-* claim has a registered non-symbolic part in this module."""
     checks = load_checks()
-    rev = {cid for (cid, part) in checks if cid.startswith("REV-") and part != "symbolic"}
-    assert rev == {"REV-INVERT", "REV-EXACT", "REV-FD", "REV-MEMORY", "REV-NFE",
-                   "REV-SAME-FP", "REV-RATE", "REV-SHARP", "REV-SYM", "REV-DET",
-                   "REV-RECON", "REV-IFT-APPROX"}
+    rev = {
+        cid for (cid, part) in checks if cid.startswith("REV-") and part != "symbolic"
+    }
+    assert rev == {
+        "REV-INVERT",
+        "REV-EXACT",
+        "REV-FD",
+        "REV-MEMORY",
+        "REV-NFE",
+        "REV-SAME-FP",
+        "REV-RATE",
+        "REV-SHARP",
+        "REV-SYM",
+        "REV-DET",
+        "REV-RECON",
+        "REV-IFT-APPROX",
+    }
 
 
 def test_memory_details_show_flat_reversible_and_linear_unrolled():

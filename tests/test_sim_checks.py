@@ -13,17 +13,28 @@ from proofs_check.checks import sim
 from proofs_check.protocols.single_index import risk_mono
 from proofs_check.registry import Context, Status, load_checks
 
-MINE = {("SIM-GRAD", "main"), ("SIM-FP", "main"), ("SIM-HESS", "numeric"),
-        ("SIM-EPS2", "main"), ("SIM-NONCONS", "numeric"), ("SIM-LOCAL-RATE", "main"),
-        ("SIM-MONO", "main"), ("REPRO-WEAK", "main"), ("REPRO-LEG", "sigmoid")}
+MINE = {
+    ("SIM-GRAD", "main"),
+    ("SIM-FP", "main"),
+    ("SIM-HESS", "numeric"),
+    ("SIM-EPS2", "main"),
+    ("SIM-NONCONS", "numeric"),
+    ("SIM-LOCAL-RATE", "main"),
+    ("SIM-MONO", "main"),
+    ("REPRO-WEAK", "main"),
+    ("REPRO-LEG", "sigmoid"),
+}
 
 
 @pytest.fixture(scope="module")
 def quick_results():
     checks = load_checks()
     ctx = Context(seed=0, profile="quick")
-    return {key: chk.fn(ctx) for key, chk in checks.items()
-            if chk.fn.__module__ == sim.__name__}
+    return {
+        key: chk.fn(ctx)
+        for key, chk in checks.items()
+        if chk.fn.__module__ == sim.__name__
+    }
 
 
 def test_every_part_is_registered(quick_results):
@@ -52,11 +63,12 @@ def test_eps2_is_deterministic_and_seed_dependent():
 
 # ------------------------------------------------------------ falsification
 
+
 def test_local_rate_rejects_a_wrong_prediction():
-    """A risk decaying at rho^2 = 0.81 fits within 5 % of 2 log 0.9, not of 2 log 0.8."""
+    """A risk decaying at rho^2 = 0.81 fits 2 log 0.9 within 5 %, not 2 log 0.8."""
     k = np.arange(400)
-    dist = 0.9 ** k
-    risks = 0.81 ** k * (1 + 0.01 * np.sin(k))
+    dist = 0.9**k
+    risks = 0.81**k * (1 + 0.01 * np.sin(k))
     good = st.local_rate(k, risks, dist, 1e-300, 2 * math.log(0.9))
     bad = st.local_rate(k, risks, dist, 1e-300, 2 * math.log(0.8))
     assert good["reached"] and good["rel_error"] < 0.01 and good["ci"][1] < 0

@@ -46,8 +46,12 @@ def test_sim_grad_against_fd_and_autograd(name, v):
     g = model.grad(theta)
     assert model.last_residual <= TOL["SIM-FP-residual"]
     assert_close(g, central_fd_grad(model.risk, theta), "SIM-GRAD-fd", "vs FD")
-    assert_close(g, autograd_grad(model.X, model.y, model.act, theta),
-                 "SIM-GRAD-autograd", "vs autograd")
+    assert_close(
+        g,
+        autograd_grad(model.X, model.y, model.act, theta),
+        "SIM-GRAD-autograd",
+        "vs autograd",
+    )
 
 
 @pytest.mark.claim("SIM-HESS")
@@ -56,10 +60,18 @@ def test_sim_hess_against_fd_and_torch_func(name):
     """SIM-HESS: analytic Hessian against torch.func.hessian and an FD Hessian."""
     inst, theta = instance(name, seed=1, v=-0.4)
     H = inst.model.hessian(theta)
-    assert_close(H, autograd_hessian(inst.model.X, inst.model.y, inst.model.act, theta),
-                 "SIM-HESS-torch", "vs torch.func.hessian")
-    fd = np.array([central_fd_grad(lambda t, i=i: inst.model.grad(t)[i], theta)
-                   for i in range(theta.size)])
+    assert_close(
+        H,
+        autograd_hessian(inst.model.X, inst.model.y, inst.model.act, theta),
+        "SIM-HESS-torch",
+        "vs torch.func.hessian",
+    )
+    fd = np.array(
+        [
+            central_fd_grad(lambda t, i=i: inst.model.grad(t)[i], theta)
+            for i in range(theta.size)
+        ]
+    )
     assert_close(H, fd, "SIM-HESS-fd", "vs FD")
     np.testing.assert_allclose(H, H.T, atol=1e-14)
 
@@ -91,10 +103,21 @@ def test_sim_fp_root_matches_brent(name):
         sol = solve_roots(act, a, v)
         assert sol.result.ok and sol.residual <= TOL["SIM-FP-residual"]
         lo, hi = act.bracket(a, v)
-        ref = [brentq(lambda z, ai=ai: z - act.sigma(ai + v * z), l, u, xtol=1e-15,
-                      rtol=8.9e-16) for ai, l, u in zip(a, np.broadcast_to(lo, a.shape),
-                                                        np.broadcast_to(hi, a.shape),
-                                                        strict=True)]
+        ref = [
+            brentq(
+                lambda z, ai=ai: z - act.sigma(ai + v * z),
+                lo_i,
+                hi_i,
+                xtol=1e-15,
+                rtol=8.9e-16,
+            )
+            for ai, lo_i, hi_i in zip(
+                a,
+                np.broadcast_to(lo, a.shape),
+                np.broadcast_to(hi, a.shape),
+                strict=True,
+            )
+        ]
         assert_close(sol.y, ref, "SIM-FP-brent", f"{name} v={v}")
 
 
@@ -140,6 +163,7 @@ def test_sim_noncons_formula(name):
 
 # ------------------------------------------------------------------ errors
 
+
 def test_v_outside_the_guard_raises():
     inst, theta = instance("tanh", v=1.2)
     with pytest.raises(WellPosednessError, match="well-posedness"):
@@ -151,8 +175,9 @@ def test_v_outside_the_guard_raises():
     assert np.isfinite(inst.model.risk(theta))
     inst, theta = instance("sigma_eps:0.5", v=0.64)
     assert np.isfinite(inst.model.risk(theta))  # 0.64 * 1.5 < 1
-    guarded = SingleIndexDEQ(inst.model.X, inst.model.y, inst.model.act,
-                             authors_guard=True)
+    guarded = SingleIndexDEQ(
+        inst.model.X, inst.model.y, inst.model.act, authors_guard=True
+    )
     with pytest.raises(WellPosednessError, match="authors' guard"):
         guarded.risk(theta)  # |v| (1 + eps) = 0.96 >= 0.95
 
@@ -183,6 +208,7 @@ def test_unknown_activation_and_shapes():
 
 # ------------------------------------------------------------ training
 
+
 def test_gd_and_gf_run_through_the_shared_engine():
     inst = local_instance(np.random.default_rng(5), "tanh", d=2, n=50, radius=0.2)
     traj = gradient_descent(inst.model, inst.theta0, 0.5, 300, throw=True)
@@ -202,8 +228,12 @@ def test_leaky_relu_trains_and_gd_reports_guard_violations():
 
 @pytest.mark.slow
 @settings(max_examples=40)
-@given(seed=st.integers(0, 2**31 - 1), name=st.sampled_from(SMOOTH),
-       d=st.integers(1, 4), frac=st.floats(-0.95, 0.95))
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    name=st.sampled_from(SMOOTH),
+    d=st.integers(1, 4),
+    frac=st.floats(-0.95, 0.95),
+)
 def test_sim_grad_property(seed, name, d, frac):
     """SIM-GRAD (property): random instances inside the guard, against central FD."""
     act = get_activation(name)
@@ -211,5 +241,64 @@ def test_sim_grad_property(seed, name, d, frac):
     inst = local_instance(rng, act, d=d, n=30, radius=float(rng.uniform(0.1, 1.0)))
     theta = inst.theta0.copy()
     theta[-1] = frac / (act.sup_slope if act.increasing else act.lipschitz)
-    assert_close(inst.model.grad(theta), central_fd_grad(inst.model.risk, theta),
-                 "SIM-GRAD-fd")
+    assert_close(
+        inst.model.grad(theta), central_fd_grad(inst.model.risk, theta), "SIM-GRAD-fd"
+    )
+
+
+@pytest.mark.claim("SIM-FP")
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    name=st.sampled_from(TRAINABLE),
+    frac=st.floats(-0.95, 0.95),
+    neg=st.booleans(),
+)
+def test_sim_fp_property(seed, name, frac, neg):
+    """SIM-FP (property): inside the guard the Newton root equals Brent's, from cold
+    and from a random (bad) warm start."""
+    act = get_activation(name)
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0, 4, 12)
+    v = frac / (act.sup_slope if act.increasing else act.lipschitz)
+    if neg and act.increasing:
+        v = -abs(v) * 30.0
+    lo, hi = act.bracket(a, v)
+    ref = np.array(
+        [
+            brentq(
+                lambda z, ai=ai: z - act.sigma(ai + v * z),
+                lo_i,
+                hi_i,
+                xtol=1e-15,
+                rtol=8.9e-16,
+            )
+            for ai, lo_i, hi_i in zip(
+                a,
+                np.broadcast_to(lo, a.shape),
+                np.broadcast_to(hi, a.shape),
+                strict=True,
+            )
+        ]
+    )
+    for y0 in (None, rng.normal(0, 10, a.size)):
+        sol = solve_roots(act, a, v, y0=y0)
+        assert sol.result.ok
+        assert_close(sol.y, ref, "SIM-FP-brent", f"{name} v={v}")
+
+
+@pytest.mark.claim("SIM-NONCONS")
+@settings(max_examples=15)
+@given(seed=st.integers(0, 2**31 - 1), name=st.sampled_from(SMOOTH))
+def test_sim_noncons_property(seed, name):
+    """SIM-NONCONS (property): the dQ/dt formula equals <grad Q, -grad R>."""
+    rng = np.random.default_rng(seed)
+    act = get_activation(name)
+    inst = local_instance(rng, act, d=int(rng.integers(1, 4)), n=30, radius=0.6)
+    theta = inst.theta0.copy()
+    theta[-1] = rng.uniform(-0.9, 0.9) / act.lipschitz
+    g = inst.model.grad(theta)
+    ref = -2.0 * np.r_[theta[:-1], theta[-1] - 1.0] @ g
+    scale = np.linalg.norm(
+        theta - np.r_[np.zeros(theta.size - 1), 1.0]
+    ) * np.linalg.norm(g)
+    assert abs(inst.model.dQ_dt(theta) - ref) <= TOL["SIM-NONCONS"] * 2 * scale

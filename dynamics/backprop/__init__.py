@@ -16,8 +16,13 @@ from .jfb import JFB as JFB
 from .neumann import Neumann as Neumann
 from .phantom import Phantom as Phantom
 
-_REGISTRY = {"exact": (ExactIFT, 0), "jfb": (JFB, 0), "neumann": (Neumann, 1),
-             "damped": (Damped, 2), "phantom": (Phantom, 2)}
+_REGISTRY = {
+    "exact": (ExactIFT, 0),
+    "jfb": (JFB, 0),
+    "neumann": (Neumann, 1),
+    "damped": (Damped, 2),
+    "phantom": (Phantom, 2),
+}
 
 
 def parse_backprop(spec: str) -> AbstractBackprop:
@@ -28,9 +33,11 @@ def parse_backprop(spec: str) -> AbstractBackprop:
         raise reject_unknown("backprop method", name, _REGISTRY)
     cls, max_args = _REGISTRY[name]
     if len(args) > max_args or (max_args and not args):
-        raise InvalidInputError(f"cannot read {spec!r}: {name} takes "
-                                f"{'no' if not max_args else 'up to ' + str(max_args)} "
-                                "':'-separated arguments (terms, then damping)")
+        raise InvalidInputError(
+            f"cannot read {spec!r}: {name} takes "
+            f"{'no' if not max_args else 'up to ' + str(max_args)} "
+            "':'-separated arguments (terms, then damping)"
+        )
     try:
         vals = [int(args[0])] + [float(a) for a in args[1:]] if args else []
     except ValueError as exc:

@@ -37,7 +37,7 @@ class AbstractBackprop(abc.ABC):
 
     @abc.abstractmethod
     def linear_factor(self, v):
-        """c(v): approximate gradient = c(v) x exact gradient on the scalar linear DEQ."""
+        """c(v): approximate = c(v) x exact gradient on the scalar linear DEQ."""
 
     @property
     @abc.abstractmethod
@@ -68,4 +68,6 @@ def check_damping(lam) -> None:
     except TypeError as exc:
         raise InvalidInputError(f"damping must be a real number; got {lam!r}") from exc
     if not ok:
-        raise InvalidInputError(f"damping lambda must satisfy 0 < lambda <= 1; got {lam!r}")
+        raise InvalidInputError(
+            f"damping lambda must satisfy 0 < lambda <= 1; got {lam!r}"
+        )

@@ -1,4 +1,4 @@
-"""Approximate update directions for the GD driver (``gradient_descent(direction=...)``).
+"""Approximate update directions for ``gradient_descent(direction=...)``.
 
 ``approx_direction(model, backprop)`` returns ``theta -> (risk, d)`` where d is the
 gradient with (1 - J)^{-1} replaced by ``backprop.factor(J)``:
@@ -31,12 +31,16 @@ Direction = Callable[[np.ndarray], tuple[float, np.ndarray]]
 def approx_direction(model: AbstractModel, backprop: AbstractBackprop) -> Direction:
     """``theta -> (risk, direction)`` for ``backprop`` on a scalar-state DEQ."""
     if not isinstance(backprop, AbstractBackprop):
-        raise InvalidInputError(f"backprop must be an AbstractBackprop; got {backprop!r}")
+        raise InvalidInputError(
+            f"backprop must be an AbstractBackprop; got {backprop!r}"
+        )
     if backprop.exact:
         return model.value_and_grad
     if isinstance(model, SingleIndexDEQ):
+
         def single_index(theta):
             return model.value_and_direction(theta, backprop.factor)
+
         return single_index
     if isinstance(model, LinearDEQ):
         X, y, scale = model.X, model.y, LOSS_FACTOR / model.n
@@ -53,7 +57,9 @@ def approx_direction(model: AbstractModel, backprop: AbstractBackprop) -> Direct
             out[:-1] = scale * (X.T @ resid) * factor(float(theta[-1]))
             out[-1] = out[:-1] @ beta
             return float(resid @ resid) / len(y), out
+
         return linear
     raise InvalidInputError(
         f"approximate backprop is defined here for scalar-state DEQs (LinearDEQ, "
-        f"SingleIndexDEQ); got {type(model).__name__}")
+        f"SingleIndexDEQ); got {type(model).__name__}"
+    )

@@ -15,6 +15,6 @@ from .iterate import (
 from .picard import Picard as Picard
 from .relaxed import Relaxed as Relaxed
 from .reversible import (
-    Reversible as Reversible,
     ReversibilityWarning as ReversibilityWarning,
+    Reversible as Reversible,
 )

@@ -30,9 +30,10 @@ class Anderson(AbstractFixedPointSolver):
     and set ``z <- (1 - beta) sum_i alpha_i z_i + beta sum_i alpha_i f(z_i)``; 1 NFE per
     step. Safeguards: the system is regularised relative to its own scale (see
     ``ANDERSON_LAM``), solved with a non-raising solver, and an example whose weights
-    come out non-finite (e.g. an exactly zero history) takes a plain relaxed step instead, so a singular history never crashes. The history
-    starts as ``m + 1`` copies of ``(z0, f(z0))``, which makes the first step a relaxed
-    step. Reference: spec §11 (authors' baseline ``m = 1``, ``beta = 0.8``).
+    come out non-finite (e.g. an exactly zero history) takes a plain relaxed step
+    instead, so a singular history never crashes. The history starts as ``m + 1``
+    copies of ``(z0, f(z0))``, which makes the first step a relaxed step.
+    Reference: spec §11 (authors' baseline ``m = 1``, ``beta = 0.8``).
 
     Args:
         m: history length minus one (>= 1).
@@ -46,7 +47,9 @@ class Anderson(AbstractFixedPointSolver):
 
     def __post_init__(self):
         if isinstance(self.m, bool) or not isinstance(self.m, int) or self.m < 1:
-            raise InvalidInputError(f"Anderson m must be an integer >= 1; got {self.m!r}")
+            raise InvalidInputError(
+                f"Anderson m must be an integer >= 1; got {self.m!r}"
+            )
         object.__setattr__(self, "beta", check_beta("Anderson beta", self.beta))
         if not float(self.lam) > 0:
             raise InvalidInputError(f"Anderson lam must be > 0; got {self.lam!r}")

@@ -48,7 +48,7 @@ def relative_residual(z: torch.Tensor, fz: torch.Tensor) -> torch.Tensor:
 
 
 class AbstractFixedPointSolver(abc.ABC):
-    """One step of a fixed-point iteration; see the module docstring for the contract."""
+    """One step of a fixed-point iteration (contract: module docstring)."""
 
     #: Calls of ``f`` made by ``init`` and by each ``step``.
     nfe_init: ClassVar[int] = 1
@@ -63,10 +63,11 @@ class AbstractFixedPointSolver(abc.ABC):
 
     @abc.abstractmethod
     def step(self, f: Map, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        """One iteration: ``(z_next, state_next)`` with ``state_next["fz"] = f(z_next)``."""
+        """One iteration: ``(z_next, state_next)``, ``state_next["fz"] = f(z_next)``."""
 
-    def terminate(self, z: torch.Tensor, state: State, tol: float
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(done, residual)``: per-example mask ``residual <= tol`` and the residual."""
+    def terminate(
+        self, z: torch.Tensor, state: State, tol: float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(done, residual)``: per-example ``residual <= tol`` and the residual."""
         err = relative_residual(z, state["fz"])
         return err <= tol, err

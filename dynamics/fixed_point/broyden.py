@@ -33,10 +33,14 @@ class Broyden(AbstractFixedPointSolver):
     memory: int = 16
 
     def __post_init__(self):
-        if (isinstance(self.memory, bool) or not isinstance(self.memory, int)
-                or self.memory < 1):
+        if (
+            isinstance(self.memory, bool)
+            or not isinstance(self.memory, int)
+            or self.memory < 1
+        ):
             raise InvalidInputError(
-                f"Broyden memory must be an integer >= 1; got {self.memory!r}")
+                f"Broyden memory must be an integer >= 1; got {self.memory!r}"
+            )
 
     def init(self, f: Map, z0: torch.Tensor) -> State:
         fz = f(z0)
@@ -46,11 +50,11 @@ class Broyden(AbstractFixedPointSolver):
         return {"fz": fz, "u": zeros, "v": zeros}
 
     @staticmethod
-    def _apply(u, v, x):      # H x with H = -I + U^T-rows: -x + sum_i u_i (v_i . x)
+    def _apply(u, v, x):  # H x with H = -I + U^T-rows: -x + sum_i u_i (v_i . x)
         return -x + ((v @ x[..., None])[..., 0][:, None, :] @ u)[:, 0]
 
     @staticmethod
-    def _apply_t(u, v, x):    # H^T x = -x + sum_i v_i (u_i . x)
+    def _apply_t(u, v, x):  # H^T x = -x + sum_i v_i (u_i . x)
         return -x + ((u @ x[..., None])[..., 0][:, None, :] @ v)[:, 0]
 
     def step(self, f: Map, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -68,8 +72,9 @@ class Broyden(AbstractFixedPointSolver):
         dg = g_next - g
         hdg = self._apply(u, v, dg)
         den = (dz * hdg).sum(dim=1, keepdim=True)
-        scale = (torch.linalg.vector_norm(dz, dim=1, keepdim=True)
-                 * torch.linalg.vector_norm(hdg, dim=1, keepdim=True))
+        scale = torch.linalg.vector_norm(
+            dz, dim=1, keepdim=True
+        ) * torch.linalg.vector_norm(hdg, dim=1, keepdim=True)
         use = (den.abs() > BROYDEN_SKIP * scale) & torch.isfinite(den)
         safe_den = torch.where(use, den, torch.ones_like(den))
         new_u = torch.where(use, (dz - hdg) / safe_den, torch.zeros_like(dz))

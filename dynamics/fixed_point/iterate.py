@@ -26,7 +26,8 @@ from .._result import Result
 from ..errors import InvalidInputError
 from .base import AbstractFixedPointSolver, Map, State
 
-#: ``||z_n|| > DIVERGENCE_FACTOR * (1 + ||z_0|| + ||f(z_0)||)`` marks an example diverged.
+#: An example is diverged once ``||z_n|| > DIVERGENCE_FACTOR * (1 + ||z_0|| +
+#: ||f(z_0)||)``.
 #: The relative residual cannot see divergence (for z -> 2z it stays at 1/2), so the
 #: size of the iterate is watched instead; 1e8 leaves room for transient growth.
 DIVERGENCE_FACTOR = 1e8
@@ -121,8 +122,11 @@ def iterate(
     dev = z0.device
     state = solver.init(counted, z0)
     z = z0
-    scale = (1.0 + torch.linalg.vector_norm(z0.detach().reshape(b, -1), dim=1)
-             + torch.linalg.vector_norm(state["fz"].detach().reshape(b, -1), dim=1))
+    scale = (
+        1.0
+        + torch.linalg.vector_norm(z0.detach().reshape(b, -1), dim=1)
+        + torch.linalg.vector_norm(state["fz"].detach().reshape(b, -1), dim=1)
+    )
     bound = DIVERGENCE_FACTOR * scale
     active = torch.ones(b, dtype=torch.bool, device=dev)
     status = torch.full((b,), _MAX, dtype=torch.int8, device=dev)
@@ -141,7 +145,9 @@ def iterate(
             z, state = z_new, new
         else:
             z = torch.where(_rows(active, z), z_new, z)
-            state = {k: torch.where(_rows(active, v), new[k], v) for k, v in state.items()}
+            state = {
+                k: torch.where(_rows(active, v), new[k], v) for k, v in state.items()
+            }
         nstep = nstep + active.to(torch.int64)
         done, err = solver.terminate(z, state, tol)
         err = err.detach()
@@ -180,13 +186,15 @@ def forward_stats(run: FixedPointRun) -> dict:
     keys plus ``result``, ``forward_result``, ``backward_result`` (None),
     ``nfe_backward`` (0) and ``reconstruction_error`` (None)."""
     st = dict(run.stats)
-    st.update({
-        "result": run.result,
-        "forward_result": run.result,
-        "backward_result": None,
-        "nfe_backward": 0,
-        "reconstruction_error": None,
-    })
+    st.update(
+        {
+            "result": run.result,
+            "forward_result": run.result,
+            "backward_result": None,
+            "nfe_backward": 0,
+            "reconstruction_error": None,
+        }
+    )
     return st
 
 
@@ -211,11 +219,14 @@ def describe_failure(run: FixedPointRun, tol: float, max_steps: int) -> str:
             parts.append(f"{k} of {n} example(s) {res.value}")
     worst_res = float(st["residual"].max())
     hint = {
-        Result.max_steps_reached: "raise max_steps, loosen tol, make f more contractive, "
-        "or pass throw=False to accept the iterate and read stats['result']",
+        Result.max_steps_reached: "raise max_steps, loosen tol, make f more "
+        "contractive, or pass throw=False to accept the iterate and read "
+        "stats['result']",
         Result.diverged: "the iteration diverged: f is probably not contractive here; "
         "use a smaller beta / damping or a different solver",
         Result.nonfinite: "NaN or inf appeared in the iterate: check f and its input",
     }.get(run.result, "")
-    return (f"fixed-point solve did not converge ({'; '.join(parts)}) with tol={tol:g}, "
-            f"max_steps={max_steps}; worst residual {worst_res:.3e}. {hint}")
+    return (
+        f"fixed-point solve did not converge ({'; '.join(parts)}) with tol={tol:g}, "
+        f"max_steps={max_steps}; worst residual {worst_res:.3e}. {hint}"
+    )

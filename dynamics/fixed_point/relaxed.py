@@ -21,8 +21,9 @@ def check_beta(name: str, beta: float, low: float = 0.0, high: float = 2.0) -> f
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{name} must be a number; got {beta!r}") from exc
     if not math.isfinite(b) or not low < b < high:
-        raise InvalidInputError(f"{name} must lie in the open interval ({low:g}, "
-                                f"{high:g}); got {beta!r}")
+        raise InvalidInputError(
+            f"{name} must lie in the open interval ({low:g}, {high:g}); got {beta!r}"
+        )
     return b
 
 

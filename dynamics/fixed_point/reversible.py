@@ -52,20 +52,25 @@ class Reversible(AbstractFixedPointSolver):
                 raise TypeError
             b = float(self.beta)
         except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"Reversible beta must be a number; got "
-                                    f"{self.beta!r}") from exc
+            raise InvalidInputError(
+                f"Reversible beta must be a number; got {self.beta!r}"
+            ) from exc
         if b == 1.0:
             raise InvalidInputError(
                 "Reversible beta = 1 is not allowed: the step y_{n+1} = f(z_n) forgets "
                 "y_n, so it cannot be inverted (the inverse divides by 1 - beta). Use "
-                "beta in (0, 2) away from 1, e.g. 0.8 or 1.2.")
+                "beta in (0, 2) away from 1, e.g. 0.8 or 1.2."
+            )
         b = check_beta("Reversible beta", b)
         if abs(1.0 - b) < BETA_WARN_GAP:
             warnings.warn(
                 f"Reversible beta = {b:g} is within {BETA_WARN_GAP} of 1: each inverse "
                 f"step amplifies rounding by 1/|1 - beta| = {1 / abs(1 - b):.3g}, so "
                 "reconstructed states may be inaccurate; watch "
-                "stats['reconstruction_error']", ReversibilityWarning, stacklevel=3)
+                "stats['reconstruction_error']",
+                ReversibilityWarning,
+                stacklevel=3,
+            )
         object.__setattr__(self, "beta", b)
 
     def init(self, f: Map, z0: torch.Tensor) -> State:
@@ -77,15 +82,17 @@ class Reversible(AbstractFixedPointSolver):
         z_next = (1.0 - b) * z + b * f(y)
         return z_next, {"fz": f(z_next), "y": y}
 
-    def forward_step(self, f: Map, y: torch.Tensor, z: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_step(
+        self, f: Map, y: torch.Tensor, z: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step from ``(y_n, z_n)`` to ``(y_{n+1}, z_{n+1})`` (2 NFEs, no cache)."""
         b = self.beta
         y1 = (1.0 - b) * y + b * f(z)
         return y1, (1.0 - b) * z + b * f(y1)
 
-    def inverse_step(self, f: Map, y1: torch.Tensor, z1: torch.Tensor
-                     ) -> tuple[torch.Tensor, torch.Tensor]:
+    def inverse_step(
+        self, f: Map, y1: torch.Tensor, z1: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact algebraic inverse (spec §5): ``z_n`` first (needs only ``y_{n+1}``),
         then ``y_n`` from the reconstructed ``z_n``."""
         b = self.beta

@@ -48,8 +48,16 @@ class AbstractGradient(abc.ABC):
     requires_reversible: ClassVar[bool] = False
 
     @abc.abstractmethod
-    def solve(self, problem, solver: AbstractFixedPointSolver, z0: torch.Tensor, *,
-              tol: float, max_steps: int, throw: bool) -> tuple[torch.Tensor, dict]:
+    def solve(
+        self,
+        problem,
+        solver: AbstractFixedPointSolver,
+        z0: torch.Tensor,
+        *,
+        tol: float,
+        max_steps: int,
+        throw: bool,
+    ) -> tuple[torch.Tensor, dict]:
         """Forward solve from ``z0``; return the output wired for autograd and stats."""
 
     @abc.abstractmethod
@@ -62,18 +70,21 @@ class AbstractGradient(abc.ABC):
             raise InvalidInputError(
                 f"solver must be a fixed-point solver object such as Picard(), "
                 f"Relaxed(0.8), Anderson(), Broyden() or Reversible(0.8); got "
-                f"{solver!r}")
+                f"{solver!r}"
+            )
         if self.requires_reversible and not solver.reversible:
             raise InvalidInputError(
                 f"{type(self).__name__} is only valid with the Reversible solver (it "
                 f"backpropagates by inverting the coupled reversible iteration); got "
                 f"{type(solver).__name__}. Use solver=Reversible(beta=0.8), or pick a "
                 f"gradient that works with any solver: Unrolled(), ImplicitIFT(), "
-                f"DenseIFT(), Phantom() or JFB().")
+                f"DenseIFT(), Phantom() or JFB()."
+            )
 
 
-def finish_forward(run: FixedPointRun, stats: dict, tol: float, max_steps: int,
-                   throw: bool) -> None:
+def finish_forward(
+    run: FixedPointRun, stats: dict, tol: float, max_steps: int, throw: bool
+) -> None:
     """Raise the named error of a failed forward solve when ``throw``."""
     del stats
     if throw and should_raise(run.result, tol):

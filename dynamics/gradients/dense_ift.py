@@ -44,13 +44,17 @@ class DenseIFT(AbstractGradient):
         if d > self.max_dim:
             raise InvalidInputError(
                 f"DenseIFT forms a {d}x{d} Jacobian per example; the state is larger "
-                f"than max_dim={self.max_dim}. Use ImplicitIFT() for large states.")
+                f"than max_dim={self.max_dim}. Use ImplicitIFT() for large states."
+            )
         f = problem.bind()
         with torch.no_grad():
             run = iterate(solver, f, z0, tol=tol, max_steps=max_steps)
         stats = forward_stats(run)
         finish_forward(run, stats, tol, max_steps, throw)
         zs = run.z.detach()
+        if not torch.is_grad_enabled():  # inference: no graph, no hook
+            record_backward(stats, Result.successful)
+            return zs, stats
         zl = zs.clone().requires_grad_()
         with torch.enable_grad():
             fz = f(zl)
@@ -62,29 +66,35 @@ class DenseIFT(AbstractGradient):
         def hook(g: torch.Tensor) -> torch.Tensor:
             b = g.shape[0]
             rows = []
-            for i in range(d):        # row i of J for every example at once
+            for i in range(d):  # row i of J for every example at once
                 e = torch.zeros(b, d, dtype=g.dtype, device=g.device)
                 e[:, i] = 1.0
-                (r,) = torch.autograd.grad(fz, zl, e.reshape(g.shape),
-                                           retain_graph=True)
+                (r,) = torch.autograd.grad(
+                    fz, zl, e.reshape(g.shape), retain_graph=True
+                )
                 rows.append(r.reshape(b, d))
-            jac = torch.stack(rows, dim=1)                   # (B, d, d): J[b, i, j]
+            jac = torch.stack(rows, dim=1)  # (B, d, d): J[b, i, j]
             eye = torch.eye(d, dtype=g.dtype, device=g.device)
             a = eye - jac.transpose(1, 2)
             rhs = g.detach().reshape(b, d, 1)
             u, info = torch.linalg.solve_ex(a, rhs)
-            res = (torch.linalg.vector_norm((a @ u - rhs)[..., 0], dim=1)
-                   / torch.linalg.vector_norm(rhs[..., 0], dim=1).clamp_min(1e-300))
+            res = torch.linalg.vector_norm(
+                (a @ u - rhs)[..., 0], dim=1
+            ) / torch.linalg.vector_norm(rhs[..., 0], dim=1).clamp_min(1e-300)
             stats["nfe_backward"] = d + 1
             stats["backward_residual"] = res
             bad = bool((info != 0).any()) or not bool(
-                torch.isfinite(res).all() and (res <= DENSE_RESIDUAL_TOL).all())
+                torch.isfinite(res).all() and (res <= DENSE_RESIDUAL_TOL).all()
+            )
             result = Result.singular if bad else Result.successful
             record_backward(stats, result)
             if throw and bad:
-                raise_for(result, f"dense IFT: I - J^T is singular or ill-conditioned at "
-                          f"z* (relative residual {float(res.max()):.3e}); the "
-                          "equilibrium is not differentiable there")
+                raise_for(
+                    result,
+                    f"dense IFT: I - J^T is singular or ill-conditioned at "
+                    f"z* (relative residual {float(res.max()):.3e}); the "
+                    "equilibrium is not differentiable there",
+                )
             return u.reshape(g.shape)
 
         # The hook sits on a separate node: the VJPs inside it differentiate ``fz``

@@ -1,4 +1,4 @@
-"""Implicit (IFT) gradient: the adjoint fixed point solved by a chosen iterative method."""
+"""Implicit (IFT) gradient: the adjoint fixed point solved by a chosen method."""
 
 from __future__ import annotations
 
@@ -60,11 +60,14 @@ class ImplicitIFT(AbstractGradient):
         stats = forward_stats(run)
         finish_forward(run, stats, tol, max_steps, throw)
         zs = run.z.detach()
+        if not torch.is_grad_enabled():  # inference: no graph, no hook
+            record_backward(stats, Result.successful)
+            return zs, stats
         zl = zs.clone().requires_grad_()
         with torch.enable_grad():
             fz = f(zl)
         stats["nfe_forward"] += 1
-        if not fz.requires_grad:        # nothing upstream needs a gradient
+        if not fz.requires_grad:  # nothing upstream needs a gradient
             record_backward(stats, Result.successful)
             return zs, stats
         lin = self.linear_solver if self.linear_solver is not None else solver
@@ -84,8 +87,10 @@ class ImplicitIFT(AbstractGradient):
             stats["backward_nstep"] = back.stats["nstep"]
             record_backward(stats, back.result)
             if throw and should_raise(back.result, btol):
-                raise_for(back.result, "implicit adjoint solve: "
-                          + describe_failure(back, btol, bsteps))
+                raise_for(
+                    back.result,
+                    "implicit adjoint solve: " + describe_failure(back, btol, bsteps),
+                )
             return back.z
 
         # The hook sits on a separate node: the VJPs inside it differentiate ``fz``

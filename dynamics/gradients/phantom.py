@@ -36,7 +36,9 @@ class Phantom(AbstractGradient):
 
     def __post_init__(self):
         if isinstance(self.k, bool) or not isinstance(self.k, int) or self.k < 1:
-            raise InvalidInputError(f"Phantom k must be an integer >= 1; got {self.k!r}")
+            raise InvalidInputError(
+                f"Phantom k must be an integer >= 1; got {self.k!r}"
+            )
         tau = float(self.tau)
         if not 0.0 < tau <= 1.0:
             raise InvalidInputError(f"Phantom tau must lie in (0, 1]; got {self.tau!r}")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import final
 
+from torch import nn
+
 from .._result import raise_for
 from ..errors import InvalidInputError
 from ..fixed_point.iterate import describe_failure, should_raise
-from ..torch_backend.reversible import RECON_POLICIES, ReversibleFunction, RevConfig
+from ..torch_backend.reversible import RECON_POLICIES, RevConfig, ReversibleFunction
 from .base import AbstractGradient
 
 
@@ -53,13 +55,18 @@ class ReversibleExact(AbstractGradient):
 
     def __post_init__(self):
         if self.recon_policy not in RECON_POLICIES:
-            raise InvalidInputError(f"recon_policy must be one of {RECON_POLICIES}; got "
-                                    f"{self.recon_policy!r}")
+            raise InvalidInputError(
+                f"recon_policy must be one of {RECON_POLICIES}; got "
+                f"{self.recon_policy!r}"
+            )
         if self.use_stored_states and not self.store_trajectory:
-            raise InvalidInputError("use_stored_states=True needs store_trajectory=True")
+            raise InvalidInputError(
+                "use_stored_states=True needs store_trajectory=True"
+            )
         if self.recon_threshold is not None and not float(self.recon_threshold) > 0:
-            raise InvalidInputError(f"recon_threshold must be > 0 or None; got "
-                                    f"{self.recon_threshold!r}")
+            raise InvalidInputError(
+                f"recon_threshold must be > 0 or None; got {self.recon_threshold!r}"
+            )
 
     def factor(self, v: float) -> float:
         del v
@@ -67,19 +74,26 @@ class ReversibleExact(AbstractGradient):
 
     def solve(self, problem, solver, z0, *, tol, max_steps, throw):
         self.check_solver(solver)
-        from torch import nn
         if not isinstance(problem.f, nn.Module):
             raise InvalidInputError(
                 "ReversibleExact needs f to be an nn.Module, so that every parameter "
                 "can be passed explicitly to the autograd Function (tensors captured "
                 "by a plain function would silently get no gradient). Wrap your "
-                "function in an nn.Module whose parameters are registered.")
+                "function in an nn.Module whose parameters are registered."
+            )
         stats: dict = {}
-        cfg = RevConfig(problem, solver, tol, max_steps, stats, throw=throw,
-                        recon_threshold=self.recon_threshold,
-                        recon_policy=self.recon_policy,
-                        store_trajectory=self.store_trajectory,
-                        use_stored_states=self.use_stored_states)
+        cfg = RevConfig(
+            problem,
+            solver,
+            tol,
+            max_steps,
+            stats,
+            throw=throw,
+            recon_threshold=self.recon_threshold,
+            recon_policy=self.recon_policy,
+            store_trajectory=self.store_trajectory,
+            use_stored_states=self.use_stored_states,
+        )
         z = ReversibleFunction.apply(cfg, z0, problem.x, *problem.params)
         run = cfg.run
         if throw and should_raise(run.result, tol):

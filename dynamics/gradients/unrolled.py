@@ -42,11 +42,18 @@ class Unrolled(AbstractGradient):
 
             def f(z):
                 return _checkpoint(inner, z, use_reentrant=False)
+
         with torch.enable_grad():
-            run = iterate(solver, f, z0, tol=tol, max_steps=max_steps,
-                          record_trajectory=self.record_trajectory)
+            run = iterate(
+                solver,
+                f,
+                z0,
+                tol=tol,
+                max_steps=max_steps,
+                record_trajectory=self.record_trajectory,
+            )
         stats = forward_stats(run)
-        stats["nfe_backward"] = run.stats["nfe_forward"]   # one VJP per evaluation
+        stats["nfe_backward"] = run.stats["nfe_forward"]  # one VJP per evaluation
         record_backward(stats, Result.successful)
         finish_forward(run, stats, tol, max_steps, throw)
         return run.z, stats

@@ -42,6 +42,7 @@ IMPLICIT_METHODS = ("Radau", "BDF", "LSODA")
 _MIN_RTOL = 100.0 * np.finfo(np.float64).eps
 
 
+@final
 @dataclasses.dataclass(frozen=True)
 class IVPSolution:
     """A whole-horizon solve.

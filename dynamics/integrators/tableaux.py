@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import final
 
 import numpy as np
 
@@ -21,6 +22,7 @@ def _frozen(rows) -> np.ndarray:
     return arr
 
 
+@final
 @dataclasses.dataclass(frozen=True, eq=False)
 class ButcherTableau:
     """Coefficients of an s-stage Runge-Kutta method (read-only float64 arrays).

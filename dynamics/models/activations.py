@@ -1,4 +1,6 @@
-"""The activation table of the single-index DEQ y = sigma(<u, x> + v y) (spec §2.4, P4, P5).
+"""The activation table of the single-index DEQ y = sigma(<u, x> + v y).
+
+Spec §2.4, pitfalls P4 and P5.
 
 Each entry is data: sigma, sigma', sigma'', the Lipschitz constant L = sup |sigma'|,
 the largest slope S = sup sigma', whether sigma is increasing, smooth (C^2) or affine,
@@ -31,7 +33,8 @@ BRACKET_SLACK = 1e-12
 # GELU, tanh form: 0.5 z (1 + tanh(c (z + k z^3))).
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_K = 0.044715
-#: sup GELU' (attained at z ~ 1.4185); GELU'(z) + GELU'(-z) = 1, so inf GELU' = 1 - this.
+#: sup GELU' (attained at z ~ 1.4185); GELU'(z) + GELU'(-z) = 1, so
+#: inf GELU' = 1 - this.
 #: Computed by bounded 1-D maximisation to 1e-14 and rounded up; tests re-derive it.
 GELU_SUP_SLOPE = 1.1289930686588
 #: sup |GELU''| = GELU''(0) = sqrt(2/pi) (checked on a fine grid), padded for rounding.
@@ -54,7 +57,9 @@ def monotone_bracket(sigma_a: Array, v: float, sup_slope: float) -> tuple[Array,
     return _widen(np.minimum(0.0, end), np.maximum(0.0, end))
 
 
-def contraction_bracket(sigma_a: Array, v: float, lipschitz: float) -> tuple[Array, Array]:
+def contraction_bracket(
+    sigma_a: Array, v: float, lipschitz: float
+) -> tuple[Array, Array]:
     """Bracket for any L-Lipschitz sigma with |v| L < 1: |y - sigma(a)| <= r.
 
     |y| <= |sigma(a)| + L |v| |y| gives |y| <= |sigma(a)| / (1 - L |v|), and then
@@ -76,7 +81,7 @@ class Activation:
 
     Attributes:
         name: table key (``sigma_eps`` entries carry ``eps`` as well).
-        sigma, dsigma, d2sigma: sigma and its first two derivatives (NumPy, elementwise).
+        sigma, dsigma, d2sigma: sigma and its first two derivatives (elementwise).
         derivatives: (sigma, sigma', sigma'') at s from one transcendental evaluation;
             the Newton loop calls it once per iteration.
         lipschitz: L = sup |sigma'|.
@@ -118,23 +123,38 @@ class Activation:
             raise InvalidInputError(f"{self.name}: sup sigma' must be finite and <= L")
         lo, hi = self.value_range
         if not lo < hi:
-            raise InvalidInputError(f"{self.name}: empty value range {self.value_range}")
+            raise InvalidInputError(
+                f"{self.name}: empty value range {self.value_range}"
+            )
         # Derivatives must match the function (central differences on a small grid),
         # and derivatives() must match the three separate entries.
         z = np.linspace(-3.0, 3.0, 13) + 0.05
         h = 1e-5
-        for f, df, what in ((self.sigma, self.dsigma, "sigma'"),
-                            (self.dsigma, self.d2sigma, "sigma''")):
+        for f, df, what in (
+            (self.sigma, self.dsigma, "sigma'"),
+            (self.dsigma, self.d2sigma, "sigma''"),
+        ):
             fd = (f(z + h) - f(z - h)) / (2 * h)
             if not np.allclose(fd, df(z), rtol=1e-6, atol=1e-6):
-                raise InvalidInputError(f"{self.name}: {what} disagrees with finite "
-                                        "differences of the table entry")
-        if not all(np.allclose(got, want(z), rtol=1e-14, atol=1e-15) for got, want in
-                   zip(self.derivatives(z), (self.sigma, self.dsigma, self.d2sigma),
-                       strict=True)):
+                raise InvalidInputError(
+                    f"{self.name}: {what} disagrees with finite "
+                    "differences of the table entry"
+                )
+        if not all(
+            np.allclose(got, want(z), rtol=1e-14, atol=1e-15)
+            for got, want in zip(
+                self.derivatives(z),
+                (self.sigma, self.dsigma, self.d2sigma),
+                strict=True,
+            )
+        ):
             raise InvalidInputError(f"{self.name}: derivatives() disagrees with sigma")
-        if not self.curvature >= 0 or (self.smooth and not math.isfinite(self.curvature)):
-            raise InvalidInputError(f"{self.name}: sup |sigma''| must be finite for C^2")
+        if not self.curvature >= 0 or (
+            self.smooth and not math.isfinite(self.curvature)
+        ):
+            raise InvalidInputError(
+                f"{self.name}: sup |sigma''| must be finite for C^2"
+            )
         if np.any(np.abs(self.d2sigma(z)) > self.curvature * (1 + 1e-12)):
             raise InvalidInputError(f"{self.name}: |sigma''| exceeds the stated bound")
         if self.increasing and np.any(self.dsigma(z) < 0):
@@ -160,6 +180,7 @@ class Activation:
 
 # --- table entries -------------------------------------------------------------------
 
+
 def _sigmoid_d(s):
     e = expit(s)
     d = e * (1.0 - e)
@@ -177,6 +198,7 @@ def _fixed_bracket(lo: float, hi: float) -> Bracket:
         del v
         shape = np.shape(a)
         return np.full(shape, lo), np.full(shape, hi)
+
     return bracket
 
 
@@ -189,8 +211,11 @@ def _gelu_d(z):
     hp = _GELU_C * (1.0 + 3.0 * _GELU_K * z * z)
     hpp = 6.0 * _GELU_C * _GELU_K * z
     sech2 = 1.0 - t * t
-    return (0.5 * z * (1.0 + t), 0.5 * (1.0 + t) + 0.5 * z * sech2 * hp,
-            sech2 * (hp + 0.5 * z * (hpp - 2.0 * t * hp * hp)))
+    return (
+        0.5 * z * (1.0 + t),
+        0.5 * (1.0 + t) + 0.5 * z * sech2 * hp,
+        sech2 * (hp + 0.5 * z * (hpp - 2.0 * t * hp * hp)),
+    )
 
 
 def _leaky(z):
@@ -213,45 +238,101 @@ def _ones(z):
 def _monotone_rule(sigma, sup_slope) -> Bracket:
     def bracket(a, v):
         return monotone_bracket(sigma(np.asarray(a, float)), v, sup_slope)
+
     return bracket
 
 
 SIGMOID = Activation(
-    name="sigmoid", sigma=expit, dsigma=lambda s: _sigmoid_d(s)[1],
-    d2sigma=lambda s: _sigmoid_d(s)[2], derivatives=_sigmoid_d, lipschitz=0.25,
-    sup_slope=0.25, curvature=1.0 / (6.0 * math.sqrt(3.0)) * (1.0 + 1e-12), increasing=True,
-    smooth=True, affine=False, value_range=(0.0, 1.0),
+    name="sigmoid",
+    sigma=expit,
+    dsigma=lambda s: _sigmoid_d(s)[1],
+    d2sigma=lambda s: _sigmoid_d(s)[2],
+    derivatives=_sigmoid_d,
+    lipschitz=0.25,
+    sup_slope=0.25,
+    curvature=1.0 / (6.0 * math.sqrt(3.0)) * (1.0 + 1e-12),
+    increasing=True,
+    smooth=True,
+    affine=False,
+    value_range=(0.0, 1.0),
     bracket=_fixed_bracket(0.0, 1.0),  # the range of sigma (P4)
-    guard=lambda v: v < 4.0, guard_text="v < 4")
+    guard=lambda v: v < 4.0,
+    guard_text="v < 4",
+)
 
 TANH = Activation(
-    name="tanh", sigma=np.tanh, dsigma=lambda s: _tanh_d(s)[1],
-    d2sigma=lambda s: _tanh_d(s)[2], derivatives=_tanh_d, lipschitz=1.0, sup_slope=1.0,
-    curvature=_TANH_CURVATURE, increasing=True,
-    smooth=True, affine=False, value_range=(-1.0, 1.0),
+    name="tanh",
+    sigma=np.tanh,
+    dsigma=lambda s: _tanh_d(s)[1],
+    d2sigma=lambda s: _tanh_d(s)[2],
+    derivatives=_tanh_d,
+    lipschitz=1.0,
+    sup_slope=1.0,
+    curvature=_TANH_CURVATURE,
+    increasing=True,
+    smooth=True,
+    affine=False,
+    value_range=(-1.0, 1.0),
     bracket=_fixed_bracket(-1.0, 1.0),  # the range of sigma (P4)
-    guard=lambda v: abs(v) < 1.0, guard_text="|v| < 1")
+    guard=lambda v: abs(v) < 1.0,
+    guard_text="|v| < 1",
+)
 
 GELU = Activation(
-    name="gelu", sigma=_gelu, dsigma=lambda z: _gelu_d(z)[1],
-    d2sigma=lambda z: _gelu_d(z)[2], derivatives=_gelu_d, lipschitz=GELU_SUP_SLOPE,
-    sup_slope=GELU_SUP_SLOPE, curvature=GELU_CURVATURE, increasing=False, smooth=True, affine=False, value_range=(GELU_MIN_VALUE, math.inf),
-    bracket=lambda a, v: contraction_bracket(_gelu(np.asarray(a, float)), v,
-                                             GELU_SUP_SLOPE),
-    guard=lambda v: abs(v) * GELU_SUP_SLOPE < 1.0, guard_text="|v| L < 1")
+    name="gelu",
+    sigma=_gelu,
+    dsigma=lambda z: _gelu_d(z)[1],
+    d2sigma=lambda z: _gelu_d(z)[2],
+    derivatives=_gelu_d,
+    lipschitz=GELU_SUP_SLOPE,
+    sup_slope=GELU_SUP_SLOPE,
+    curvature=GELU_CURVATURE,
+    increasing=False,
+    smooth=True,
+    affine=False,
+    value_range=(GELU_MIN_VALUE, math.inf),
+    bracket=lambda a, v: contraction_bracket(
+        _gelu(np.asarray(a, float)), v, GELU_SUP_SLOPE
+    ),
+    guard=lambda v: abs(v) * GELU_SUP_SLOPE < 1.0,
+    guard_text="|v| L < 1",
+)
 
 LEAKY_RELU = Activation(
-    name="leaky_relu", sigma=_leaky, dsigma=_leaky_d, d2sigma=_zeros,
-    derivatives=lambda z: (_leaky(z), _leaky_d(z), _zeros(z)), lipschitz=1.0,
-    sup_slope=1.0, curvature=math.inf, increasing=True, smooth=False, affine=False, value_range=(-math.inf, math.inf),
-    bracket=_monotone_rule(_leaky, 1.0), guard=lambda v: v < 1.0, guard_text="v < 1")
+    name="leaky_relu",
+    sigma=_leaky,
+    dsigma=_leaky_d,
+    d2sigma=_zeros,
+    derivatives=lambda z: (_leaky(z), _leaky_d(z), _zeros(z)),
+    lipschitz=1.0,
+    sup_slope=1.0,
+    curvature=math.inf,
+    increasing=True,
+    smooth=False,
+    affine=False,
+    value_range=(-math.inf, math.inf),
+    bracket=_monotone_rule(_leaky, 1.0),
+    guard=lambda v: v < 1.0,
+    guard_text="v < 1",
+)
 
 IDENTITY = Activation(
-    name="identity", sigma=lambda z: np.asarray(z, float) + 0.0, dsigma=_ones,
-    d2sigma=_zeros, derivatives=lambda z: (np.asarray(z, float) + 0.0, _ones(z), _zeros(z)),
-    lipschitz=1.0, sup_slope=1.0, curvature=0.0, increasing=True, smooth=True, affine=True,
-    value_range=(-math.inf, math.inf), bracket=_monotone_rule(lambda z: z, 1.0),
-    guard=lambda v: v < 1.0, guard_text="v < 1")
+    name="identity",
+    sigma=lambda z: np.asarray(z, float) + 0.0,
+    dsigma=_ones,
+    d2sigma=_zeros,
+    derivatives=lambda z: (np.asarray(z, float) + 0.0, _ones(z), _zeros(z)),
+    lipschitz=1.0,
+    sup_slope=1.0,
+    curvature=0.0,
+    increasing=True,
+    smooth=True,
+    affine=True,
+    value_range=(-math.inf, math.inf),
+    bracket=_monotone_rule(lambda z: z, 1.0),
+    guard=lambda v: v < 1.0,
+    guard_text="v < 1",
+)
 
 
 def sigma_eps(eps: float) -> Activation:
@@ -281,17 +362,29 @@ def sigma_eps(eps: float) -> Activation:
         return monotone_bracket(sig(a), v, 1.0 + eps)
 
     return Activation(
-        name="sigma_eps", sigma=sig, dsigma=lambda z: derivs(z)[1],
-        d2sigma=lambda z: derivs(z)[2], derivatives=derivs, lipschitz=1.0 + eps,
-        sup_slope=1.0 + eps, curvature=eps * _TANH_CURVATURE, increasing=True,
-        smooth=True, affine=(eps == 0.0), value_range=(-math.inf, math.inf),
-        bracket=bracket, guard=lambda v: abs(v) * (1.0 + eps) < 0.95,
-        guard_text=f"|v| (1 + eps) < 0.95 (eps = {eps:g})", eps=eps)
+        name="sigma_eps",
+        sigma=sig,
+        dsigma=lambda z: derivs(z)[1],
+        d2sigma=lambda z: derivs(z)[2],
+        derivatives=derivs,
+        lipschitz=1.0 + eps,
+        sup_slope=1.0 + eps,
+        curvature=eps * _TANH_CURVATURE,
+        increasing=True,
+        smooth=True,
+        affine=(eps == 0.0),
+        value_range=(-math.inf, math.inf),
+        bracket=bracket,
+        guard=lambda v: abs(v) * (1.0 + eps) < 0.95,
+        guard_text=f"|v| (1 + eps) < 0.95 (eps = {eps:g})",
+        eps=eps,
+    )
 
 
 #: The table: name -> entry (``sigma_eps`` is a factory taking eps).
 ACTIVATIONS: dict[str, Activation] = {
-    a.name: a for a in (SIGMOID, TANH, GELU, LEAKY_RELU, IDENTITY)}
+    a.name: a for a in (SIGMOID, TANH, GELU, LEAKY_RELU, IDENTITY)
+}
 FACTORIES: dict[str, Callable[[float], Activation]] = {"sigma_eps": sigma_eps}
 
 
@@ -317,7 +410,9 @@ def get_activation(spec: str | Activation, **params) -> Activation:
         if unknown:
             raise reject_unknown("activation parameter", unknown.pop(), ["eps"])
         if "eps" not in params:
-            raise InvalidInputError(f"activation {name!r} needs eps (e.g. 'sigma_eps:0.25')")
+            raise InvalidInputError(
+                f"activation {name!r} needs eps (e.g. 'sigma_eps:0.25')"
+            )
         return FACTORIES[name](**params)
     if name in ACTIVATIONS and not arg:
         if params:

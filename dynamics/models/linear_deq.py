@@ -60,7 +60,10 @@ class LinearDEQ(AbstractModel):
 
     def one_minus_v(self, theta) -> float:
         """1 - v, after checking that the equilibrium exists."""
-        u, v = self.unpack(theta)
+        return self._gap(*self.unpack(theta))
+
+    @staticmethod
+    def _gap(u: np.ndarray, v: float) -> float:
         gap = 1.0 - v
         if abs(gap) <= SINGULAR_RTOL * max(1.0, float(np.linalg.norm(u))):
             raise SingularEquilibriumError(
@@ -72,7 +75,8 @@ class LinearDEQ(AbstractModel):
 
     def beta(self, theta) -> np.ndarray:
         """Effective predictor beta = u / (1 - v)."""
-        return self.unpack(theta)[0] / self.one_minus_v(theta)
+        u, v = self.unpack(theta)
+        return u / self._gap(u, v)
 
     def predict(self, theta, X=None) -> np.ndarray:
         X = self.X if X is None else finite_array("X", X, ndim=2)
@@ -86,8 +90,9 @@ class LinearDEQ(AbstractModel):
         return LOSS_FACTOR / self.n * self.X.T @ (self.X @ beta - self.y)
 
     def value_and_grad(self, theta) -> tuple[float, np.ndarray]:
-        gap = self.one_minus_v(theta)
-        beta = self.unpack(theta)[0] / gap
+        u, v = self.unpack(theta)
+        gap = self._gap(u, v)
+        beta = u / gap
         resid = self.X @ beta - self.y
         g = LOSS_FACTOR / self.n * self.X.T @ resid
         grad_u = g / gap

@@ -28,7 +28,7 @@ from .activations import Activation
 
 #: Residual |y - sigma(a + v y)| the solve must reach (spec §6.0: <= 1e-13).
 ROOT_TOL = 1e-13
-#: Iteration cap: bisection alone halves a bracket of width <= 1e6 to 1e-13 in ~63 steps.
+#: Iteration cap: bisection alone takes a width-1e6 bracket to 1e-13 in ~63 steps.
 ROOT_MAX_ITER = 200
 #: Large roots: rounding alone leaves |F| ~ 2 eps64 |y|, so the residual test accepts
 #: max(tol, 8 eps64 |y|) (only roots with |y| > ~50 are affected).
@@ -56,8 +56,15 @@ class RootSolution:
     result: Result
 
 
-def solve_roots(act: Activation, a: np.ndarray, v: float, *, y0: np.ndarray | None = None,
-                tol: float = ROOT_TOL, max_iter: int = ROOT_MAX_ITER) -> RootSolution:
+def solve_roots(
+    act: Activation,
+    a: np.ndarray,
+    v: float,
+    *,
+    y0: np.ndarray | None = None,
+    tol: float = ROOT_TOL,
+    max_iter: int = ROOT_MAX_ITER,
+) -> RootSolution:
     """Solve y = sigma(a + v y) elementwise; the caller has checked well-posedness.
 
     Args:
@@ -70,7 +77,7 @@ def solve_roots(act: Activation, a: np.ndarray, v: float, *, y0: np.ndarray | No
         max_iter: iteration cap; ``result`` says whether the tolerance was met.
     """
     a = np.asarray(a, dtype=float)
-    # Certificate factor v^2 M / 2 (inf for a non-C^2 activation: measured residual only).
+    # Certificate factor v^2 M / 2 (inf when sigma is not C^2: measured residual only).
     cert = 0.5 * v * v * act.curvature if np.isfinite(act.curvature) else np.inf
     # F' = 1 - v sigma' is bounded below on the well-posed set.
     if act.increasing:
@@ -101,8 +108,12 @@ def solve_roots(act: Activation, a: np.ndarray, v: float, *, y0: np.ndarray | No
         # |dy| = |F| / F' <= fmax / min F' (a scalar bound saves a pass over dy).
         dmax = fmax / fprime_min
         certified = cert * dmax * dmax <= CERTIFICATE_MARGIN * tol
-        measured = fmax <= tol or (not certified and bool(
-            np.all(np.abs(F) <= np.maximum(tol, ROUNDING_ULPS * eps64 * np.abs(y)))))
+        measured = fmax <= tol or (
+            not certified
+            and bool(
+                np.all(np.abs(F) <= np.maximum(tol, ROUNDING_ULPS * eps64 * np.abs(y)))
+            )
+        )
         if np.isfinite(cert) and (measured or certified):
             # Either way the Newton step lands within the certificate of the root;
             # F is monotone, so no bracket test is needed for it. sigma(s) = y there
@@ -134,8 +145,11 @@ def solve_roots(act: Activation, a: np.ndarray, v: float, *, y0: np.ndarray | No
         # step (rtsafe's rule): this breaks the 2-cycles Newton falls into on steep
         # S-shaped F (sigmoid with v = -40), where both points stay in the bracket.
         # Samples already within tolerance keep their (tiny) Newton step.
-        newton = ((prop >= lo) & (prop <= hi)
-                  & ((2.0 * np.abs(dy) <= np.abs(dx_old)) | (np.abs(F) <= tol)))
+        newton = (
+            (prop >= lo)
+            & (prop <= hi)
+            & ((2.0 * np.abs(dy) <= np.abs(dx_old)) | (np.abs(F) <= tol))
+        )
         mid = 0.5 * (lo + hi)
         dx_old = np.where(newton, dy, mid - y)
         y = np.where(newton, prop, mid)

@@ -1,4 +1,6 @@
-"""Deep equilibrium single-index model y = sigma(<u, x> + v y), theta = (u, v) (spec §2.4).
+"""Deep equilibrium single-index model y = sigma(<u, x> + v y), theta = (u, v).
+
+Spec §2.4 and R7.
 
 Forward: a vectorised safeguarded Newton solve for all samples at once
 (:mod:`dynamics.models.scalar_root`), after the well-posedness condition has been
@@ -20,7 +22,7 @@ from typing import final
 import numpy as np
 
 from .._result import Result
-from .._validate import finite_array, param_vector
+from .._validate import finite_array, param_vector, positive_step
 from ..errors import ConvergenceError, NonFiniteError, ShapeError, WellPosednessError
 from .activations import Activation, get_activation
 from .base import LOSS_FACTOR, AbstractModel
@@ -44,8 +46,16 @@ class SingleIndexDEQ(AbstractModel):
         tol: root residual tolerance.
     """
 
-    def __init__(self, X, y, activation: str | Activation, *, warm_start: bool = True,
-                 authors_guard: bool = False, tol: float = ROOT_TOL):
+    def __init__(
+        self,
+        X,
+        y,
+        activation: str | Activation,
+        *,
+        warm_start: bool = True,
+        authors_guard: bool = False,
+        tol: float = ROOT_TOL,
+    ):
         self.act = get_activation(activation)
         X = finite_array("X", X, ndim=2)
         y = finite_array("y", y, ndim=1)
@@ -57,13 +67,14 @@ class SingleIndexDEQ(AbstractModel):
         self.n, self.d = X.shape
         self.warm_start = bool(warm_start)
         self.authors_guard = bool(authors_guard)
-        self.tol = float(tol)
-        self._warm: np.ndarray | None = None
+        self.tol = positive_step("tol", tol)
+        # (a, v, y, sigma'/(1 - v sigma')) of the last training-data solve.
+        self._warm: tuple | None = None
         #: Diagnostics of the last training-data solve.
         self.last_residual = 0.0
         self.last_iterations = 0
 
-    # -- parameters ---------------------------------------------------------------------
+    # -- parameters --------------------------------------------------------------------
     @property
     def n_params(self) -> int:
         return self.d + 1
@@ -77,7 +88,7 @@ class SingleIndexDEQ(AbstractModel):
         return th[:-1], float(th[-1])
 
     def target_theta(self, xi) -> np.ndarray:
-        """theta* = (xi, 0), the zero-risk point of a realizable target sigma(<xi, x>)."""
+        """theta* = (xi, 0): the zero-risk point of the target sigma(<xi, x>)."""
         return self.pack(finite_array("xi", xi, ndim=1), 0.0)
 
     def check_well_posed(self, v: float) -> None:
@@ -87,14 +98,16 @@ class SingleIndexDEQ(AbstractModel):
         if not self.act.well_posed(v):
             raise WellPosednessError(
                 f"{self.act.label}: v = {v!r} violates the well-posedness condition "
-                f"{self.act.condition_text()}; the fixed point may not be unique, so no "
-                "root is returned. Start closer to v = 0 or take smaller steps.")
+                f"{self.act.condition_text()}; the fixed point may not be unique, "
+                "so no root is returned. Start closer to v = 0 or take smaller steps."
+            )
         if self.authors_guard and not self.act.guard(v):
             raise WellPosednessError(
                 f"{self.act.label}: v = {v!r} left the authors' guard "
-                f"{self.act.guard_text}")
+                f"{self.act.guard_text}"
+            )
 
-    # -- forward ------------------------------------------------------------------------
+    # -- forward -----------------------------------------------------------------------
     def solve(self, theta, X=None) -> RootSolution:
         """Fixed points for the rows of X (default: the training inputs)."""
         u, v = self.unpack(theta)
@@ -113,9 +126,11 @@ class SingleIndexDEQ(AbstractModel):
         sol = solve_roots(self.act, a, v, y0=y0, tol=self.tol)
         if sol.result is not Result.successful:
             exc = NonFiniteError if sol.result is Result.nonfinite else ConvergenceError
-            raise exc(f"{sol.result.value}: root solve stopped at residual "
-                      f"{sol.residual:.3e} after {sol.iterations} iterations "
-                      f"({self.act.label}, v = {v!r})")
+            raise exc(
+                f"{sol.result.value}: root solve stopped at residual "
+                f"{sol.residual:.3e} after {sol.iterations} iterations "
+                f"({self.act.label}, v = {v!r})"
+            )
         if train:
             if self.warm_start:
                 self._warm = (a, v, sol.y, sol.slope / (1.0 - v * sol.slope))
@@ -133,7 +148,7 @@ class SingleIndexDEQ(AbstractModel):
         y = finite_array("y", y, ndim=1)
         return float(np.mean((self.predict(theta, X) - y) ** 2))
 
-    # -- gradients ----------------------------------------------------------------------
+    # -- gradients ---------------------------------------------------------------------
     def value_and_grad(self, theta) -> tuple[float, np.ndarray]:
         """Risk and exact IFT gradient (SIM-GRAD)."""
         return self.value_and_direction(theta, None)
@@ -184,7 +199,7 @@ class SingleIndexDEQ(AbstractModel):
         Wm = np.hstack([self.X, self.act.sigma(z)[:, None]])
         return LOSS_FACTOR * (Wm * (self.act.dsigma(z) ** 2)[:, None]).T @ Wm / self.n
 
-    # -- the (non-)conserved quantity ------------------------------------------------------
+    # -- the (non-)conserved quantity --------------------------------------------------
     @staticmethod
     def Q(theta) -> float:
         """Q = ||u||^2 + (1 - v)^2, conserved by the linear DEQ's gradient flow (R1)."""

@@ -53,17 +53,27 @@ class Problem:
     @classmethod
     def build(cls, f, x: torch.Tensor, state_dtype: torch.dtype) -> Problem:
         if not callable(f):
-            raise TypeError(f"f must be an nn.Module or a callable f(z, x); got "
-                            f"{type(f).__name__}")
+            raise TypeError(
+                f"f must be an nn.Module or a callable f(z, x); got {type(f).__name__}"
+            )
         if isinstance(f, nn.Module):
             named = [(n, p) for n, p in f.named_parameters()]
         else:
             named = []
-        return cls(f, x, tuple(n for n, _ in named), tuple(p for _, p in named),
-                   state_dtype, _f_dtype(f, x, state_dtype))
+        return cls(
+            f,
+            x,
+            tuple(n for n, _ in named),
+            tuple(p for _, p in named),
+            state_dtype,
+            _f_dtype(f, x, state_dtype),
+        )
 
-    def bind(self, x: torch.Tensor | None = None,
-             params: Sequence[torch.Tensor] | None = None) -> Map:
+    def bind(
+        self,
+        x: torch.Tensor | None = None,
+        params: Sequence[torch.Tensor] | None = None,
+    ) -> Map:
         """``z -> f(z, x)`` in the state dtype.
 
         With ``params`` the module is called functionally on exactly these tensors
@@ -81,6 +91,7 @@ class Problem:
             def call(z):
                 return functional_call(f, table, (z.to(fdt), x))
         else:
+
             def call(z):
                 return f(z.to(fdt), x)
 
@@ -88,8 +99,10 @@ class Problem:
             out = call(z)
             if not isinstance(out, torch.Tensor) or out.shape != z.shape:
                 got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out)
-                raise ShapeError(f"f(z, x) must return a tensor shaped like z "
-                                 f"{tuple(z.shape)}; got {got}")
+                raise ShapeError(
+                    f"f(z, x) must return a tensor shaped like z "
+                    f"{tuple(z.shape)}; got {got}"
+                )
             return out.to(sdt)
 
         return mapped
@@ -99,5 +112,7 @@ def check_finite(name: str, t: torch.Tensor) -> None:
     """Raise :class:`NonFiniteError` when a floating tensor holds NaN or inf."""
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
         bad = int((~torch.isfinite(t)).sum())
-        raise NonFiniteError(f"{name} contains {bad} non-finite value(s) (NaN or inf); "
-                             "a DEQ cannot iterate from it")
+        raise NonFiniteError(
+            f"{name} contains {bad} non-finite value(s) (NaN or inf); "
+            "a DEQ cannot iterate from it"
+        )

@@ -19,8 +19,10 @@ import torch
 
 Tensor = torch.Tensor
 
-#: Above this many scalar products per instance a broadcast product would allocate a
-#: large temporary; use a batched BLAS call on a batch-first view instead.
+#: Above this many scalar products per instance the chain of outer products below
+#: launches too many kernels; use a batched BLAS call on a batch-first view instead
+#: (bit-for-bit chunk invariance is then up to the BLAS; every shape used by P-SCALE,
+#: m <= 6, stays below this).
 _BROADCAST_MAX = 512
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple, final
 
-import numpy as np
 import torch
 
 from ..errors import InvalidInputError, ShapeError
@@ -373,7 +372,3 @@ def _float64_view(batch: BatchedMatrixDEQ) -> BatchedMatrixDEQ:
     new._min_risk = batch.min_risk
     return new
 
-
-def as_numpy_theta(theta: Tensor, b: int) -> np.ndarray:
-    """Instance ``b``'s flat parameters, float64 NumPy (MatrixLinearDEQ order)."""
-    return theta[:, b].detach().to("cpu", torch.float64).numpy().copy()

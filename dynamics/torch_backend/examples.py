@@ -4,8 +4,8 @@
   ``||W||_2 = L`` exactly, so f is L-Lipschitz in z in the 2-norm.
 - :class:`UnitMLP` (design E-UNIT): the authors' unit-test problem, an MLP on
   ``[z; x]`` with layers 2 -> 10 -> 10 -> 1 and ReLU.
-- :class:`ResMLP` (design E-MEM): ``f(z, x) = tanh(W2 relu(W1 z + U x) )``-style block of
-  width ``d`` used by the memory and time benchmarks.
+- :class:`ResMLP` (design E-MEM): ``f(z, x) = tanh(LN(W2 relu(W1 z) + x))``, a
+  block of width ``d`` used by the memory and time benchmarks.
 - :class:`CountingMap`: NFE/VJP-counting wrapper around any f (REV-NFE test hook).
 """
 
@@ -26,17 +26,25 @@ class TanhMap(nn.Module):
         d: state size; dx: input size; lipschitz: L; seed; dtype.
     """
 
-    def __init__(self, d: int = 16, dx: int = 8, lipschitz: float = 0.9, seed: int = 0,
-                 dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        d: int = 16,
+        dx: int = 8,
+        lipschitz: float = 0.9,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+    ):
         super().__init__()
         g = _generator(seed)
         w = torch.randn(d, d, generator=g, dtype=torch.float64)
         w = w * (lipschitz / torch.linalg.matrix_norm(w, 2))
         self.W = nn.Parameter(w.to(dtype))
-        self.U = nn.Parameter((torch.randn(d, dx, generator=g, dtype=torch.float64)
-                               / dx ** 0.5).to(dtype))
-        self.b = nn.Parameter((0.1 * torch.randn(d, generator=g,
-                                                 dtype=torch.float64)).to(dtype))
+        self.U = nn.Parameter(
+            (torch.randn(d, dx, generator=g, dtype=torch.float64) / dx**0.5).to(dtype)
+        )
+        self.b = nn.Parameter(
+            (0.1 * torch.randn(d, generator=g, dtype=torch.float64)).to(dtype)
+        )
         self.lipschitz = float(lipschitz)
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -47,13 +55,19 @@ class ReluMap(nn.Module):
     """Unbounded ``f(z, x) = relu(W z + U x + b)`` with ``||W||_2 = lipschitz``
     (the overflow regime of REV-RECON)."""
 
-    def __init__(self, d: int = 16, dx: int = 8, lipschitz: float = 0.5, seed: int = 0,
-                 dtype: torch.dtype = torch.float64):
+    def __init__(
+        self,
+        d: int = 16,
+        dx: int = 8,
+        lipschitz: float = 0.5,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+    ):
         super().__init__()
         inner = TanhMap(d, dx, lipschitz, seed, dtype)
         self.W, self.U, self.b = inner.W, inner.U, inner.b
         with torch.no_grad():
-            self.b.add_(1.0)     # positive bias: a non-trivial positive fixed point
+            self.b.add_(1.0)  # positive bias: a non-trivial positive fixed point
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(z @ self.W.T + x @ self.U.T + self.b)
@@ -66,15 +80,24 @@ class UnitMLP(nn.Module):
     rescales the last layer when the forward iteration must be made contractive.
     """
 
-    def __init__(self, seed: int = 0, dtype: torch.dtype = torch.float64,
-                 width: int = 10, last_scale: float = 1.0):
+    def __init__(
+        self,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float64,
+        width: int = 10,
+        last_scale: float = 1.0,
+    ):
         super().__init__()
         torch_state = torch.random.get_rng_state()
         try:
             torch.manual_seed(int(seed))
-            self.net = nn.Sequential(nn.Linear(2, width, dtype=dtype), nn.ReLU(),
-                                     nn.Linear(width, width, dtype=dtype), nn.ReLU(),
-                                     nn.Linear(width, 1, dtype=dtype))
+            self.net = nn.Sequential(
+                nn.Linear(2, width, dtype=dtype),
+                nn.ReLU(),
+                nn.Linear(width, width, dtype=dtype),
+                nn.ReLU(),
+                nn.Linear(width, 1, dtype=dtype),
+            )
         finally:
             torch.random.set_rng_state(torch_state)
         if last_scale != 1.0:
@@ -90,8 +113,13 @@ class ResMLP(nn.Module):
     LayerNorm keeps it well scaled and is per-example (safe for the reversible
     backward)."""
 
-    def __init__(self, d: int = 512, hidden: int | None = None, seed: int = 0,
-                 dtype: torch.dtype = torch.float32):
+    def __init__(
+        self,
+        d: int = 512,
+        hidden: int | None = None,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ):
         super().__init__()
         hidden = hidden or d
         torch_state = torch.random.get_rng_state()
@@ -149,31 +177,52 @@ class PairMLP(nn.Module):
         torch_state = torch.random.get_rng_state()
         try:
             torch.manual_seed(int(seed))
-            self.m1 = nn.Sequential(nn.Linear(2, 3, dtype=dtype), nn.ReLU(),
-                                    nn.Linear(3, 1, dtype=dtype))
-            self.m2 = nn.Sequential(nn.Linear(2, 3, dtype=dtype), nn.ReLU(),
-                                    nn.Linear(3, 1, dtype=dtype))
+            self.m1 = nn.Sequential(
+                nn.Linear(2, 3, dtype=dtype), nn.ReLU(), nn.Linear(3, 1, dtype=dtype)
+            )
+            self.m2 = nn.Sequential(
+                nn.Linear(2, 3, dtype=dtype), nn.ReLU(), nn.Linear(3, 1, dtype=dtype)
+            )
         finally:
             torch.random.set_rng_state(torch_state)
 
     def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([self.m1(torch.cat([z[:, :1], x], dim=-1)),
-                          self.m2(torch.cat([z[:, 1:], x], dim=-1))], dim=-1)
+        return torch.cat(
+            [
+                self.m1(torch.cat([z[:, :1], x], dim=-1)),
+                self.m2(torch.cat([z[:, 1:], x], dim=-1)),
+            ],
+            dim=-1,
+        )
 
 
-def loss_grads(f: nn.Module, solver, gradient, x: torch.Tensor,
-               z0: torch.Tensor | None = None, *, tol: float, max_steps: int,
-               loss=None, throw: bool = True):
+def loss_grads(
+    f: nn.Module,
+    solver,
+    gradient,
+    x: torch.Tensor,
+    z0: torch.Tensor | None = None,
+    *,
+    tol: float,
+    max_steps: int,
+    loss=None,
+    throw: bool = True,
+):
     """Gradient of ``loss(z*)`` (default ``sum``) w.r.t. every parameter of ``f`` and
     ``x``, flattened into one vector, with the stats of the solve."""
     from .solve import fixed_point
 
     xr = x.detach().clone().requires_grad_()
     params = list(f.parameters())
-    sol = fixed_point(f, solver, z0, xr, gradient=gradient, tol=tol,
-                      max_steps=max_steps, throw=throw)
+    sol = fixed_point(
+        f, solver, z0, xr, gradient=gradient, tol=tol, max_steps=max_steps, throw=throw
+    )
     out = sol.value.sum() if loss is None else loss(sol.value)
     grads = torch.autograd.grad(out, [*params, xr], allow_unused=True)
-    flat = torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).to(
-        torch.float64) for g, p in zip(grads, [*params, xr])])
+    flat = torch.cat(
+        [
+            (g if g is not None else torch.zeros_like(p)).reshape(-1).to(torch.float64)
+            for g, p in zip(grads, [*params, xr])
+        ]
+    )
     return flat, sol.stats

@@ -1,4 +1,4 @@
-"""``DEQLayer``: a PyTorch module wrapping any ``f(z, x)`` as a deep equilibrium layer."""
+"""``DEQLayer``: a PyTorch module wrapping any ``f(z, x)`` as a DEQ layer."""
 
 from __future__ import annotations
 
@@ -54,26 +54,39 @@ class DEQLayer(nn.Module):
             ``backward_nstep``, ``nvjp_backward``, ``trajectory``).
     """
 
-    def __init__(self, f: nn.Module, solver: AbstractFixedPointSolver | None = None,
-                 gradient: AbstractGradient | None = None, *, tol: float = 1e-3,
-                 max_steps: int = 50, throw: bool = True,
-                 state_dtype: torch.dtype = DEFAULT_STATE_DTYPE, **options):
+    def __init__(
+        self,
+        f: nn.Module,
+        solver: AbstractFixedPointSolver | None = None,
+        gradient: AbstractGradient | None = None,
+        *,
+        tol: float = 1e-3,
+        max_steps: int = 50,
+        throw: bool = True,
+        state_dtype: torch.dtype = DEFAULT_STATE_DTYPE,
+        **options,
+    ):
         super().__init__()
         for name in options:
             raise reject_unknown("DEQLayer option", name, _OPTIONS)
         if not isinstance(f, nn.Module):
             raise InvalidInputError(
                 f"f must be an nn.Module with forward(z, x); got {type(f).__name__} "
-                "(use dynamics.fixed_point functions for plain callables)")
+                "(use dynamics.fixed_point functions for plain callables)"
+            )
         if solver is None:
             solver = Reversible(beta=0.8)
         self.solver, self.gradient = check_objects(solver, gradient)
         self.tol, self.max_steps = check_tolerances(tol, max_steps)
         if not isinstance(throw, bool):
             raise InvalidInputError(f"throw must be True or False; got {throw!r}")
-        if not isinstance(state_dtype, torch.dtype) or not state_dtype.is_floating_point:
-            raise InvalidInputError(f"state_dtype must be a floating torch.dtype; got "
-                                    f"{state_dtype!r}")
+        if (
+            not isinstance(state_dtype, torch.dtype)
+            or not state_dtype.is_floating_point
+        ):
+            raise InvalidInputError(
+                f"state_dtype must be a floating torch.dtype; got {state_dtype!r}"
+            )
         self.throw = throw
         self.state_dtype = state_dtype
         self.f = f
@@ -87,12 +100,20 @@ class DEQLayer(nn.Module):
         check_finite("x", x)
         z0 = prepare_z0(z0, x, self.state_dtype)
         problem = Problem.build(self.f, x, self.state_dtype)
-        z, stats = self.gradient.solve(problem, self.solver, z0, tol=self.tol,
-                                       max_steps=self.max_steps, throw=self.throw)
+        z, stats = self.gradient.solve(
+            problem,
+            self.solver,
+            z0,
+            tol=self.tol,
+            max_steps=self.max_steps,
+            throw=self.throw,
+        )
         self.last_stats = stats
         return z
 
     def extra_repr(self) -> str:
-        return (f"solver={self.solver}, gradient={self.gradient}, tol={self.tol:g}, "
-                f"max_steps={self.max_steps}, throw={self.throw}, "
-                f"state_dtype={self.state_dtype}")
+        return (
+            f"solver={self.solver}, gradient={self.gradient}, tol={self.tol:g}, "
+            f"max_steps={self.max_steps}, throw={self.throw}, "
+            f"state_dtype={self.state_dtype}"
+        )

@@ -35,7 +35,7 @@ RECON_POLICIES = ("raise", "warn", "ignore")
 
 
 class ReconstructionWarning(UserWarning):
-    """The reversible backward reconstructed (y_0, z_0) with an error above threshold."""
+    """The reversible backward reconstructed (y_0, z_0) with an error over threshold."""
 
 
 @dataclasses.dataclass
@@ -60,21 +60,29 @@ def _rowmax(t: torch.Tensor) -> torch.Tensor:
 
 
 class ReversibleFunction(torch.autograd.Function):
-    """``z_N = ReversibleFunction.apply(cfg, z0, x, *params)``; see the module docstring."""
+    """``z_N = ReversibleFunction.apply(cfg, z0, x, *params)``; see the module."""
 
     @staticmethod
-    def forward(ctx, cfg: RevConfig, z0: torch.Tensor, x: torch.Tensor,
-                *params: torch.Tensor) -> torch.Tensor:
+    def forward(
+        ctx, cfg: RevConfig, z0: torch.Tensor, x: torch.Tensor, *params: torch.Tensor
+    ) -> torch.Tensor:
         # Fast path: the tensors passed in are the module's own parameters (what
         # ReversibleExact passes), so f is called directly; any other tensors go through
         # functional_call. Either way f is evaluated on exactly the tensors passed in.
         own = len(params) == len(cfg.problem.params) and all(
-            p is q for p, q in zip(params, cfg.problem.params))
+            p is q for p, q in zip(params, cfg.problem.params)
+        )
         ctx.own = own
         f = cfg.problem.bind(x) if own else cfg.problem.bind(x, params)
         with torch.no_grad():
-            run = iterate(cfg.solver, f, z0, tol=cfg.tol, max_steps=cfg.max_steps,
-                          record_trajectory=cfg.store_trajectory)
+            run = iterate(
+                cfg.solver,
+                f,
+                z0,
+                tol=cfg.tol,
+                max_steps=cfg.max_steps,
+                record_trajectory=cfg.store_trajectory,
+            )
         cfg.run = run
         cfg.stats.update(forward_stats(run))
         ctx.cfg = cfg
@@ -120,8 +128,9 @@ class ReversibleFunction(torch.autograd.Function):
                 def mask(new, old, act=act):
                     if act is None:
                         return new
-                    return torch.where(act.reshape(-1, *([1] * (new.dim() - 1))),
-                                       new, old)
+                    return torch.where(
+                        act.reshape(-1, *([1] * (new.dim() - 1))), new, old
+                    )
 
                 # 1-2: a = f(y_{n+1}); z_n = (z_{n+1} - beta a) / (1 - beta); VJP of a.
                 yl = y.requires_grad_()
@@ -129,8 +138,11 @@ class ReversibleFunction(torch.autograd.Function):
                 z_prev = mask((z - beta * a.detach()) / c, z)
                 if use_stored:
                     z_rec, z_prev = z_prev, stored["z"][n]
-                cot = beta * zbar if act is None else mask(beta * zbar,
-                                                           torch.zeros_like(zbar))
+                cot = (
+                    beta * zbar
+                    if act is None
+                    else mask(beta * zbar, torch.zeros_like(zbar))
+                )
                 ga = torch.autograd.grad(a, [yl, *wrt], cot, allow_unused=True)
                 ybar_tot = ybar + ga[0] if ga[0] is not None else ybar
                 # 3-4: b = f(z_n); y_n = (y_{n+1} - beta b) / (1 - beta); VJP of b.
@@ -139,28 +151,43 @@ class ReversibleFunction(torch.autograd.Function):
                 y_prev = mask((y.detach() - beta * b.detach()) / c, y.detach())
                 if use_stored:
                     y_rec, y_prev = y_prev, stored["y"][n]
-                cot = beta * ybar_tot if act is None else mask(
-                    beta * ybar_tot, torch.zeros_like(ybar_tot))
+                cot = (
+                    beta * ybar_tot
+                    if act is None
+                    else mask(beta * ybar_tot, torch.zeros_like(ybar_tot))
+                )
                 gb = torch.autograd.grad(b, [zl, *wrt], cot, allow_unused=True)
                 # 5-6: adjoint update and accumulation (beta is inside the cotangents).
                 ybar = mask(c * ybar_tot, ybar)
-                zbar = mask(c * zbar + gb[0], zbar) if gb[0] is not None else mask(
-                    c * zbar, zbar)
+                zbar = (
+                    mask(c * zbar + gb[0], zbar)
+                    if gb[0] is not None
+                    else mask(c * zbar, zbar)
+                )
                 for i in range(len(wrt)):
                     for part in (ga[i + 1], gb[i + 1]):
                         if part is not None:
                             acc[i] = part if acc[i] is None else acc[i] + part
                 y, z = y_prev.detach(), z_prev.detach()
-                finite = finite & torch.isfinite(y).all() & torch.isfinite(z).all() \
-                    & torch.isfinite(ybar).all() & torch.isfinite(zbar).all()
+                finite = (
+                    finite
+                    & torch.isfinite(y).all()
+                    & torch.isfinite(z).all()
+                    & torch.isfinite(ybar).all()
+                    & torch.isfinite(zbar).all()
+                )
                 if stored is not None:
                     ry, rz = (y_rec, z_rec) if use_stored else (y, z)
-                    step_err.append(torch.maximum(_rowmax(ry - stored["y"][n]),
-                                                  _rowmax(rz - stored["z"][n])))
+                    step_err.append(
+                        torch.maximum(
+                            _rowmax(ry - stored["y"][n]), _rowmax(rz - stored["z"][n])
+                        )
+                    )
 
         recon = torch.maximum(_rowmax(y - z0), _rowmax(z - z0))
-        grads_wrt = [a if a is not None else torch.zeros_like(t)
-                     for a, t in zip(acc, wrt)]
+        grads_wrt = [
+            a if a is not None else torch.zeros_like(t) for a, t in zip(acc, wrt)
+        ]
         for gw in grads_wrt:
             finite = finite & torch.isfinite(gw).all()
         st = cfg.stats
@@ -168,20 +195,29 @@ class ReversibleFunction(torch.autograd.Function):
         st["nfe_backward"] = 2 * nmax
         st["nvjp_backward"] = 2 * nmax
         if stored is not None:
-            st["reconstruction_error_trace"] = torch.stack(step_err[::-1], dim=1) \
-                if step_err else recon[:, None][:, :0]
+            st["reconstruction_error_trace"] = (
+                torch.stack(step_err[::-1], dim=1)
+                if step_err
+                else recon[:, None][:, :0]
+            )
         if not bool(finite):
             back = Result.nonfinite
-            msg = (f"reversible backward produced non-finite reconstructed states or "
-                   f"adjoints after undoing up to {nmax} steps (beta={beta:g}); this is "
-                   "the overflow regime of spec §9.4: use a float64 state, fewer "
-                   "steps, a bounded f, or beta further from 1")
-        elif cfg.recon_threshold is not None and float(recon.max()) > cfg.recon_threshold:
+            msg = (
+                f"reversible backward produced non-finite reconstructed states or "
+                f"adjoints after undoing up to {nmax} steps (beta={beta:g}); this is "
+                "the overflow regime of spec §9.4: use a float64 state, fewer "
+                "steps, a bounded f, or beta further from 1"
+            )
+        elif (
+            cfg.recon_threshold is not None and float(recon.max()) > cfg.recon_threshold
+        ):
             back = Result.reconstruction_error_exceeded
-            msg = (f"reconstruction error {float(recon.max()):.3e} of (y_0, z_0) exceeds "
-                   f"the threshold {cfg.recon_threshold:g} (beta={beta:g}, {nmax} "
-                   "steps); the gradient may be inaccurate: use a float64 state, fewer "
-                   "post-convergence steps, or beta further from 1")
+            msg = (
+                f"reconstruction error {float(recon.max()):.3e} of (y_0, z_0) exceeds "
+                f"the threshold {cfg.recon_threshold:g} (beta={beta:g}, {nmax} "
+                "steps); the gradient may be inaccurate: use a float64 state, fewer "
+                "post-convergence steps, or beta further from 1"
+            )
         else:
             back, msg = Result.successful, ""
         st["backward_result"] = back
@@ -196,7 +232,7 @@ class ReversibleFunction(torch.autograd.Function):
 
         out: list[torch.Tensor | None] = [None, None, None]
         if need_z0:
-            out[1] = (ybar + zbar).to(z0.dtype)   # y_0 = z_0 both depend on z0
+            out[1] = (ybar + zbar).to(z0.dtype)  # y_0 = z_0 both depend on z0
         it = iter(grads_wrt)
         if need_x:
             out[2] = next(it)

@@ -235,8 +235,20 @@ def run_chunk(
 
     # -- gradient flow, RK4 with drift-driven refinement -------------------------------
     say(f"  RK4 gradient flow: {batch.B} instances x {K} steps")
+    quarter = max(1, K // 4)
+
+    def step_progress(k: int) -> None:
+        if k and k % quarter == 0 and k < K:
+            say(f"    RK4 step {k}/{K}")
+
     gf = gradient_flow(
-        batch, theta0, h.to(dtype), K, consts=consts, record_every=config.record_every
+        batch,
+        theta0,
+        h.to(dtype),
+        K,
+        consts=consts,
+        record_every=config.record_every,
+        progress=step_progress,
     ).stats
     rounds = torch.zeros(batch.B, dtype=torch.int64, device=dev)
     goal = config.drift_goal

@@ -1,4 +1,4 @@
-"""Autograd reference for the single-index DEQ: the risk through a Newton solve in torch.
+"""Autograd reference for the single-index DEQ: the risk through a torch Newton solve.
 
 The NumPy model's IFT gradient and analytic Hessian (claims SIM-GRAD, SIM-HESS) are
 checked against derivatives that torch takes *through the iterations* of a
@@ -49,11 +49,14 @@ def torch_sigma(act: Activation) -> tuple[Callable, Callable]:
         return torch.tanh, lambda s: 1 - torch.tanh(s) ** 2
     if name == "sigma_eps":
         eps = act.eps
-        return (lambda s: s + eps * torch.tanh(s),
-                lambda s: 1 + eps * (1 - torch.tanh(s) ** 2))
+        return (
+            lambda s: s + eps * torch.tanh(s),
+            lambda s: 1 + eps * (1 - torch.tanh(s) ** 2),
+        )
     if name == "identity":
         return (lambda s: s), (lambda s: torch.ones_like(s))
     if name == "gelu":
+
         def gelu(z):
             return 0.5 * z * (1 + torch.tanh(_GELU_C * (z + _GELU_K * z**3)))
 
@@ -61,19 +64,32 @@ def torch_sigma(act: Activation) -> tuple[Callable, Callable]:
             t = torch.tanh(_GELU_C * (z + _GELU_K * z**3))
             hp = _GELU_C * (1 + 3 * _GELU_K * z * z)
             return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * hp
+
         return gelu, dgelu
     if name == "leaky_relu":
-        return (lambda z: torch.where(z >= 0, z, LEAKY_SLOPE * z),
-                lambda z: torch.where(z >= 0, torch.ones_like(z),
-                                      torch.full_like(z, LEAKY_SLOPE)))
-    raise reject_unknown("activation", name, ["sigmoid", "tanh", "sigma_eps", "identity",
-                                              "gelu", "leaky_relu"])
+        return (
+            lambda z: torch.where(z >= 0, z, LEAKY_SLOPE * z),
+            lambda z: torch.where(
+                z >= 0, torch.ones_like(z), torch.full_like(z, LEAKY_SLOPE)
+            ),
+        )
+    raise reject_unknown(
+        "activation",
+        name,
+        ["sigmoid", "tanh", "sigma_eps", "identity", "gelu", "leaky_relu"],
+    )
 
 
-def newton_fixed_point(act: Activation, a: torch.Tensor, v: torch.Tensor,
-                       lo: torch.Tensor, hi: torch.Tensor, *,
-                       iters: int = NEWTON_ITERS, polish: int = POLISH_STEPS
-                       ) -> torch.Tensor:
+def newton_fixed_point(
+    act: Activation,
+    a: torch.Tensor,
+    v: torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    *,
+    iters: int = NEWTON_ITERS,
+    polish: int = POLISH_STEPS,
+) -> torch.Tensor:
     """Differentiable roots of y = sigma(a + v y) inside [lo, hi] (see module doc)."""
     sigma, dsigma = torch_sigma(act)
     y = torch.clamp(sigma(a), lo, hi)
@@ -101,16 +117,18 @@ def _iterations_needed(act, a, v, lo, hi) -> int:
     return NEWTON_ITERS
 
 
-def risk_function(X: np.ndarray, y: np.ndarray, act: Activation, theta0: np.ndarray
-                  ) -> Callable[[torch.Tensor], torch.Tensor]:
+def risk_function(
+    X: np.ndarray, y: np.ndarray, act: Activation, theta0: np.ndarray
+) -> Callable[[torch.Tensor], torch.Tensor]:
     """theta -> (1/n) sum (f_theta(x_i) - y_i)^2 in torch, for theta near ``theta0``.
 
     The bracket is fixed from ``theta0`` (NumPy table rule, widened by 1) so that the
     function stays traceable by ``torch.func``; derivatives are taken at theta0.
     """
     if not act.well_posed(float(theta0[-1])):
-        raise WellPosednessError(f"{act.label}: v = {theta0[-1]!r} violates "
-                                 f"{act.condition_text()}")
+        raise WellPosednessError(
+            f"{act.label}: v = {theta0[-1]!r} violates {act.condition_text()}"
+        )
     a0 = X @ theta0[:-1]
     lo_np, hi_np = act.bracket(a0, float(theta0[-1]))
     lo0 = torch.as_tensor(np.broadcast_to(lo_np, a0.shape) - 1.0, dtype=torch.float64)
@@ -118,8 +136,13 @@ def risk_function(X: np.ndarray, y: np.ndarray, act: Activation, theta0: np.ndar
     Xt = torch.as_tensor(X, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.float64)
     with torch.no_grad():
-        iters = _iterations_needed(act, Xt @ torch.as_tensor(theta0[:-1]),
-                                   torch.tensor(float(theta0[-1])), lo0, hi0)
+        iters = _iterations_needed(
+            act,
+            Xt @ torch.as_tensor(theta0[:-1]),
+            torch.tensor(float(theta0[-1])),
+            lo0,
+            hi0,
+        )
 
     def risk(theta: torch.Tensor) -> torch.Tensor:
         f = newton_fixed_point(act, Xt @ theta[:-1], theta[-1], lo0, hi0, iters=iters)
@@ -141,6 +164,9 @@ def autograd_hessian(X, y, act: Activation, theta: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         # torch.func's forward mode scripts a helper on first use, and torch 2.13
         # flags torch.jit.script as deprecated; nothing of ours is scripted.
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*deprecated",
-                                category=DeprecationWarning)
+        warnings.filterwarnings(
+            "ignore",
+            message=".*torch.jit.script.*deprecated",
+            category=DeprecationWarning,
+        )
         return torch.func.hessian(fn)(torch.tensor(theta, dtype=torch.float64)).numpy()

@@ -18,23 +18,28 @@ DEFAULT_STATE_DTYPE = torch.float64
 def default_gradient(solver: AbstractFixedPointSolver) -> AbstractGradient:
     """ReversibleExact for the reversible solver, ImplicitIFT otherwise."""
     from ..gradients import ImplicitIFT, ReversibleExact
+
     return ReversibleExact() if solver.reversible else ImplicitIFT()
 
 
-def check_objects(solver, gradient) -> tuple[AbstractFixedPointSolver, AbstractGradient]:
+def check_objects(
+    solver, gradient
+) -> tuple[AbstractFixedPointSolver, AbstractGradient]:
     """Validate the solver and gradient objects (strings and flags are rejected)."""
     if isinstance(solver, str) or not isinstance(solver, AbstractFixedPointSolver):
         raise UnknownOptionError(
             f"solver must be a solver object, e.g. Reversible(beta=0.8), Picard(), "
             f"Relaxed(0.8), Anderson() or Broyden() from dynamics.fixed_point; got "
-            f"{solver!r}")
+            f"{solver!r}"
+        )
     if gradient is None:
         gradient = default_gradient(solver)
     if isinstance(gradient, str) or not isinstance(gradient, AbstractGradient):
         raise UnknownOptionError(
             f"gradient must be a gradient object, e.g. ReversibleExact(), Unrolled(), "
             f"ImplicitIFT(), DenseIFT(), Phantom() or JFB() from dynamics.gradients; "
-            f"got {gradient!r}")
+            f"got {gradient!r}"
+        )
     gradient.check_solver(solver)
     return solver, gradient
 
@@ -48,16 +53,26 @@ def prepare_z0(z0, x: torch.Tensor, state_dtype: torch.dtype) -> torch.Tensor:
     if not isinstance(z0, torch.Tensor):
         raise InvalidInputError(f"z0 must be a tensor or None; got {type(z0).__name__}")
     if z0.dim() < 1 or (x.dim() >= 1 and z0.shape[0] != x.shape[0]):
-        raise InvalidInputError(f"z0 {tuple(z0.shape)} and x {tuple(x.shape)} must share "
-                                "the leading batch dimension")
+        raise InvalidInputError(
+            f"z0 {tuple(z0.shape)} and x {tuple(x.shape)} must share "
+            "the leading batch dimension"
+        )
     check_finite("z0", z0)
     return z0.to(state_dtype)
 
 
-def fixed_point(f, solver: AbstractFixedPointSolver, z0: torch.Tensor | None,
-                x: torch.Tensor, *, gradient: AbstractGradient | None = None,
-                tol: float = 1e-3, max_steps: int = 50, throw: bool = True,
-                state_dtype: torch.dtype | None = None) -> Solution:
+def fixed_point(
+    f,
+    solver: AbstractFixedPointSolver,
+    z0: torch.Tensor | None,
+    x: torch.Tensor,
+    *,
+    gradient: AbstractGradient | None = None,
+    tol: float = 1e-3,
+    max_steps: int = 50,
+    throw: bool = True,
+    state_dtype: torch.dtype | None = None,
+) -> Solution:
     """Solve ``z = f(z, x)`` batch-first and wire gradients by ``gradient``.
 
     Args:
@@ -88,6 +103,7 @@ def fixed_point(f, solver: AbstractFixedPointSolver, z0: torch.Tensor | None,
         state_dtype = z0.dtype if isinstance(z0, torch.Tensor) else DEFAULT_STATE_DTYPE
     z0 = prepare_z0(z0, x, state_dtype)
     problem = Problem.build(f, x, state_dtype)
-    value, stats = gradient.solve(problem, solver, z0, tol=tol, max_steps=max_steps,
-                                  throw=bool(throw))
+    value, stats = gradient.solve(
+        problem, solver, z0, tol=tol, max_steps=max_steps, throw=bool(throw)
+    )
     return Solution(value, stats["forward_result"], stats)

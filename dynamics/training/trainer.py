@@ -235,7 +235,8 @@ def gradient_errors(model, task, name: str, cfg: TrainConfig) -> dict:
                 if key == "equilibrium":
                     s = layer.last_stats
                     out["probe_eq_residual"] = float(s["residual"].max())
-                    out["probe_eq_result"] = result_name(s.get("result"))
+                    out["probe_eq_result"] = result_name(s.get("forward_result"))
+                    out["probe_eq_bwd_result"] = result_name(s.get("backward_result"))
         for key in ("unrolled", "equilibrium"):
             if grads.get("arm") is not None and grads.get(key) is not None:
                 c = compare(grads["arm"], grads[key])
@@ -605,7 +606,23 @@ def results_table(summary: dict) -> str:
             f"{r['fwd_unconverged']} / {r['bwd_unconverged']} | "
             f"{g('final_grad_err_unrolled')} | {g('final_grad_err_equilibrium')} |"
         )
-    return "\n".join(rows)
+    notes = []
+    tol = summary["config"]["deq"]["probe_tol"]
+    unconv = [
+        (name, r["history"][-1].get("probe_eq_residual"))
+        for name, r in summary["arms"].items()
+        if r["history"] and (r["history"][-1].get("probe_eq_residual") or 0) > tol
+    ]
+    if unconv:
+        worst = max(res or 0.0 for _, res in unconv)
+        notes.append(
+            "Gradient errors are relative (||g - g_ref|| / ||g_ref||) on a fixed probe "
+            "batch at the end of training. The tightly solved reference equilibrium "
+            f"was not reached for {', '.join(n for n, _ in unconv)} (relative residual "
+            f"up to {worst:.1e}), so 'vs equilibrium' compares with an unconverged "
+            "point there, not with a true equilibrium gradient."
+        )
+    return "\n".join(rows + ([""] + notes if notes else []))
 
 
 def memory_sweep(task, cfg: TrainConfig, steps=(1, 2, 4, 8, 16), seed: int = 0) -> dict:

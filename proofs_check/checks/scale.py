@@ -205,7 +205,7 @@ def _figures(ctx: Context, result: ScaleResult, rp) -> list[str]:
     return [p for p in out if p]
 
 
-def drift_by_dtype(result: ScaleResult, instances: int = 256) -> dict:
+def drift_by_dtype(result: ScaleResult, instances: int = 128) -> dict:
     """Conservation drift per (dtype, integrator) on the run's first ``instances``.
 
     Both dtypes use the run's final (refined, float64-chosen) RK4 step of each instance

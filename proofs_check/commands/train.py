@@ -96,6 +96,12 @@ def register(sub) -> None:
         metavar="N",
         help="solver steps of the memory-vs-N sweep (none: skip)",
     )
+    p.add_argument(
+        "--replot",
+        action="store_true",
+        help="no training: redraw the figures and results.md from OUT/summary.json "
+        "(and OUT/memory_vs_steps.json)",
+    )
     p.set_defaults(func=_main)
 
 
@@ -171,6 +177,9 @@ def _main(args: argparse.Namespace) -> int:
         )
     tag = "quick" if args.quick else args.scale
     out = args.out or Path("runs") / f"{args.task}-{tag}"
+    stem = f"train_{args.task}" + ("" if tag == "cpu" else f"_{tag}")
+    if args.replot:
+        return _replot(args, out, stem)
     t0 = time.perf_counter()
     try:
         task = make_task(cfg, device=device, source=args.data, seed=args.seed)
@@ -186,7 +195,6 @@ def _main(args: argparse.Namespace) -> int:
         resume=args.resume,
         probes=not args.no_probes,
     )
-    stem = f"train_{args.task}" + ("" if tag == "cpu" else f"_{tag}")
     paths = [figs.metric_vs_cost(summary, args.figures / f"{stem}_metric_vs_cost.png")]
     if not args.no_probes:
         paths.append(
@@ -206,4 +214,36 @@ def _main(args: argparse.Namespace) -> int:
         f"train {args.task}: {len(arms)} arm(s) in {time.perf_counter() - t0:.0f} s; "
         f"wrote {out}/summary.json, {out}/results.md and {', '.join(map(str, paths))}"
     )
+    return 0
+
+
+def _replot(args: argparse.Namespace, out: Path, stem: str) -> int:
+    from dynamics.training import results_table
+
+    from .. import training_figures as figs
+
+    path = out / "summary.json"
+    if not path.is_file():
+        print(
+            f"deq-dynamics train --replot: {path} not found; train first",
+            file=sys.stderr,
+        )
+        return 2
+    summary = json.loads(path.read_text())
+    (out / "results.md").write_text(results_table(summary) + "\n")
+    paths = [
+        figs.metric_vs_cost(summary, args.figures / f"{stem}_metric_vs_cost.png"),
+        figs.gradient_error(summary, args.figures / f"{stem}_grad_error.png"),
+    ]
+    mem = out / "memory_vs_steps.json"
+    if mem.is_file():
+        paths.append(
+            figs.memory_vs_steps(
+                json.loads(mem.read_text()),
+                args.task,
+                args.figures / f"{stem}_memory_vs_N.png",
+            )
+        )
+    print(results_table(summary))
+    print(f"\nredrew {out}/results.md and {', '.join(map(str, paths))}")
     return 0

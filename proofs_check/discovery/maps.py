@@ -50,12 +50,17 @@ class ModelMap:
     def __post_init__(self):
         if len(self.unknowns) != len(self.equations):
             raise ValueError("an implicit map needs one equation per unknown")
-        free = set().union(*(sp.sympify(o).free_symbols for o in self.outputs)) \
-            if self.outputs else set()
+        free = (
+            set().union(*(sp.sympify(o).free_symbols for o in self.outputs))
+            if self.outputs
+            else set()
+        )
         allowed = set(self.params) | set(self.unknowns)
         if not free <= allowed:
-            raise ValueError(f"outputs use symbols that are not parameters: "
-                             f"{sorted(map(str, free - allowed))}")
+            raise ValueError(
+                f"outputs use symbols that are not parameters: "
+                f"{sorted(map(str, free - allowed))}"
+            )
 
     @property
     def D(self) -> int:
@@ -72,8 +77,9 @@ class ModelMap:
     @property
     def rational(self) -> bool:
         """Explicit with rational-function outputs (the exact law search applies)."""
-        return not self.implicit and all(sp.sympify(o).is_rational_function(*self.params)
-                                          for o in self.outputs)
+        return not self.implicit and all(
+            sp.sympify(o).is_rational_function(*self.params) for o in self.outputs
+        )
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         if self.sampler is not None:
@@ -82,8 +88,9 @@ class ModelMap:
 
 
 def _syms(name: str, rows: int, cols: int) -> sp.Matrix:
-    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}{i + 1}{j + 1}",
-                                                        real=True))
+    return sp.Matrix(
+        rows, cols, lambda i, j: sp.Symbol(f"{name}{i + 1}{j + 1}", real=True)
+    )
 
 
 def _flat_laws(label: str, M: sp.Matrix, symmetric: bool = True):
@@ -102,8 +109,15 @@ def scalar_linear(d: int) -> ModelMap:
 
     def sampler(rng):
         return np.concatenate([rng.normal(size=d), [rng.uniform(-1.5, 0.5)]])
-    return ModelMap(f"scalar-linear(d={d})", (*u, v), tuple(x / (1 - v) for x in u),
-                    known_laws=(("Q", sp.expand(Q)),), expected_laws=1, sampler=sampler)
+
+    return ModelMap(
+        f"scalar-linear(d={d})",
+        (*u, v),
+        tuple(x / (1 - v) for x in u),
+        known_laws=(("Q", sp.expand(Q)),),
+        expected_laws=1,
+        sampler=sampler,
+    )
 
 
 def _matrix_sampler(m: int, n_params: int):
@@ -112,6 +126,7 @@ def _matrix_sampler(m: int, n_params: int):
         th = rng.normal(size=n_params)
         th[: m * m] *= 0.5 / np.sqrt(m)
         return th
+
     return sampler
 
 
@@ -119,14 +134,18 @@ def matrix_linear(m: int, d: int) -> ModelMap:
     """M = (I - W)^-1 U; the laws are the entries of C = (I-W)(I-W)^T + U U^T."""
     W, U = _syms("w", m, m), _syms("u", m, d)
     A = sp.eye(m) - W
-    M = (A.adjugate() * U / A.det())
+    M = A.adjugate() * U / A.det()
     C = A * A.T + U * U.T
     params = (*W, *U)
-    return ModelMap(f"matrix-linear(m={m},d={d})", params,
-                    tuple(sp.cancel(x) for x in M), known_laws=_flat_laws("C", C),
-                    expected_laws=m * (m + 1) // 2,
-                    sampler=_matrix_sampler(m, len(params)),
-                    native=("matrix_deq_map", (m, d)))
+    return ModelMap(
+        f"matrix-linear(m={m},d={d})",
+        params,
+        tuple(sp.cancel(x) for x in M),
+        known_laws=_flat_laws("C", C),
+        expected_laws=m * (m + 1) // 2,
+        sampler=_matrix_sampler(m, len(params)),
+        native=("matrix_deq_map", (m, d)),
+    )
 
 
 def matrix_linear_readout(m: int, d: int, k: int) -> ModelMap:
@@ -137,31 +156,44 @@ def matrix_linear_readout(m: int, d: int, k: int) -> ModelMap:
     C, Cp = A * A.T + U * U.T, A.T * A + B.T * B
     params = (*W, *U, *B)
     degenerate = d == 1 and k == 1
-    return ModelMap(f"matrix-linear-readout(m={m},d={d},k={k})", params,
-                    tuple(sp.cancel(x) for x in B * M),
-                    known_laws=_flat_laws("C", C) + _flat_laws("C'", Cp),
-                    expected_laws=len(params) - 1 if degenerate else m * (m + 1),
-                    sampler=_matrix_sampler(m, len(params)),
-                    native=("matrix_deq_map", (m, d, k)))
+    return ModelMap(
+        f"matrix-linear-readout(m={m},d={d},k={k})",
+        params,
+        tuple(sp.cancel(x) for x in B * M),
+        known_laws=_flat_laws("C", C) + _flat_laws("C'", Cp),
+        expected_laws=len(params) - 1 if degenerate else m * (m + 1),
+        sampler=_matrix_sampler(m, len(params)),
+        native=("matrix_deq_map", (m, d, k)),
+    )
 
 
 def linear_net(widths: tuple[int, ...]) -> ModelMap:
-    """W_L ... W_1 for widths (n_in, r_1, ..., n_out); laws W_i W_i^T - W_{i+1}^T W_{i+1}."""
+    """W_L ... W_1 for widths (n_in, r_1, ..., n_out).
+
+    Laws: the entries of W_i W_i^T - W_{i+1}^T W_{i+1}.
+    """
     if len(widths) < 3:
         raise ValueError("a linear network needs at least (n_in, r, n_out)")
-    Ws = [_syms(f"w{l + 1}_", widths[l + 1], widths[l]) for l in range(len(widths) - 1)]
+    Ws = [_syms(f"w{i + 1}_", widths[i + 1], widths[i]) for i in range(len(widths) - 1)]
     prod = Ws[0]
     for Wl in Ws[1:]:
         prod = Wl * prod
     laws = ()
-    for l in range(len(Ws) - 1):
-        laws += _flat_laws(f"W{l + 1}W{l + 1}^T-W{l + 2}^TW{l + 2}",
-                           Ws[l] * Ws[l].T - Ws[l + 1].T * Ws[l + 1])
+    for i in range(len(Ws) - 1):
+        laws += _flat_laws(
+            f"W{i + 1}W{i + 1}^T-W{i + 2}^TW{i + 2}",
+            Ws[i] * Ws[i].T - Ws[i + 1].T * Ws[i + 1],
+        )
     params = tuple(s for Wl in Ws for s in Wl)
     expected = sum(r * (r + 1) // 2 for r in widths[1:-1])
-    return ModelMap(f"linear-net{tuple(widths)}", params,
-                    tuple(sp.expand(x) for x in prod), known_laws=laws,
-                    expected_laws=expected, native=("linear_net_map", (tuple(widths),)))
+    return ModelMap(
+        f"linear-net{tuple(widths)}",
+        params,
+        tuple(sp.expand(x) for x in prod),
+        known_laws=laws,
+        expected_laws=expected,
+        native=("linear_net_map", (tuple(widths),)),
+    )
 
 
 #: Activations of the single-index DEQ as SymPy lambdas (spec §2.4).
@@ -176,12 +208,14 @@ def activation(name: str) -> sp.Lambda:
     if name.startswith("sigma_eps"):
         _, _, eps = name.partition(":")
         return sp.Lambda(z, z + sp.Rational(eps or "1/2") * sp.tanh(z))
-    raise ValueError(f"unknown activation {name!r}; choose tanh, sigmoid, identity "
-                     "or sigma_eps:EPS")
+    raise ValueError(
+        f"unknown activation {name!r}; choose tanh, sigmoid, identity or sigma_eps:EPS"
+    )
 
 
-def single_index(d: int, act: str = "tanh", n_probes: int | None = None,
-                 seed: int = 0) -> ModelMap:
+def single_index(
+    d: int, act: str = "tanh", n_probes: int | None = None, seed: int = 0
+) -> ModelMap:
     """Predictions f_i of the single-index DEQ at random probe inputs (implicit map).
 
     f_i = sigma(<u, x_i> + v f_i) at n >= d + 1 generic (random) probes; for sigma = id
@@ -195,26 +229,36 @@ def single_index(d: int, act: str = "tanh", n_probes: int | None = None,
     f = sp.symbols(f"f1:{n + 1}", real=True)
     sig = activation(act)
     X = [[sp.Float(x, 17) for x in row] for row in probes]
-    eqs = tuple(f[i] - sig(sum(X[i][j] * u[j] for j in range(d)) + v * f[i])
-                for i in range(n))
+    eqs = tuple(
+        f[i] - sig(sum(X[i][j] * u[j] for j in range(d)) + v * f[i]) for i in range(n)
+    )
     Q = sum(x**2 for x in u) + (1 - v) ** 2
     linear = act == "identity"
 
     def sampler(r):
         uu = r.normal(size=d)
-        uu *= (0.7 + r.uniform()) / np.linalg.norm(uu)   # |u| in [0.7, 1.7]
+        uu *= (0.7 + r.uniform()) / np.linalg.norm(uu)  # |u| in [0.7, 1.7]
         return np.concatenate([uu, [r.uniform(-0.5, 0.5)]])
-    return ModelMap(f"single-index(d={d},sigma={act},probes={n})", (*u, v), tuple(f),
-                    unknowns=tuple(f), equations=eqs,
-                    known_laws=(("Q", sp.expand(Q)),) if linear else (),
-                    expected_laws=1 if linear else 0, sampler=sampler)
+
+    return ModelMap(
+        f"single-index(d={d},sigma={act},probes={n})",
+        (*u, v),
+        tuple(f),
+        unknowns=tuple(f),
+        equations=eqs,
+        known_laws=(("Q", sp.expand(Q)),) if linear else (),
+        expected_laws=1 if linear else 0,
+        sampler=sampler,
+    )
 
 
 def from_file(path: str | Path) -> ModelMap:
     """Load a user map: a Python file defining ``PARAMS`` and ``OUTPUTS`` (SymPy).
 
-    Optional names: ``NAME`` (str), ``UNKNOWNS`` and ``EQUATIONS`` (implicit map),
-    ``KNOWN_LAWS`` (list of (label, expr)), ``EXPECTED_LAWS`` (int).
+    Optional names: ``NAME`` (str), ``KNOWN_LAWS`` (list of (label, expr)),
+    ``EXPECTED_LAWS`` (int). An implicit map defines ``UNKNOWNS`` and ``EQUATIONS``
+    (F(theta, f) = 0, one per unknown) instead of ``OUTPUTS``; its outputs are the
+    unknowns, solved by Newton from 0 at each evaluation point.
     """
     path = Path(path)
     spec = importlib.util.spec_from_file_location(f"user_map_{path.stem}", path)
@@ -223,16 +267,23 @@ def from_file(path: str | Path) -> ModelMap:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     ns = vars(mod)
+    if "UNKNOWNS" in ns:
+        ns.setdefault("OUTPUTS", ns["UNKNOWNS"])
     missing = [k for k in ("PARAMS", "OUTPUTS") if k not in ns]
     if missing:
-        raise ValueError(f"{path} must define {' and '.join(missing)} (SymPy symbols "
-                         "and expressions)")
-    return ModelMap(ns.get("NAME", path.stem), tuple(ns["PARAMS"]),
-                    tuple(sp.sympify(o) for o in ns["OUTPUTS"]),
-                    unknowns=tuple(ns.get("UNKNOWNS", ())),
-                    equations=tuple(ns.get("EQUATIONS", ())),
-                    known_laws=tuple(ns.get("KNOWN_LAWS", ())),
-                    expected_laws=ns.get("EXPECTED_LAWS"))
+        raise ValueError(
+            f"{path} must define {' and '.join(missing)} (SymPy symbols "
+            "and expressions)"
+        )
+    return ModelMap(
+        ns.get("NAME", path.stem),
+        tuple(ns["PARAMS"]),
+        tuple(sp.sympify(o) for o in ns["OUTPUTS"]),
+        unknowns=tuple(ns.get("UNKNOWNS", ())),
+        equations=tuple(ns.get("EQUATIONS", ())),
+        known_laws=tuple(ns.get("KNOWN_LAWS", ())),
+        expected_laws=ns.get("EXPECTED_LAWS"),
+    )
 
 
 #: CLI names -> builders taking the parsed shape tuple (and keyword options).
@@ -240,8 +291,10 @@ BUILTINS = {
     "scalar-linear": lambda shape, **kw: scalar_linear(*(shape or (2,))),
     "matrix-linear": lambda shape, **kw: matrix_linear(*(shape or (2, 2))),
     "matrix-linear-readout": lambda shape, **kw: matrix_linear_readout(
-        *(shape or (2, 2, 2))),
+        *(shape or (2, 2, 2))
+    ),
     "linear-net": lambda shape, **kw: linear_net(tuple(shape or (2, 2, 2))),
     "single-index": lambda shape, **kw: single_index(
-        *(shape or (2,)), act=kw.get("activation", "tanh"), seed=kw.get("seed", 0)),
+        *(shape or (2,)), act=kw.get("activation", "tanh"), seed=kw.get("seed", 0)
+    ),
 }

@@ -1,4 +1,4 @@
-"""Bridge from a SymPy :class:`~.maps.ModelMap` to the torch maps of :mod:`dynamics.lie`.
+"""From a SymPy :class:`~.maps.ModelMap` to the torch maps of :mod:`dynamics.lie`.
 
 Explicit maps are lambdified to torch. Implicit maps (F(theta, f) = 0) are solved
 at each evaluation point in float64 (Newton from the map's initial guess), then
@@ -33,8 +33,11 @@ def _torch_callable(args: Sequence[sp.Symbol], exprs: Sequence[sp.Expr]):
     def call(*vals):
         ref = vals[0]
         out = fn(*vals)
-        return [o if isinstance(o, torch.Tensor) else ref.new_full((), float(o))
-                for o in out]
+        return [
+            o if isinstance(o, torch.Tensor) else ref.new_full((), float(o))
+            for o in out
+        ]
+
     return call
 
 
@@ -56,11 +59,14 @@ def _native(model: ModelMap, sympy_fn):
 
     def ref(theta):
         return torch.stack(sympy_fn(*theta.unbind()))
+
     for a, b in ((phi(p), ref(p)), (jacrev(phi)(p), jacrev(ref)(p))):
         err = float((a - b).abs().max() / max(1.0, float(b.abs().max())))
         if err > NATIVE_TOL:
-            raise RuntimeError(f"{model.name}: native torch map {name}{args} differs "
-                               f"from the SymPy map by {err:.2e}")
+            raise RuntimeError(
+                f"{model.name}: native torch map {name}{args} differs "
+                f"from the SymPy map by {err:.2e}"
+            )
     return lambda point: phi
 
 
@@ -74,8 +80,9 @@ def local_map(model: ModelMap):
             return _native(model, fn)
 
         def explicit(point):
-            del point       # an explicit map is exact everywhere
+            del point  # an explicit map is exact everywhere
             return lambda theta: torch.stack(fn(*theta.unbind()))
+
         return explicit
 
     D, n = model.D, len(model.unknowns)
@@ -87,8 +94,11 @@ def local_map(model: ModelMap):
     JF_np = sp.lambdify([*model.params, *model.unknowns], list(JF), "numpy")
 
     def root(point: np.ndarray) -> np.ndarray:
-        f = (np.zeros(n) if model.initial_guess is None
-             else np.asarray(model.initial_guess(point), float))
+        f = (
+            np.zeros(n)
+            if model.initial_guess is None
+            else np.asarray(model.initial_guess(point), float)
+        )
         for _ in range(200):
             r = np.asarray(F_np(*point, *f), float)
             if np.max(np.abs(r)) <= ROOT_TOL:
@@ -96,15 +106,18 @@ def local_map(model: ModelMap):
             J = np.asarray(JF_np(*point, *f), float).reshape(n, n)
             step = np.linalg.solve(J, r)
             t = 1.0
-            while t > 1e-4:     # backtracking keeps the safeguarded Newton monotone
+            while t > 1e-4:  # backtracking keeps the safeguarded Newton monotone
                 cand = f - t * step
-                if np.max(np.abs(np.asarray(F_np(*point, *cand), float))) < \
-                        np.max(np.abs(r)):
+                if np.max(np.abs(np.asarray(F_np(*point, *cand), float))) < np.max(
+                    np.abs(r)
+                ):
                     break
                 t /= 2
             f = f - t * step
-        raise RuntimeError(f"{model.name}: implicit solve did not reach residual "
-                           f"{ROOT_TOL:g} at theta = {point}")
+        raise RuntimeError(
+            f"{model.name}: implicit solve did not reach residual "
+            f"{ROOT_TOL:g} at theta = {point}"
+        )
 
     def implicit(point):
         f0 = torch.as_tensor(root(np.asarray(point, float)), dtype=torch.float64)
@@ -118,6 +131,8 @@ def local_map(model: ModelMap):
                 J = torch.stack(JF_t(*args)).reshape(n, n)
                 f = f - torch.linalg.inv(J) @ r
             return f
+
         return phi
+
     del D
     return implicit

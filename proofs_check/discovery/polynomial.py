@@ -7,9 +7,9 @@ of degree 1..k, that is a linear system on the coefficients c:
 
 1. evaluate the rows sum_l d_l m_a(p) d_l phi_j(p) **exactly** (Python fractions) at
    random rational points p: the kernel K of the sampled system contains every law;
-2. compute the kernel modulo the prime 2^31 - 1 (NumPy integer elimination) and lift each reduced-echelon entry
-   back to a small rational (rational reconstruction); the kernel mod p has
-   dimension >= dim K;
+2. compute the kernel modulo the prime 2^31 - 1 (NumPy integer elimination) and
+   lift each reduced-echelon entry back to a small rational (rational
+   reconstruction); the kernel mod p has dimension >= dim K;
 3. verify every lifted law symbolically: with phi_j = N_j / Delta_j (polynomials),
    Delta_j <grad h, grad N_j> - N_j <grad h, grad Delta_j> must be the zero
    polynomial, which is <grad h, grad phi_j> = 0.
@@ -45,14 +45,17 @@ class _ExactPrinter(PythonCodePrinter):
         return "Fraction(1, 2)"
 
     def _print_Float(self, expr):
-        raise ValueError("the exact law search needs rational coefficients; "
-                         f"the map contains the float {expr}")
+        raise ValueError(
+            "the exact law search needs rational coefficients; "
+            f"the map contains the float {expr}"
+        )
 
 
 def exact_function(args, exprs):
     """Lambdify ``exprs`` to plain Python that is exact on Fraction inputs."""
-    return sp.lambdify(list(args), list(exprs), modules=[{"Fraction": Fraction}],
-                       printer=_ExactPrinter)
+    return sp.lambdify(
+        list(args), list(exprs), modules=[{"Fraction": Fraction}], printer=_ExactPrinter
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,8 +86,10 @@ class PolynomialLaws:
 
 def _monomials(params, degree):
     """Exponent tuples of every monomial of degree 1..degree, in a fixed order."""
-    mons = sorted(sp.itermonomials(params, degree, 1),
-                  key=lambda m: (sp.Poly(m, *params).total_degree(), sp.default_sort_key(m)))
+    mons = sorted(
+        sp.itermonomials(params, degree, 1),
+        key=lambda m: (sp.Poly(m, *params).total_degree(), sp.default_sort_key(m)),
+    )
     return [sp.Poly(m, *params).monoms()[0] for m in mons], mons
 
 
@@ -96,24 +101,29 @@ def _rational_point(rng: np.random.Generator, D: int):
 
 
 def _grad_monomial_rows(exps, p, J):
-    """Rows r_j[a] = sum_l d_l m_a(p) J[j][l] for each output j."""
+    """Rows r_j[a] = sum_i d_i m_a(p) J[j][i] for each output j."""
     D = len(p)
     grads = []
     for e in exps:
         g = []
-        for l in range(D):
-            if e[l] == 0:
+        for i in range(D):
+            if e[i] == 0:
                 g.append(Fraction(0))
                 continue
-            val = Fraction(e[l])
+            val = Fraction(e[i])
             for t in range(D):
-                k = e[t] - (1 if t == l else 0)
-                if k:
-                    val *= p[t] ** k
+                power = e[t] - (1 if t == i else 0)
+                if power:
+                    val *= p[t] ** power
             g.append(val)
         grads.append(g)
-    return [[sum((ga[l] * Jj[l] for l in range(D) if ga[l] and Jj[l]), Fraction(0))
-             for ga in grads] for Jj in J]
+    return [
+        [
+            sum((ga[i] * Jj[i] for i in range(D) if ga[i] and Jj[i]), Fraction(0))
+            for ga in grads
+        ]
+        for Jj in J
+    ]
 
 
 #: The prime of the modular kernel computation (2^31 - 1): products of two residues
@@ -192,8 +202,12 @@ def output_fractions(model: ModelMap):
     out = []
     for o in model.outputs:
         num, den = sp.fraction(sp.cancel(sp.together(o)))
-        out.append((sp.Poly(num, *model.params, domain=QQ),
-                    sp.Poly(den, *model.params, domain=QQ)))
+        out.append(
+            (
+                sp.Poly(num, *model.params, domain=QQ),
+                sp.Poly(den, *model.params, domain=QQ),
+            )
+        )
     return out
 
 
@@ -214,12 +228,19 @@ def verify_law(h, model: ModelMap, fractions=None) -> bool:
     return True
 
 
-def polynomial_laws(model: ModelMap, degree: int = 2, seed: int = 0,
-                    oversample: float = 1.3, max_rounds: int = 4) -> PolynomialLaws:
+def polynomial_laws(
+    model: ModelMap,
+    degree: int = 2,
+    seed: int = 0,
+    oversample: float = 1.3,
+    max_rounds: int = 4,
+) -> PolynomialLaws:
     """Every polynomial law of degree <= ``degree`` of an explicit rational map."""
     if not model.rational:
-        raise ValueError(f"{model.name}: the exact polynomial search needs an explicit "
-                         "map with rational-function outputs")
+        raise ValueError(
+            f"{model.name}: the exact polynomial search needs an explicit "
+            "map with rational-function outputs"
+        )
     t0 = time.perf_counter()
     params = list(model.params)
     D = len(params)
@@ -240,16 +261,22 @@ def polynomial_laws(model: ModelMap, degree: int = 2, seed: int = 0,
                 vals = J_fn(*p)
             except ZeroDivisionError:
                 continue
-            J = [vals[j * D:(j + 1) * D] for j in range(P)]
+            J = [vals[j * D : (j + 1) * D] for j in range(P)]
             rows += _grad_monomial_rows(exps, p, J)
             n_points += 1
         try:
             vecs = _kernel_mod_p(rows, N)
         except ArithmeticError:
-            target *= 2                  # coefficients too large to lift: resample
+            target *= 2  # coefficients too large to lift: resample
             continue
-        laws = tuple(sp.expand(sum(sp.Rational(c.numerator, c.denominator) * m
-                                   for c, m in zip(v, mons))) for v in vecs)
+        laws = tuple(
+            sp.expand(
+                sum(
+                    sp.Rational(c.numerator, c.denominator) * m for c, m in zip(v, mons)
+                )
+            )
+            for v in vecs
+        )
         verified = all(verify_law(h, model, fractions) for h in laws)
         if verified:
             break
@@ -263,8 +290,9 @@ def polynomial_laws(model: ModelMap, degree: int = 2, seed: int = 0,
         known = rk(F) == rk(K) == rk(F + K)
     elif model.known_laws:
         known = False
-    return PolynomialLaws(degree, N, laws, verified, fi, known, n_points,
-                          time.perf_counter() - t0)
+    return PolynomialLaws(
+        degree, N, laws, verified, fi, known, n_points, time.perf_counter() - t0
+    )
 
 
 def _functional_rank(laws, params, rng) -> int:
@@ -273,9 +301,18 @@ def _functional_rank(laws, params, rng) -> int:
     Jh = sp.Matrix(laws).jacobian(params)
     p = _rational_point(rng, len(params))
     vals = exact_function(params, list(Jh))(*p)
-    M = [[QQ.convert(sp.Rational(vals[i * len(params) + j].numerator,
-                                 vals[i * len(params) + j].denominator))
-          if isinstance(vals[i * len(params) + j], Fraction)
-          else QQ.convert(vals[i * len(params) + j])
-          for j in range(len(params))] for i in range(len(laws))]
+    M = [
+        [
+            QQ.convert(
+                sp.Rational(
+                    vals[i * len(params) + j].numerator,
+                    vals[i * len(params) + j].denominator,
+                )
+            )
+            if isinstance(vals[i * len(params) + j], Fraction)
+            else QQ.convert(vals[i * len(params) + j])
+            for j in range(len(params))
+        ]
+        for i in range(len(laws))
+    ]
     return DomainMatrix(M, (len(laws), len(params)), QQ).rank()

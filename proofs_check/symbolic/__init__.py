@@ -109,8 +109,9 @@ CATALOGUE: dict[str, tuple[Run, ...]] = {
 def runs(claim_id: str, full: bool = True) -> tuple[Run, ...]:
     """The certificate runs of ``claim_id`` (all, or the quick subset)."""
     if claim_id not in CATALOGUE:
-        raise KeyError(f"no certificate for {claim_id!r}; certified claims: "
-                       f"{', '.join(CATALOGUE)}")
+        raise KeyError(
+            f"no certificate for {claim_id!r}; certified claims: {', '.join(CATALOGUE)}"
+        )
     return tuple(r for r in CATALOGUE[claim_id] if full or not r.full_only)
 
 

@@ -14,8 +14,9 @@ def vec(name: str, n: int, **assumptions) -> list[sp.Symbol]:
 def mat(name: str, rows: int, cols: int, **assumptions) -> sp.Matrix:
     """An explicit rows x cols matrix of real symbols name_ij (1-based)."""
     assumptions.setdefault("real", True)
-    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}{i + 1}{j + 1}",
-                                                        **assumptions))
+    return sp.Matrix(
+        rows, cols, lambda i, j: sp.Symbol(f"{name}{i + 1}{j + 1}", **assumptions)
+    )
 
 
 def name_partials(expr, fn: sp.FunctionClass, names: list[sp.Symbol]):
@@ -26,9 +27,10 @@ def name_partials(expr, fn: sp.FunctionClass, names: list[sp.Symbol]):
     That is legitimate because the loss is arbitrary: its partials at the current
     point are arbitrary numbers, the same in every occurrence.
     """
+
     def partial_index(deriv: sp.Derivative) -> int:
         call = deriv.expr
-        (var, order), = deriv.variable_count
+        ((var, order),) = deriv.variable_count
         if call.func != fn or order != 1:
             raise ValueError(f"unexpected derivative {deriv}")
         return list(call.args).index(var)

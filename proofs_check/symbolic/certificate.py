@@ -108,40 +108,52 @@ class Certificate:
             bad = [s for s, ok in self.conditions if not ok]
             raise CertificateError(
                 f"{self.claim_id} / {self.name} ({self.shapes}) failed: residual "
-                f"{self.residual}" + (f"; unproven: {bad}" if bad else ""))
+                f"{self.residual}" + (f"; unproven: {bad}" if bad else "")
+            )
         return self
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
         out["passed"] = self.passed
-        out["conditions"] = [{"statement": s, "proven": ok} for s, ok in self.conditions]
+        out["conditions"] = [
+            {"statement": s, "proven": ok} for s, ok in self.conditions
+        ]
         return out
 
     def render(self) -> str:
         """A readable derivation: header, numbered steps, conditions, verdict."""
-        lines = [f"{self.claim_id}  [{self.name}]  {self.model}; {self.shapes}",
-                 f"  claim: {self.statement}"]
+        lines = [
+            f"{self.claim_id}  [{self.name}]  {self.model}; {self.shapes}",
+            f"  claim: {self.statement}",
+        ]
         lines += [f"  {i:>2}. {s}" for i, s in enumerate(self.steps, 1)]
-        lines += [f"      condition: {s}: {'proven' if ok else 'NOT proven'}"
-                  for s, ok in self.conditions]
+        lines += [
+            f"      condition: {s}: {'proven' if ok else 'NOT proven'}"
+            for s, ok in self.conditions
+        ]
         verdict = "PASS" if self.passed else "FAIL"
-        lines.append(f"  residual after reduction: {self.residual}   -> {verdict} "
-                     f"({self.seconds:.2f} s, sympy {self.sympy_version})")
+        lines.append(
+            f"  residual after reduction: {self.residual}   -> {verdict} "
+            f"({self.seconds:.2f} s, sympy {self.sympy_version})"
+        )
         return "\n".join(lines)
 
 
 # --- reduction ---------------------------------------------------------------------
 
+
 def cancel_inverses(expr):
-    """Cancel adjacent ``X**-1 * X`` and ``X * X**-1`` factors in a matrix expression."""
+    """Cancel adjacent ``X**-1 * X`` and ``X * X**-1`` factors in a matrix product."""
     if isinstance(expr, MatAdd):
         return MatAdd(*[cancel_inverses(a) for a in expr.args]).doit()
     if isinstance(expr, MatMul):
         coeff, mats = expr.as_coeff_matrices()
         out: list = []
         for mat in mats:
-            if out and ((isinstance(mat, Inverse) and mat.arg == out[-1])
-                        or (isinstance(out[-1], Inverse) and out[-1].arg == mat)):
+            if out and (
+                (isinstance(mat, Inverse) and mat.arg == out[-1])
+                or (isinstance(out[-1], Inverse) and out[-1].arg == mat)
+            ):
                 out.pop()
                 continue
             out.append(mat)
@@ -202,10 +214,18 @@ def certify(fn: Callable[..., Derivation], **kwargs) -> Certificate:
     reduced = reducer(der.residual)
     zero = is_zero(reduced)
     steps = tuple(der.steps) + (
-        f"reduce the residual ({reducer.__name__}): "
-        f"{'0' if zero else show(reduced)}",)
+        f"reduce the residual ({reducer.__name__}): {'0' if zero else show(reduced)}",
+    )
     return Certificate(
-        claim_id=der.claim_id, name=der.name, model=der.model, shapes=der.shapes,
-        statement=der.statement, residual="0" if zero else sp.sstr(reduced),
-        residual_is_zero=zero, steps=steps, conditions=tuple(der.conditions),
-        sympy_version=sp.__version__, seconds=time.perf_counter() - t0)
+        claim_id=der.claim_id,
+        name=der.name,
+        model=der.model,
+        shapes=der.shapes,
+        statement=der.statement,
+        residual="0" if zero else sp.sstr(reduced),
+        residual_is_zero=zero,
+        steps=steps,
+        conditions=tuple(der.conditions),
+        sympy_version=sp.__version__,
+        seconds=time.perf_counter() - t0,
+    )

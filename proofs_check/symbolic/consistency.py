@@ -55,6 +55,7 @@ def _mse_beta(X, y):
     def loss(beta):
         r = Xs * sp.Matrix(beta) - ys
         return (r.T * r)[0] / Xs.rows
+
     return loss
 
 
@@ -70,12 +71,14 @@ def scalar_linear(rng: np.random.Generator, d: int, points: int = 3) -> Agreemen
     for _ in range(points):
         theta = np.concatenate([rng.normal(size=d), [rng.uniform(-1.5, 0.5)]])
         err = max(err, _rel(fn(*theta), model.grad(theta)))
-    return Agreement("scalar linear DEQ gradient (SymPy vs LinearDEQ)", f"d={d}",
-                     points, err)
+    return Agreement(
+        "scalar linear DEQ gradient (SymPy vs LinearDEQ)", f"d={d}", points, err
+    )
 
 
-def matrix_general(rng: np.random.Generator, m: int, d: int, k: int | None,
-                   points: int = 3) -> Agreement:
+def matrix_general(
+    rng: np.random.Generator, m: int, d: int, k: int | None, points: int = 3
+) -> Agreement:
     """The general-shape matrix-calculus gradients, evaluated with numpy."""
     from dynamics import MatrixLinearDEQ
 
@@ -107,13 +110,18 @@ def matrix_general(rng: np.random.Generator, m: int, d: int, k: int | None,
         vals = [A, U, G] + ([B] if readout else [])
         sym = np.concatenate([np.asarray(f(*vals), float).ravel() for f in fns])
         err = max(err, _rel(sym, model.grad(model.pack(W, U, B))))
-    return Agreement("matrix linear DEQ gradients, general-shape matrix calculus "
-                     "(SymPy vs MatrixLinearDEQ)",
-                     f"m={m}, d={d}" + (f", k={k}" if readout else ""), points, err)
+    return Agreement(
+        "matrix linear DEQ gradients, general-shape matrix calculus "
+        "(SymPy vs MatrixLinearDEQ)",
+        f"m={m}, d={d}" + (f", k={k}" if readout else ""),
+        points,
+        err,
+    )
 
 
-def matrix_explicit(rng: np.random.Generator, m: int, d: int, k: int | None,
-                    points: int = 2) -> Agreement:
+def matrix_explicit(
+    rng: np.random.Generator, m: int, d: int, k: int | None, points: int = 2
+) -> Agreement:
     from dynamics import MatrixLinearDEQ
 
     n = 2 * d + 3
@@ -124,6 +132,7 @@ def matrix_explicit(rng: np.random.Generator, m: int, d: int, k: int | None,
     def loss(Phi):
         E = Phi * Xs - Ys
         return sum(e**2 for e in E) / n
+
     mdl = linear.matrix_linear_explicit(m, d, k, loss=loss)
     fn = sp.lambdify(mdl["params"], mdl["grad"], "numpy")
     model = MatrixLinearDEQ(X, Y, m, readout=k is not None)
@@ -132,9 +141,12 @@ def matrix_explicit(rng: np.random.Generator, m: int, d: int, k: int | None,
         theta = rng.normal(size=model.n_params)
         theta[: m * m] /= m
         err = max(err, _rel(fn(*theta), model.grad(theta)))
-    return Agreement("matrix linear DEQ gradients, explicit entries (SymPy vs "
-                     "MatrixLinearDEQ)", f"m={m}, d={d}" + (f", k={k}" if k else ""),
-                     points, err)
+    return Agreement(
+        "matrix linear DEQ gradients, explicit entries (SymPy vs MatrixLinearDEQ)",
+        f"m={m}, d={d}" + (f", k={k}" if k else ""),
+        points,
+        err,
+    )
 
 
 def _tanh_values(expr):
@@ -142,8 +154,9 @@ def _tanh_values(expr):
     return expr.subs(sp.Function("sigma"), sp.Lambda(z, sp.tanh(z))).doit()
 
 
-def single_index_gradient(rng: np.random.Generator, d: int, n: int,
-                          points: int = 3) -> Agreement:
+def single_index_gradient(
+    rng: np.random.Generator, d: int, n: int, points: int = 3
+) -> Agreement:
     from dynamics.models.single_index import SingleIndexDEQ
 
     mdl, _, grad = single_index.single_index_gradient(d, n)
@@ -156,12 +169,19 @@ def single_index_gradient(rng: np.random.Generator, d: int, n: int,
     model = SingleIndexDEQ(X, y, "tanh")
     err = 0.0
     for _ in range(points):
-        theta = np.concatenate([xi + 0.3 * rng.normal(size=d), [rng.uniform(-0.6, 0.6)]])
+        theta = np.concatenate(
+            [xi + 0.3 * rng.normal(size=d), [rng.uniform(-0.6, 0.6)]]
+        )
         f = model.predict(theta)
         sym = fn(*theta, *f, *X.ravel(), *y)
         err = max(err, _rel(sym, model.grad(theta)))
-    return Agreement("single-index DEQ gradient, implicit differentiation (SymPy vs "
-                     "SingleIndexDEQ, tanh)", f"d={d}, n={n}", points, err)
+    return Agreement(
+        "single-index DEQ gradient, implicit differentiation (SymPy vs "
+        "SingleIndexDEQ, tanh)",
+        f"d={d}, n={n}",
+        points,
+        err,
+    )
 
 
 def single_index_hessian(rng: np.random.Generator, d: int, n: int) -> Agreement:
@@ -169,14 +189,19 @@ def single_index_hessian(rng: np.random.Generator, d: int, n: int) -> Agreement:
     from dynamics.models.single_index import SingleIndexDEQ
 
     der = single_index.sim_hess(d, n)
-    H = _tanh_values(der.data["H"])        # SymPy's Hessian of R at theta*
+    H = _tanh_values(der.data["H"])  # SymPy's Hessian of R at theta*
     fn = sp.lambdify([*der.data["xi"], *der.data["X"]], H, "numpy")
     X = rng.normal(size=(n, d))
     xi = rng.normal(size=d)
     model = SingleIndexDEQ(X, np.tanh(X @ xi), "tanh")
     err = _rel(fn(*xi, *X.ravel()), model.hessian_at_target(xi))
-    return Agreement("single-index Hessian at theta* (SymPy's Hessian vs "
-                     "SingleIndexDEQ.hessian_at_target, tanh)", f"d={d}, n={n}", 1, err)
+    return Agreement(
+        "single-index Hessian at theta* (SymPy's Hessian vs "
+        "SingleIndexDEQ.hessian_at_target, tanh)",
+        f"d={d}, n={n}",
+        1,
+        err,
+    )
 
 
 def backprop_factors(rng: np.random.Generator, points: int = 5) -> Agreement:
@@ -184,9 +209,13 @@ def backprop_factors(rng: np.random.Generator, points: int = 5) -> Agreement:
     from dynamics.backprop import JFB, Damped, Neumann, Phantom
 
     v = sp.Symbol("v", real=True)
-    cases = [("jfb", 1, None, JFB()), ("neumann", 2, None, Neumann(2)),
-             ("neumann", 3, None, Neumann(3)), ("damped", 2, 0.5, Damped(2, 0.5)),
-             ("phantom", 3, 0.5, Phantom(3, 0.5))]
+    cases = [
+        ("jfb", 1, None, JFB()),
+        ("neumann", 2, None, Neumann(2)),
+        ("neumann", 3, None, Neumann(3)),
+        ("damped", 2, 0.5, Damped(2, 0.5)),
+        ("phantom", 3, 0.5, Phantom(3, 0.5)),
+    ]
     err = 0.0
     for method, m, lam, obj in cases:
         c = approx.FACTORS[method](v, m)
@@ -195,19 +224,28 @@ def backprop_factors(rng: np.random.Generator, points: int = 5) -> Agreement:
         fn = sp.lambdify(v, c, "numpy")
         for vv in rng.uniform(-3, 3, size=points):
             err = max(err, _rel(float(fn(vv)), float(obj.linear_factor(vv))))
-    return Agreement("approximate-backprop factors c(v) (certificate table vs "
-                     "dynamics.backprop)", "jfb, neumann-2/3, damped-2, phantom-3",
-                     points * len(cases), err)
+    return Agreement(
+        "approximate-backprop factors c(v) (certificate table vs dynamics.backprop)",
+        "jfb, neumann-2/3, damped-2, phantom-3",
+        points * len(cases),
+        err,
+    )
 
 
 def run_all(rng: np.random.Generator, full: bool = False) -> list[Agreement]:
     """Every consistency comparison (the quick set, or a larger one when ``full``)."""
     out = [scalar_linear(rng, d) for d in ((1, 2, 3, 4) if full else (1, 3))]
-    out += [matrix_general(rng, m, d, k) for m, d, k in
-            ((2, 3, None), (3, 2, None), (2, 2, 3), (3, 1, 2))]
-    out += [matrix_explicit(rng, *s) for s in
-            (((2, 1, None), (2, 1, 1), (2, 2, None)) if full else ((2, 1, None),))]
-    out += [single_index_gradient(rng, d, n) for d, n in
-            (((1, 2), (2, 3), (3, 4)) if full else ((2, 3),))]
+    out += [
+        matrix_general(rng, m, d, k)
+        for m, d, k in ((2, 3, None), (3, 2, None), (2, 2, 3), (3, 1, 2))
+    ]
+    out += [
+        matrix_explicit(rng, *s)
+        for s in (((2, 1, None), (2, 1, 1), (2, 2, None)) if full else ((2, 1, None),))
+    ]
+    out += [
+        single_index_gradient(rng, d, n)
+        for d, n in (((1, 2), (2, 3), (3, 4)) if full else ((2, 3),))
+    ]
     out += [single_index_hessian(rng, 2, 3), backprop_factors(rng)]
     return out

@@ -23,7 +23,7 @@ def scalar_linear_beta(d: int):
     u, x = vec("u", d), vec("x", d)
     v, y = sp.symbols("v y", real=True)
     y_star = sp.solve(sp.Eq(y, sum(ui * xi for ui, xi in zip(u, x)) + v * y), y)[0]
-    beta = [sp.simplify(sp.diff(y_star, xi)) for xi in x]   # f(x) = <beta, x>
+    beta = [sp.simplify(sp.diff(y_star, xi)) for xi in x]  # f(x) = <beta, x>
     return u, v, beta, y_star
 
 
@@ -48,16 +48,17 @@ def scalar_linear_gradient(d: int, loss: Callable | None = None):
     else:
         R = loss(beta)
         grad = [sp.diff(R, t) for t in (*u, v)]
-    return dict(u=u, v=v, theta=[*u, v], beta=beta, y_star=y_star, R=R, grad=grad,
-                g=g)
+    return dict(u=u, v=v, theta=[*u, v], beta=beta, y_star=y_star, R=R, grad=grad, g=g)
 
 
 def _scalar_header(der: Derivation, mdl: dict) -> None:
     der.step("fixed point y = <u, x> + v y solved by SymPy: y", mdl["y_star"])
     der.step("effective predictor beta = d y / d x", sp.Matrix(mdl["beta"]).T)
     der.step("risk R = ell(beta) for an undefined smooth function ell")
-    der.step("SymPy gradient (ell's partials at beta renamed g_i): grad R",
-             sp.Matrix(mdl["grad"]).T)
+    der.step(
+        "SymPy gradient (ell's partials at beta renamed g_i): grad R",
+        sp.Matrix(mdl["grad"]).T,
+    )
 
 
 def _Q(u, v):
@@ -72,9 +73,14 @@ def lin_sym_cons_scalar(d: int = 3, Q: Callable | None = None) -> Derivation:
     """
     mdl = scalar_linear_gradient(d)
     u, v, theta, grad = mdl["u"], mdl["v"], mdl["theta"], mdl["grad"]
-    der = Derivation("LIN-SYM-CONS", "lin_sym_cons_scalar", "scalar linear DEQ",
-                     f"d={d}", "d/dt (||u||^2 + (1-v)^2) = 0 along gradient flow, "
-                     "and <u, grad_u R> - (1-v) d_v R = 0, for any loss ell(beta)")
+    der = Derivation(
+        "LIN-SYM-CONS",
+        "lin_sym_cons_scalar",
+        "scalar linear DEQ",
+        f"d={d}",
+        "d/dt (||u||^2 + (1-v)^2) = 0 along gradient flow, "
+        "and <u, grad_u R> - (1-v) d_v R = 0, for any loss ell(beta)",
+    )
     _scalar_header(der, mdl)
     q = (Q or _Q)(u, v)
     flow = [-gi for gi in grad]
@@ -95,9 +101,14 @@ def lin_sym_gd_scalar(d: int = 3, eta_power: int = 2) -> Derivation:
     mdl = scalar_linear_gradient(d)
     u, v, theta, grad = mdl["u"], mdl["v"], mdl["theta"], mdl["grad"]
     eta = sp.Symbol("eta", positive=True)
-    der = Derivation("LIN-SYM-GD", "lin_sym_gd_scalar", "scalar linear DEQ", f"d={d}",
-                     "Q(theta - eta grad R) - Q(theta) = eta^2 ||grad R||^2 for any "
-                     "loss ell(beta) and any step eta")
+    der = Derivation(
+        "LIN-SYM-GD",
+        "lin_sym_gd_scalar",
+        "scalar linear DEQ",
+        f"d={d}",
+        "Q(theta - eta grad R) - Q(theta) = eta^2 ||grad R||^2 for any "
+        "loss ell(beta) and any step eta",
+    )
     _scalar_header(der, mdl)
     new = [t - eta * gi for t, gi in zip(theta, grad)]
     lhs = _Q(new[:-1], new[-1]) - _Q(u, v)
@@ -111,8 +122,13 @@ def lin_sym_gd_scalar(d: int = 3, eta_power: int = 2) -> Derivation:
 def lin_factor_scalar(d: int = 3) -> Derivation:
     """LIN-FACTOR (R3), scalar: Q = (1-v)^2 (1 + ||beta||^2)."""
     u, v, beta, y_star = scalar_linear_beta(d)
-    der = Derivation("LIN-FACTOR", "lin_factor_scalar", "scalar linear DEQ", f"d={d}",
-                     "||u||^2 + (1-v)^2 = (1-v)^2 (1 + ||beta||^2)")
+    der = Derivation(
+        "LIN-FACTOR",
+        "lin_factor_scalar",
+        "scalar linear DEQ",
+        f"d={d}",
+        "||u||^2 + (1-v)^2 = (1-v)^2 (1 + ||beta||^2)",
+    )
     der.step("fixed point solved by SymPy: y", y_star)
     der.step("beta = d y / d x", sp.Matrix(beta).T)
     der.residual = _Q(u, v) - (1 - v) ** 2 * (1 + sum(b**2 for b in beta))
@@ -120,12 +136,20 @@ def lin_factor_scalar(d: int = 3) -> Derivation:
 
 
 def lin_pl_identity_scalar(d: int = 3) -> Derivation:
-    """LIN-FACTOR (R4's PL identity): ||grad R||^2 = (1+|beta|^2)(|g|^2 + <g,beta>^2)/Q."""
+    """LIN-FACTOR (R4's PL identity).
+
+    ||grad R||^2 = (1 + |beta|^2)(|g|^2 + <g, beta>^2) / Q with g = grad ell(beta).
+    """
     mdl = scalar_linear_gradient(d)
     u, v, beta, grad, g = mdl["u"], mdl["v"], mdl["beta"], mdl["grad"], mdl["g"]
-    der = Derivation("LIN-FACTOR", "lin_pl_identity_scalar", "scalar linear DEQ",
-                     f"d={d}", "||grad R||^2 = (1 + ||beta||^2)(||g||^2 + <g, beta>^2)"
-                     " / Q with g = grad ell(beta) (PL identity, R4)")
+    der = Derivation(
+        "LIN-FACTOR",
+        "lin_pl_identity_scalar",
+        "scalar linear DEQ",
+        f"d={d}",
+        "||grad R||^2 = (1 + ||beta||^2)(||g||^2 + <g, beta>^2)"
+        " / Q with g = grad ell(beta) (PL identity, R4)",
+    )
     _scalar_header(der, mdl)
     nb2 = sum(b**2 for b in beta)
     gb = sum(gi * b for gi, b in zip(g, beta))
@@ -136,6 +160,7 @@ def lin_pl_identity_scalar(d: int = 3) -> Derivation:
 
 
 # --- matrix linear DEQ, general shapes (matrix calculus) ---------------------------
+
 
 def matrix_linear_general(readout: bool):
     """Matrix symbols of general shape and the SymPy gradients of ell(M) or ell(B M).
@@ -150,7 +175,7 @@ def matrix_linear_general(readout: bool):
     Asym = sp.MatrixSymbol("A", m, m)
     M = sp.Inverse(sp.Identity(m) - W) * U
     B = sp.MatrixSymbol("B", k, m) if readout else None
-    G = sp.MatrixSymbol("G", k if readout else m, d)     # grad of ell at Phi
+    G = sp.MatrixSymbol("G", k if readout else m, d)  # grad of ell at Phi
     lin = sp.Trace(G.T * B * M) if readout else sp.Trace(G.T * M)
 
     def in_A(expr):
@@ -158,24 +183,41 @@ def matrix_linear_general(readout: bool):
         # expansion (expanding I - W first would hide the pair).
         return expr.xreplace({W: sp.Identity(m) - Asym}).doit()
 
-    return dict(m=m, d=d, k=k, W=W, U=U, A=Asym, M=M, B=B, G=G, lin=lin,
-                gW=in_A(lin.diff(W)), gU=in_A(lin.diff(U)),
-                gB=in_A(lin.diff(B)) if readout else None,
-                raw=dict(gW=lin.diff(W), gU=lin.diff(U),
-                         gB=lin.diff(B) if readout else None))
+    return dict(
+        m=m,
+        d=d,
+        k=k,
+        W=W,
+        U=U,
+        A=Asym,
+        M=M,
+        B=B,
+        G=G,
+        lin=lin,
+        gW=in_A(lin.diff(W)),
+        gU=in_A(lin.diff(U)),
+        gB=in_A(lin.diff(B)) if readout else None,
+        raw=dict(gW=lin.diff(W), gU=lin.diff(U), gB=lin.diff(B) if readout else None),
+    )
 
 
 def _matrix_header(der: Derivation, mdl: dict) -> None:
-    der.step("fixed point z = W z + U x with A = I - W invertible: z = M x, M",
-             mdl["M"])
+    der.step(
+        "fixed point z = W z + U x with A = I - W invertible: z = M x, M", mdl["M"]
+    )
     phi = "B M" if mdl["B"] is not None else "M"
-    der.step(f"risk R = ell({phi}), ell arbitrary; chain rule: grad R = grad tr(G^T "
-             f"{phi}) with G = grad ell({phi}) held fixed", mdl["lin"])
+    der.step(
+        f"risk R = ell({phi}), ell arbitrary; chain rule: grad R = grad tr(G^T "
+        f"{phi}) with G = grad ell({phi}) held fixed",
+        mdl["lin"],
+    )
     for name in ("W", "U", "B"):
         if mdl["g" + name] is not None:
             der.step(f"SymPy matrix calculus: grad_{name} R", mdl["raw"]["g" + name])
-    der.step("write I - W = A (a matrix symbol): grad_W R, grad_U R",
-             sp.Tuple(mdl["gW"], mdl["gU"]))
+    der.step(
+        "write I - W = A (a matrix symbol): grad_W R, grad_U R",
+        sp.Tuple(mdl["gW"], mdl["gU"]),
+    )
 
 
 def lin_sym_cons_matrix(readout: bool = False) -> Derivation:
@@ -183,18 +225,27 @@ def lin_sym_cons_matrix(readout: bool = False) -> Derivation:
     mdl = matrix_linear_general(readout)
     A, U, B = mdl["A"], mdl["U"], mdl["B"]
     shapes = "general m, d" + (", k" if readout else "")
-    stmt = "d/dt[(I-W)(I-W)^T + U U^T] = 0" + (
-        " and d/dt[(I-W)^T(I-W) + B^T B] = 0" if readout else "") + \
-        " along gradient flow, for any loss"
-    der = Derivation("LIN-SYM-CONS", f"lin_sym_cons_matrix{'_readout' if readout else ''}",
-                     "matrix linear DEQ" + (" with readout" if readout else ""),
-                     shapes, stmt)
+    stmt = (
+        "d/dt[(I-W)(I-W)^T + U U^T] = 0"
+        + (" and d/dt[(I-W)^T(I-W) + B^T B] = 0" if readout else "")
+        + " along gradient flow, for any loss"
+    )
+    der = Derivation(
+        "LIN-SYM-CONS",
+        f"lin_sym_cons_matrix{'_readout' if readout else ''}",
+        "matrix linear DEQ" + (" with readout" if readout else ""),
+        shapes,
+        stmt,
+    )
     _matrix_header(der, mdl)
     Wd, Ud = -mdl["gW"], -mdl["gU"]
     Ad = -Wd
     dC = Ad * A.T + A * Ad.T + Ud * U.T + U * Ud.T
-    der.step("flow W' = -grad_W R, U' = -grad_U R, so A' = grad_W R; dC/dt = A'A^T + "
-             "A A'^T + U'U^T + U U'^T", dC)
+    der.step(
+        "flow W' = -grad_W R, U' = -grad_U R, so A' = grad_W R; dC/dt = A'A^T + "
+        "A A'^T + U'U^T + U U'^T",
+        dC,
+    )
     parts = [dC]
     if readout:
         Bd = -mdl["gB"]
@@ -219,29 +270,40 @@ _reduce_matrix_list.__name__ = "reduce_matrix_expression"
 
 
 def lin_sym_gd_matrix(readout: bool = False, eta_power: int = 2) -> Derivation:
-    """LIN-SYM-GD (R5), matrix, general shapes: the exact one-step drift of C (and C')."""
+    """LIN-SYM-GD (R5), matrix, general shapes: the one-step drift of C (and C')."""
     mdl = matrix_linear_general(readout)
     A, U, B = mdl["A"], mdl["U"], mdl["B"]
     gW, gU, gB = mdl["gW"], mdl["gU"], mdl["gB"]
     eta = sp.Symbol("eta", positive=True)
     c = eta**eta_power
     der = Derivation(
-        "LIN-SYM-GD", f"lin_sym_gd_matrix{'_readout' if readout else ''}",
+        "LIN-SYM-GD",
+        f"lin_sym_gd_matrix{'_readout' if readout else ''}",
         "matrix linear DEQ" + (" with readout" if readout else ""),
         "general m, d" + (", k" if readout else ""),
-        "C(theta - eta grad R) - C(theta) = eta^2 (G_W G_W^T + G_U G_U^T)" +
-        (" and C'(theta+) - C'(theta) = eta^2 (G_W^T G_W + G_B^T G_B)" if readout else ""))
+        "C(theta - eta grad R) - C(theta) = eta^2 (G_W G_W^T + G_U G_U^T)"
+        + (
+            " and C'(theta+) - C'(theta) = eta^2 (G_W^T G_W + G_B^T G_B)"
+            if readout
+            else ""
+        ),
+    )
     _matrix_header(der, mdl)
-    A1, U1 = A + eta * gW, U - eta * gU          # W+ = W - eta G_W  =>  A+ = A + eta G_W
+    A1, U1 = A + eta * gW, U - eta * gU  # W+ = W - eta G_W  =>  A+ = A + eta G_W
     parts = [A1 * A1.T + U1 * U1.T - (A * A.T + U * U.T) - c * (gW * gW.T + gU * gU.T)]
-    der.step("GD step W+ = W - eta G_W, U+ = U - eta G_U (A+ = A + eta G_W); residual "
-             "C(theta+) - C(theta) - eta^2 (G_W G_W^T + G_U G_U^T)", parts[0])
+    der.step(
+        "GD step W+ = W - eta G_W, U+ = U - eta G_U (A+ = A + eta G_W); residual "
+        "C(theta+) - C(theta) - eta^2 (G_W G_W^T + G_U G_U^T)",
+        parts[0],
+    )
     if readout:
         B1 = B - eta * gB
-        parts.append(A1.T * A1 + B1.T * B1 - (A.T * A + B.T * B)
-                     - c * (gW.T * gW + gB.T * gB))
-        der.step("residual C'(theta+) - C'(theta) - eta^2 (G_W^T G_W + G_B^T G_B)",
-                 parts[1])
+        parts.append(
+            A1.T * A1 + B1.T * B1 - (A.T * A + B.T * B) - c * (gW.T * gW + gB.T * gB)
+        )
+        der.step(
+            "residual C'(theta+) - C'(theta) - eta^2 (G_W^T G_W + G_B^T G_B)", parts[1]
+        )
     der.residual = parts
     der.reduce = _reduce_matrix_list
     return der
@@ -252,8 +314,13 @@ def lin_factor_matrix() -> Derivation:
     mdl = matrix_linear_general(False)
     A, U, m = mdl["A"], mdl["U"], mdl["m"]
     M = sp.Inverse(A) * U
-    der = Derivation("LIN-FACTOR", "lin_factor_matrix", "matrix linear DEQ",
-                     "general m, d", "A A^T + U U^T = A (I + M M^T) A^T with M = A^-1 U")
+    der = Derivation(
+        "LIN-FACTOR",
+        "lin_factor_matrix",
+        "matrix linear DEQ",
+        "general m, d",
+        "A A^T + U U^T = A (I + M M^T) A^T with M = A^-1 U",
+    )
     der.step("M", M)
     der.residual = [A * A.T + U * U.T - A * (sp.Identity(m) + M * M.T) * A.T]
     der.reduce = _reduce_matrix_list
@@ -262,8 +329,10 @@ def lin_factor_matrix() -> Derivation:
 
 # --- matrix linear DEQ, explicit small shapes (cross-check) ------------------------
 
-def matrix_linear_explicit(m: int, d: int, k: int | None = None,
-                           loss: Callable | None = None):
+
+def matrix_linear_explicit(
+    m: int, d: int, k: int | None = None, loss: Callable | None = None
+):
     """Explicit-entry matrix DEQ: M = (I - W)^-1 U by SymPy, gradients of ell(Phi).
 
     Args:
@@ -287,26 +356,48 @@ def matrix_linear_explicit(m: int, d: int, k: int | None = None,
         R = loss(Phi)
         grad = [sp.diff(R, t) for t in params]
     sizes = (m * m, m * d)
-    gW = sp.Matrix(m, m, grad[:sizes[0]])
-    gU = sp.Matrix(m, d, grad[sizes[0]:sizes[0] + sizes[1]])
-    gB = sp.Matrix(k, m, grad[sizes[0] + sizes[1]:]) if B is not None else None
-    return dict(W=W, U=U, B=B, A=A, M=M, Phi=Phi, params=params, R=R, grad=grad,
-                gW=gW, gU=gU, gB=gB, G=G)
+    gW = sp.Matrix(m, m, grad[: sizes[0]])
+    gU = sp.Matrix(m, d, grad[sizes[0] : sizes[0] + sizes[1]])
+    gB = sp.Matrix(k, m, grad[sizes[0] + sizes[1] :]) if B is not None else None
+    return dict(
+        W=W,
+        U=U,
+        B=B,
+        A=A,
+        M=M,
+        Phi=Phi,
+        params=params,
+        R=R,
+        grad=grad,
+        gW=gW,
+        gU=gU,
+        gB=gB,
+        G=G,
+    )
 
 
-def lin_sym_cons_matrix_explicit(m: int = 2, d: int = 1, k: int | None = None
-                                 ) -> Derivation:
+def lin_sym_cons_matrix_explicit(
+    m: int = 2, d: int = 1, k: int | None = None
+) -> Derivation:
     """LIN-SYM-CONS (R1), explicit entries: every entry of dC/dt (and dC'/dt) is 0."""
     mdl = matrix_linear_explicit(m, d, k)
     A, U, B = mdl["A"], mdl["U"], mdl["B"]
     shapes = f"m={m}, d={d}" + (f", k={k}" if k is not None else "")
-    der = Derivation("LIN-SYM-CONS", "lin_sym_cons_matrix_explicit",
-                     "matrix linear DEQ" + (" with readout" if k is not None else ""),
-                     shapes, "every entry of dC/dt" + (" and dC'/dt" if k else "") +
-                     " vanishes for an undefined loss of the entries of the output map")
+    der = Derivation(
+        "LIN-SYM-CONS",
+        "lin_sym_cons_matrix_explicit",
+        "matrix linear DEQ" + (" with readout" if k is not None else ""),
+        shapes,
+        "every entry of dC/dt"
+        + (" and dC'/dt" if k else "")
+        + " vanishes for an undefined loss of the entries of the output map",
+    )
     der.step("M = (I - W)^-1 U by SymPy's explicit inverse", mdl["M"])
-    der.step("R = ell(entries of " + ("B M" if B is not None else "M") +
-             "); SymPy gradient with ell's partials renamed g_ij")
+    der.step(
+        "R = ell(entries of "
+        + ("B M" if B is not None else "M")
+        + "); SymPy gradient with ell's partials renamed g_ij"
+    )
     Ad, Ud = mdl["gW"], -mdl["gU"]
     dC = Ad * A.T + A * Ad.T + Ud * U.T + U * Ud.T
     der.step("dC/dt (entry (1,1))", dC[0, 0])

@@ -11,7 +11,7 @@ import sympy as sp
 from sympy.matrices.expressions import MatrixExpr
 
 from ._common import mat, vec
-from .certificate import Derivation, reduce_matrix_expression, reduce_residual
+from .certificate import Derivation, reduce_matrix_expression
 
 BETA = sp.Symbol("beta", positive=True)
 
@@ -38,10 +38,14 @@ def rev_det_linear(d: int = 2) -> Derivation:
     """REV-DET (§10.5): det M = (1 - beta)^(2d) for f(z) = A z, A a generic d x d."""
     A = mat("a", d, d)
     M, _ = step_jacobian(linear_map(A), d)
-    der = Derivation("REV-DET", "rev_det_linear", "reversible step, linear f = A z",
-                     f"d={d}, generic A", "det M(beta) = (1 - beta)^(2d)")
-    der.step("step y+ = (1-b) y + b A z, z+ = (1-b) z + b A y+; SymPy Jacobian M",
-             M)
+    der = Derivation(
+        "REV-DET",
+        "rev_det_linear",
+        "reversible step, linear f = A z",
+        f"d={d}, generic A",
+        "det M(beta) = (1 - beta)^(2d)",
+    )
+    der.step("step y+ = (1-b) y + b A z, z+ = (1-b) z + b A y+; SymPy Jacobian M", M)
     det = poly_det(M)
     der.step("det M", det)
     der.residual = det - (1 - BETA) ** (2 * d)
@@ -56,8 +60,13 @@ def rev_det_nonlinear(d: int = 2) -> Derivation:
     """
     fs = [sp.Function(f"f{i + 1}") for i in range(d)]
     M, (y, z, y1, _) = step_jacobian(lambda w: [fi(*w) for fi in fs], d)
-    der = Derivation("REV-DET", "rev_det_nonlinear", "reversible step, nonlinear f",
-                     f"d={d}, undefined f", "det of the step Jacobian = (1 - beta)^(2d)")
+    der = Derivation(
+        "REV-DET",
+        "rev_det_nonlinear",
+        "reversible step, nonlinear f",
+        f"d={d}, undefined f",
+        "det of the step Jacobian = (1 - beta)^(2d)",
+    )
     der.step("SymPy Jacobian of the step with f undefined; entry (d+1, 1)", M[d, 0])
     # Rename f's partials: SymPy leaves them as Derivative/Subs atoms.
     J = {}
@@ -81,13 +90,19 @@ def rev_det_block() -> Derivation:
     J1, J2 = sp.MatrixSymbol("J1", d, d), sp.MatrixSymbol("J2", d, d)
     Id = sp.Identity(d)
     c = 1 - BETA
-    P, Qb, Rb, S = c * Id, BETA * J1, BETA * c * J2, c * Id + BETA**2 * J2 * J1
-    der = Derivation("REV-DET", "rev_det_block", "reversible step, any f",
-                     "general d (matrix symbols)",
-                     "Schur complement S - R P^-1 Q of the step Jacobian equals "
-                     "(1 - beta) I, so det = (1 - beta)^d (1 - beta)^d")
-    der.step("blocks P = (1-b) I, Q = b J1, R = b (1-b) J2, S = (1-b) I + b^2 J2 J1 "
-             "(J1 = J_f(z_n), J2 = J_f(y_n+1))")
+    Qb, Rb, S = BETA * J1, BETA * c * J2, c * Id + BETA**2 * J2 * J1
+    der = Derivation(
+        "REV-DET",
+        "rev_det_block",
+        "reversible step, any f",
+        "general d (matrix symbols)",
+        "Schur complement S - R P^-1 Q of the step Jacobian equals "
+        "(1 - beta) I, so det = (1 - beta)^d (1 - beta)^d",
+    )
+    der.step(
+        "blocks P = (1-b) I, Q = b J1, R = b (1-b) J2, S = (1-b) I + b^2 J2 J1 "
+        "(J1 = J_f(z_n), J2 = J_f(y_n+1))"
+    )
     schur = S - Rb * (Id / c) * Qb
     der.step("Schur complement S - R P^-1 Q", schur)
     der.residual = schur - c * Id
@@ -121,10 +136,14 @@ def rev_sym() -> Derivation:
     """
     a, lam, M, p = charpoly_scalar()
     b = BETA
-    der = Derivation("REV-SYM", "rev_sym", "reversible step, f = a z (eigen-block)",
-                     "scalar a; 2 x 2 A for the reduction",
-                     "p(l) = l^2 - (2(1-b) + b^2 a^2) l + (1-b)^2; Jury conditions hold "
-                     "for every beta in (0, 2) when |a| < 1")
+    der = Derivation(
+        "REV-SYM",
+        "rev_sym",
+        "reversible step, f = a z (eigen-block)",
+        "scalar a; 2 x 2 A for the reduction",
+        "p(l) = l^2 - (2(1-b) + b^2 a^2) l + (1-b)^2; Jury conditions hold "
+        "for every beta in (0, 2) when |a| < 1",
+    )
     der.step("SymPy Jacobian of the step for f = a z", M)
     der.step("characteristic polynomial det(l I - M)", sp.expand(p))
     claimed = lam**2 - (2 * (1 - b) + b**2 * a**2) * lam + (1 - b) ** 2
@@ -135,8 +154,10 @@ def rev_sym() -> Derivation:
     A = mat("a", 2, 2)
     M2, _ = step_jacobian(linear_map(A), 2)
     c = 1 - b
-    red = (M2.charpoly(lam).as_expr()
-           - ((lam - c) ** 2 * sp.eye(2) - b**2 * lam * A * A).det())
+    red = (
+        M2.charpoly(lam).as_expr()
+        - ((lam - c) ** 2 * sp.eye(2) - b**2 * lam * A * A).det()
+    )
     der.step("2 x 2 A: det(l I - M) - det((l - (1-b))^2 I - b^2 l A^2)", red)
     # The example.
     ex = {a: sp.Rational(-9, 10), b: sp.Rational(3, 2)}
@@ -145,24 +166,36 @@ def rev_sym() -> Derivation:
     der.step("example a = -0.9, beta = 1.5: relaxed factor |1 - b + b a|", relaxed)
     der.step("example roots of p", roots)
     moduli = [sp.Abs(r) for r in roots]
-    der.residual = sp.Matrix([
-        p - claimed, p1 - b**2 * (1 - a**2), pm1 - ((2 - b) ** 2 + b**2 * a**2), red,
-        relaxed - sp.Rational(37, 20), *(mu - sp.Rational(1, 2) for mu in moduli)])
+    der.residual = sp.Matrix(
+        [
+            p - claimed,
+            p1 - b**2 * (1 - a**2),
+            pm1 - ((2 - b) ** 2 + b**2 * a**2),
+            red,
+            relaxed - sp.Rational(37, 20),
+            *(mu - sp.Rational(1, 2) for mu in moduli),
+        ]
+    )
     bb, cc = sp.symbols("b c", positive=True)
     sub = {b: 2 * bb / (1 + bb), a: (cc - 1) / (cc + 1)}
-    for label, expr in (("p(1) > 0", b**2 * (1 - a**2)),
-                        ("p(-1) > 0", (2 - b) ** 2 + b**2 * a**2),
-                        ("1 - (1-beta)^2 > 0", 1 - (1 - b) ** 2)):
+    for label, expr in (
+        ("p(1) > 0", b**2 * (1 - a**2)),
+        ("p(-1) > 0", (2 - b) ** 2 + b**2 * a**2),
+        ("1 - (1-beta)^2 > 0", 1 - (1 - b) ** 2),
+    ):
         val = sp.factor(sp.cancel(expr.subs(sub)))
         if val.is_positive is not True:
             # Factor term by term: a positive plus a non-negative factored term is
             # decided positive by SymPy's assumptions.
-            val = sp.Add(*(sp.factor(sp.cancel(t.subs(sub)))
-                           for t in sp.Add.make_args(expr)))
+            val = sp.Add(
+                *(sp.factor(sp.cancel(t.subs(sub))) for t in sp.Add.make_args(expr))
+            )
         der.step(f"{label}: with beta = 2b/(1+b), a = (c-1)/(c+1)", val)
         der.condition(f"{label} for every beta in (0, 2), |a| < 1", val.is_positive)
-    der.condition("example: the roots are complex (p has negative discriminant)",
-                  sp.discriminant(claimed.subs(ex), lam).is_negative)
+    der.condition(
+        "example: the roots are complex (p has negative discriminant)",
+        sp.discriminant(claimed.subs(ex), lam).is_negative,
+    )
     return der
 
 
@@ -172,9 +205,13 @@ def rev_sharp() -> Derivation:
     L = sp.Symbol("L", positive=True)
     A = L * sp.Matrix([[0, -1], [1, 0]])
     M, _ = step_jacobian(linear_map(A), 2)
-    der = Derivation("REV-SHARP", "rev_sharp", "reversible step, rotation f = L J z",
-                     "d=2", "lambda = -1 is an eigenvalue of the step Jacobian at "
-                     "beta = 2/(1+L)")
+    der = Derivation(
+        "REV-SHARP",
+        "rev_sharp",
+        "reversible step, rotation f = L J z",
+        "d=2",
+        "lambda = -1 is an eigenvalue of the step Jacobian at beta = 2/(1+L)",
+    )
     der.step("SymPy Jacobian of the step", M)
     at = {BETA: 2 / (1 + L)}
     det = poly_det(-sp.eye(4) - M)
@@ -184,7 +221,3 @@ def rev_sharp() -> Derivation:
     der.step("eigen-block polynomial p(-1) with a^2 = -L^2", sp.factor(pm1))
     der.residual = sp.Matrix([det.subs(at), pm1.subs(at)])
     return der
-
-
-__all__ = ["rev_det_block", "rev_det_linear", "rev_det_nonlinear", "rev_sharp",
-           "rev_sym", "reduce_residual"]
