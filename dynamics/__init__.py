@@ -26,6 +26,11 @@ from .fixed_point import (
     Reversible as Reversible,
 )
 from .flows.descent import gradient_descent as gradient_descent
+from .flows.gradient_flow import (
+    flow_ivp as flow_ivp,
+    gradient_field as gradient_field,
+    integrate as integrate,
+)
 from .flows.trajectory import Trajectory as Trajectory
 from .gradients import (
     JFB as JFB,
@@ -34,6 +39,12 @@ from .gradients import (
     Phantom as Phantom,
     ReversibleExact as ReversibleExact,
     Unrolled as Unrolled,
+)
+from .integrators import (
+    RK4 as RK4,
+    GaussLegendre as GaussLegendre,
+    ImplicitMidpoint as ImplicitMidpoint,
+    ScipyIVP as ScipyIVP,
 )
 from .models.activations import get_activation as get_activation
 from .models.linear_deq import LinearDEQ as LinearDEQ

@@ -382,7 +382,9 @@ def _tanh_figures(ctx, runs, labels, prefix) -> list[str]:
             ylabel=ylabel,
             title=f"P-APX-TANH ({len({r['seed'] for r in runs})} seeds, min-max)",
         )
-        ax.legend(fontsize=7)
+        ax.legend(
+            fontsize=7, title="exact, JFB, Neumann overlap (c0 = 1)", title_fontsize=7
+        )
     return [p for p in [save(fig, ctx.figure_path(f"{prefix}-risk"))] if p]
 
 
