@@ -32,6 +32,10 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	HYPOTHESIS_PROFILE=dev $(PY) -m pytest -m slow -q
 
+# Every script in its CI-sized --quick mode (CI runs this after the tests).
+scripts-quick: $(STAMP)
+	@set -e; for s in scripts/*.py; do echo "== $$s --quick"; $(PY) $$s --quick; done
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 

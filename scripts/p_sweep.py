@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from proofs_check.checks.lin_gd import CONTROL_STEPS, FAILURE_RISK
+from proofs_check.checks._lin_gd_common import CONTROL_STEPS, FAILURE_RISK
 from proofs_check.protocols import ProtocolContext
 from proofs_check.protocols.leg_linear import sweep
 from proofs_check.report import write_json

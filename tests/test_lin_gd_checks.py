@@ -11,7 +11,14 @@ import pytest
 from dynamics import rates
 from dynamics.instances import leg_model, sweep_theta0
 from dynamics.models.linear_deq import LinearDEQ
-from proofs_check.checks import lin_gd, lin_static
+from proofs_check.checks import (
+    _lin_gd_common,
+    lin_gd_drift,
+    lin_gd_rate,
+    lin_gd_step,
+    lin_static,
+    repro_leg,
+)
 from proofs_check.protocols import ProtocolContext, load_protocols
 from proofs_check.registry import Context, Status, load_checks
 
@@ -37,7 +44,11 @@ def quick_results():
     return {
         key: chk.fn(ctx)
         for key, chk in checks.items()
-        if chk.fn.__module__ in (lin_gd.__name__, lin_static.__name__)
+        if chk.fn.__module__
+        in {
+            m.__name__
+            for m in (lin_gd_drift, lin_gd_rate, lin_gd_step, repro_leg, lin_static)
+        }
     }
 
 
@@ -79,7 +90,7 @@ def test_wrong_gd_rate_bound_fails(monkeypatch):
     """LIN-GD-RATE: claiming a rate twice as fast (factor q^2) must be caught."""
     true = rates.gd_rate_factor
     monkeypatch.setattr(rates, "gd_rate_factor", lambda *a, **k: true(*a, **k) ** 4)
-    res = lin_gd.lin_gd_rate_b(Context())
+    res = lin_gd_rate.lin_gd_rate_b(Context())
     assert res.status is Status.failed
     assert res.worst_margin < 0
 
@@ -100,9 +111,9 @@ def test_wrong_gradient_fails(monkeypatch):
 
 def test_step_condition_violated_in_control_fails(monkeypatch):
     """LIN-GD-STEP: if the control used the protocol step (not 1/ell), it crosses."""
-    monkeypatch.setattr(rates, "gd_step_bound", lambda *a, **k: lin_gd.SWEEP_ETA)
-    monkeypatch.setattr(lin_gd, "CONTROL_STEPS", 200)  # crossings happen early
-    res = lin_gd.lin_gd_step(Context())
+    monkeypatch.setattr(rates, "gd_step_bound", lambda *a, **k: lin_gd_step.SWEEP_ETA)
+    monkeypatch.setattr(lin_gd_step, "CONTROL_STEPS", 200)  # crossings happen early
+    res = lin_gd_step.lin_gd_step(Context())
     assert res.status is Status.failed
     assert res.worst_margin < 0
 
@@ -110,9 +121,9 @@ def test_step_condition_violated_in_control_fails(monkeypatch):
 def test_step_check_fails_when_nothing_fails(monkeypatch):
     """LIN-GD-STEP must *exhibit* a failure: with an unreachable failure criterion and
     a protocol step inside the R6 condition, nothing fails and the check fails."""
-    monkeypatch.setattr(lin_gd, "SWEEP_ETA", 1e-7)
-    monkeypatch.setattr(lin_gd, "CONTROL_STEPS", 50)
-    res = lin_gd.lin_gd_step(Context(), failure_risk=np.inf)
+    monkeypatch.setattr(lin_gd_step, "SWEEP_ETA", 1e-7)
+    monkeypatch.setattr(lin_gd_step, "CONTROL_STEPS", 50)
+    res = lin_gd_step.lin_gd_step(Context(), failure_risk=np.inf)
     assert res.status is Status.failed
 
 
@@ -131,18 +142,21 @@ def test_wrong_pl_constant_is_violated():
 def test_cumulative_drift_bound_fails_beyond_the_descent_prefix():
     """Pitfall P3: near (0,1) at eta = 0.01 the descent inequality fails and Q_k
     exceeds Q_0 + 2 eta R_0, so the bound may only be asserted on the prefix."""
-    run = lin_gd.analyse_gd(leg_model(), np.array([0.0244, 1.0678]), 0.01, 200)
+    run = _lin_gd_common.analyse_gd(leg_model(), np.array([0.0244, 1.0678]), 0.01, 200)
     assert run.prefix < len(run.grads)
     Q = run.Q
     assert Q[-1] > Q[0] + 2 * run.eta * run.risks[0]
-    assert lin_gd.cumdrift_on_prefix(run)["violation"] <= lin_gd.TOL_CUMDRIFT
+    assert (
+        _lin_gd_common.cumdrift_on_prefix(run)["violation"]
+        <= _lin_gd_common.TOL_CUMDRIFT
+    )
 
 
 def test_drift_residual_detects_a_wrong_identity():
     """LIN-GD-DRIFT: a drift of eta^2 ||g||^2 (1 + 1e-9) would be caught."""
-    run = lin_gd.analyse_gd(leg_model(), sweep_theta0(3), 0.01, 20)
-    res = lin_gd.drift_residuals(run)
-    assert res.max() <= lin_gd.TOL_DRIFT
+    run = _lin_gd_common.analyse_gd(leg_model(), sweep_theta0(3), 0.01, 20)
+    res = _lin_gd_common.drift_residuals(run)
+    assert res.max() <= _lin_gd_common.TOL_DRIFT
     wrong = [
         abs(
             LinearDEQ.Q(run.thetas[k + 1])
@@ -151,7 +165,7 @@ def test_drift_residual_detects_a_wrong_identity():
         )
         for k, g in enumerate(run.grads)
     ]
-    assert max(wrong) > lin_gd.TOL_DRIFT
+    assert max(wrong) > _lin_gd_common.TOL_DRIFT
 
 
 # ---------------------------------------------------------------------- protocols
@@ -165,7 +179,7 @@ def test_near_singular_protocol_writes_json_and_figures(tmp_path):
     payload = proto.fn(ProtocolContext(figures_dir=tmp_path))
     data = json.loads(json.dumps(to_jsonable(payload), allow_nan=False))
     (run,) = data["runs"]
-    for field in lin_gd.RUN_FIELDS:
+    for field in repro_leg.RUN_FIELDS:
         assert field in run
     assert run["theta0"] == [0.024422950667176008, 1.0678178320078855]
     assert len(run["risks"]) == 201

@@ -1,4 +1,4 @@
-"""The REV-* claim checks of proofs_check/checks/rev.py pass in the quick profile.
+"""The REV-* claim checks of proofs_check/checks/rev_*.py pass in the quick profile.
 
 The heavier checks (each a few seconds; their content is also covered by the unit
 tests of test_reversible.py and test_fixed_point.py) are marked slow.

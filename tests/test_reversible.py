@@ -24,7 +24,7 @@ from dynamics.torch_backend.examples import (
     loss_grads,
 )
 from dynamics.torch_backend.reversible import RevConfig
-from proofs_check.checks.rev import robust_tol
+from proofs_check.checks.rev_fd import robust_tol
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ for an inequality, the relative slack ``(lhs - rhs) / |rhs|`` of ``lhs >= rhs``.
 are >= 0 when the claim held (an inequality also passes down to ``-tolerance``).
 
 The helpers here (instance streams, torch closed forms) are shared with
-:mod:`proofs_check.checks.lin_gd`.
+the `proofs_check.checks.lin_gd_*` modules.
 """
 
 from __future__ import annotations

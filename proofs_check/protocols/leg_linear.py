@@ -29,7 +29,7 @@ from dynamics.instances import (
     sweep_theta0,
 )
 
-from ..checks.lin_gd import (
+from ..checks._lin_gd_common import (
     CONTROL_STEPS,
     FAILURE_RISK,
     SWEEP_ETA,
@@ -37,11 +37,9 @@ from ..checks.lin_gd import (
     SWEEP_STEPS,
     GDRun,
     analyse_gd,
-    draw_distances,
-    draw_dynamics,
-    draw_risk,
-    draw_sweep_figure,
 )
+from ..checks._lin_gd_figures import draw_distances, draw_dynamics, draw_risk
+from ..checks.lin_gd_step import draw_sweep_figure
 from ..plotting import figure, save
 from . import ProtocolContext, protocol
 

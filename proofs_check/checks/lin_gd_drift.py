@@ -1,0 +1,207 @@
+"""Gradient-descent conservation claims of the linear DEQ (R5): LIN-GD-DRIFT (per-step
+drift of Q and C), LIN-GD-MONO (monotone distance from the singular point) and
+LIN-GD-CUMDRIFT (cumulative drift bounded by the risk decrease).
+
+Run analysis, tolerances and case streams: :mod:`._lin_gd_common`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dynamics.instances import leg_model, leg_perturbation, sweep_theta0
+from dynamics.models.linear_deq import LinearDEQ
+
+from ..registry import CheckResult, Context, check, judged
+from ._lin_gd_common import (
+    SWEEP_STEPS,
+    TOL_CUMDRIFT,
+    TOL_DRIFT,
+    TOL_MONO,
+    _gd_cases,
+    analyse_gd,
+    cumdrift_on_prefix,
+    drift_residuals,
+    mono_violations,
+)
+from ._lin_gd_figures import draw_distances
+from .lin_static import tol_margin
+
+
+def _worst_step(ctx: Context, tag: str, per_step):
+    """Largest finite per-step value of ``per_step(run)`` over the GD cases of ``tag``:
+    (worst, where, steps judged, runs, steps overflowed and not judged)."""
+    worst, where, n, runs, skipped = 0.0, "", 0, 0, 0
+    for label, run in _gd_cases(ctx, tag, 12, 120):
+        v = per_step(run)
+        skipped += int(np.sum(~np.isfinite(v)))
+        v = v[np.isfinite(v)]
+        runs += 1
+        n += len(v)
+        if len(v) and v.max() > worst:
+            worst, where = float(v.max()), label
+    return worst, where, n, runs, skipped
+
+
+# ------------------------------------------------------------------ LIN-GD-DRIFT
+
+
+def draw_drift_vs_eta(path, ctx: Context):
+    """GD drift of Q against eta (log-log), slope-2 theory eta^2 ||grad R||^2 dashed;
+    and the cumulative drift over a fixed horizon against its R5 bound (slope 1)."""
+    from ..plotting import THEORY, figure, save
+
+    model = leg_model()
+    fig, axes = figure(2, 1, size=(4.6, 3.6))
+    etas = np.logspace(-6, -1.5, 12)
+    for i, (th0, name) in enumerate(
+        [(leg_perturbation(), "P-LEG start p"), (sweep_theta0(6), "P-SWEEP seed 6")]
+    ):
+        g = model.grad(th0)
+        one = [LinearDEQ.Q(th0 - e * g) - LinearDEQ.Q(th0) for e in etas]
+        axes[0, 0].loglog(
+            etas, one, "o", ms=4, color=f"C{i}", label=f"measured, {name}"
+        )
+        axes[0, 0].loglog(
+            etas,
+            etas**2 * (g @ g),
+            label=r"$\eta^2\|\nabla\widehat R\|^2$ (slope 2)" if i == 0 else None,
+            **{**THEORY, "linewidth": 1.0},
+        )
+    axes[0, 0].set_xlabel(r"step size $\eta$")
+    axes[0, 0].set_ylabel(r"one-step drift $Q_1-Q_0$")
+    axes[0, 0].set_title(
+        "R5: drift per step is exactly $\\eta^2\\|\\nabla R\\|^2$", fontsize=9
+    )
+    axes[0, 0].legend(fontsize=7)
+    T = 0.5
+    th0 = leg_perturbation()
+    etas2 = np.logspace(-3.5, -2, 6)
+    tot, bnd = [], []
+    for e in etas2:
+        run = analyse_gd(model, th0, e, int(round(T / e)))
+        tot.append(run.Q[-1] - run.Q[0])
+        bnd.append(2 * e * (run.risks[0] - run.risks[-1]))
+    axes[0, 1].loglog(
+        etas2, tot, "o-", ms=4, color="C0", label=rf"$Q_K-Q_0$ at $K\eta={T:g}$"
+    )
+    axes[0, 1].loglog(
+        etas2, bnd, label=r"R5 bound $2\eta(R_0-R_K)$ (slope 1)", **THEORY
+    )
+    axes[0, 1].set_xlabel(r"step size $\eta$")
+    axes[0, 1].set_ylabel("cumulative drift")
+    axes[0, 1].set_title("total drift over a fixed horizon is $O(\\eta)$", fontsize=9)
+    axes[0, 1].legend(fontsize=7)
+    return save(fig, path)
+
+
+@check("LIN-GD-DRIFT", part="scalar+matrix", kind="numeric")
+def lin_gd_drift(ctx: Context) -> CheckResult:
+    """LIN-GD-DRIFT (R5): Q_{k+1}-Q_k = eta^2||g_k||^2; C, C' drift exactly, any eta."""
+    worst, where, n, runs, skipped = _worst_step(ctx, "LIN-GD-DRIFT", drift_residuals)
+    figs = []
+    if ctx.figures_dir is not None:
+        figs.append(draw_drift_vs_eta(ctx.figure_path("lin-gd-drift-eta"), ctx))
+    return judged(
+        worst <= TOL_DRIFT,
+        measured=worst,
+        predicted=0.0,
+        worst_margin=tol_margin(worst, TOL_DRIFT),
+        tolerance=TOL_DRIFT,
+        instances=runs,
+        reason=f"worst per-step residual {worst:.2e} over {n} steps ({where})"
+        + (
+            f"; {skipped} steps of diverging runs overflowed, not judged"
+            if skipped
+            else ""
+        ),
+        details={
+            "margin": "1 - residual/tolerance",
+            "steps": n,
+            "worst_at": where,
+            "steps_overflowed_not_judged": skipped,
+        },
+        figures=figs,
+    )
+
+
+# ------------------------------------------------------------------- LIN-GD-MONO
+
+
+@check("LIN-GD-MONO", part="scalar+matrix", kind="numeric")
+def lin_gd_mono(ctx: Context) -> CheckResult:
+    """LIN-GD-MONO (R5): ||theta_k - (0,1)|| non-decreasing; C_{k+1} >= C_k."""
+    worst, where, n, runs, skipped = _worst_step(ctx, "LIN-GD-MONO", mono_violations)
+    figs = []
+    if ctx.figures_dir is not None:
+        from ..plotting import figure, save
+
+        model = leg_model()
+        fig, axes = figure(2, 1, size=(4.6, 3.6))
+        for ax, th0, eta, ttl in [
+            (axes[0, 0], leg_perturbation(), 0.01, "P-LEG start, eta=0.01"),
+            (axes[0, 1], sweep_theta0(6), 0.01, "P-SWEEP seed 6, eta=0.01"),
+        ]:
+            draw_distances(ax, analyse_gd(model, th0, eta, SWEEP_STEPS))
+            ax.set_title(ttl, fontsize=9)
+        figs.append(save(fig, ctx.figure_path("lin-gd-mono-distance")))
+    return judged(
+        worst <= TOL_MONO,
+        measured=-worst,
+        predicted=0.0,
+        worst_margin=tol_margin(worst, TOL_MONO),
+        tolerance=TOL_MONO,
+        instances=runs,
+        reason=f"largest normalised decrease {worst:.2e} over {n} steps"
+        + (f" ({where})" if where else ""),
+        details={
+            "margin": "1 - (largest normalised decrease)/tolerance",
+            "steps": n,
+            "steps_overflowed_not_judged": skipped,
+        },
+        figures=figs,
+    )
+
+
+# --------------------------------------------------------------- LIN-GD-CUMDRIFT
+
+
+@check("LIN-GD-CUMDRIFT", part="scalar+matrix", kind="numeric")
+def lin_gd_cumdrift(ctx: Context) -> CheckResult:
+    """LIN-GD-CUMDRIFT (R5): under the descent inequality, Q_0 <= Q_k <=
+    Q_0 + 2 eta (R_0 - R_k); matrix tr(C_k - C_0) <= 2 eta (R_0 - R_k)."""
+    worst, used, runs, judged_steps = 0.0, 0.0, 0, 0
+    failed_hyp: list[dict] = []
+    for label, run in _gd_cases(ctx, "LIN-GD-CUMDRIFT", 12, 120):
+        runs += 1
+        judged_steps += run.prefix
+        out = cumdrift_on_prefix(run)
+        worst = max(worst, out["violation"])
+        used = max(used, out["bound_used"])
+        if run.prefix < len(run.grads):
+            failed_hyp.append(
+                {
+                    "run": label,
+                    "descent_failed_at_step": run.prefix,
+                    "steps": len(run.grads),
+                }
+            )
+    return judged(
+        worst <= TOL_CUMDRIFT,
+        measured=worst,
+        predicted=0.0,
+        worst_margin=tol_margin(worst, TOL_CUMDRIFT),
+        tolerance=TOL_CUMDRIFT,
+        instances=runs,
+        reason=(
+            f"worst normalised violation {worst:.2e} over {judged_steps} "
+            f"steps under the descent inequality; the hypothesis failed "
+            f"in {len(failed_hyp)}/{runs} runs (asserted only before the "
+            "first failure, pitfall P3)"
+        ),
+        details={
+            "margin": "1 - violation/tolerance",
+            "largest_fraction_of_bound_used": used,
+            "runs_where_descent_failed": failed_hyp,
+        },
+    )

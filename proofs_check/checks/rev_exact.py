@@ -1,0 +1,257 @@
+"""Reversible DEQ checks of REV-INVERT (forward step then inverse step) and
+REV-EXACT (parts ``unit``, ``toy`` and ``stored``: the reversible adjoint against
+the unrolled reference).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from dynamics.fixed_point import (
+    Picard,
+    Relaxed,
+    Reversible,
+)
+from dynamics.gradients import (
+    ImplicitIFT,
+    Phantom,
+    ReversibleExact,
+    Unrolled,
+)
+from dynamics.torch_backend.examples import (
+    PairMLP,
+    TanhMap,
+    loss_grads,
+)
+
+from ..registry import CheckResult, Context, judged
+from ._rev_common import (
+    EXACT_TOY_MAX_N,
+    F64,
+    _bind,
+    _rel,
+    _rev_plain,
+    _seed,
+    _toy_loss,
+    _unit_problem,
+    check,
+    quiet_reversibility,
+)
+
+
+# --------------------------------------------------------------------------- INVERT
+def _invert_tol(beta: float, dtype: torch.dtype) -> float:
+    base = 1e-12 if dtype == torch.float64 else 1e-5
+    gap = abs(1.0 - beta)
+    return base if gap >= 0.2 else base * 0.2 / gap
+
+
+@check("REV-INVERT", part="numeric", kind="property")
+def rev_invert(ctx: Context) -> CheckResult:
+    """REV-INVERT: forward step then algebraic inverse returns (y, z) up to rounding;
+    float64 rel <= 1e-12 for |1-beta| >= 0.2 (scaled by 0.2/|1-beta| closer to 1),
+    float32 <= 1e-5."""
+    betas = [0.2, 0.5, 0.8, 0.9, 0.95, 1.05, 1.1, 1.2, 1.5, 1.8]
+    seeds = range(4 if ctx.full else 2)
+    worst, rows, n = math.inf, [], 0
+    with quiet_reversibility():
+        for dtype in (torch.float64, torch.float32):
+            for lip in (0.5, 0.9):
+                for s in seeds:
+                    seed = _seed(ctx, f"invert-{s}")
+                    f = TanhMap(16, 8, lip, seed=seed, dtype=dtype)
+                    g = torch.Generator().manual_seed(seed)
+                    x = torch.randn(8, 8, generator=g, dtype=F64).to(dtype)
+                    y = torch.randn(8, 16, generator=g, dtype=F64).to(dtype)
+                    z = torch.randn(8, 16, generator=g, dtype=F64).to(dtype)
+                    fm = _bind(f, x, dtype)
+                    for beta in betas:
+                        solver = Reversible(beta)
+                        with torch.no_grad():
+                            y1, z1 = solver.forward_step(fm, y, z)
+                            y0, z0 = solver.inverse_step(fm, y1, z1)
+                        err = max(_rel(y0, y), _rel(z0, z))
+                        tol = _invert_tol(beta, dtype)
+                        worst = min(worst, 1 - err / tol)
+                        rows.append(
+                            {
+                                "dtype": str(dtype),
+                                "L": lip,
+                                "beta": beta,
+                                "err": err,
+                                "tol": tol,
+                            }
+                        )
+                        n += 1
+    by_beta = {}
+    for r in rows:
+        key = f"{r['dtype'][6:]} beta={r['beta']}"
+        by_beta[key] = max(by_beta.get(key, 0.0), r["err"])
+    return judged(
+        worst >= 0,
+        measured=max(r["err"] for r in rows),
+        worst_margin=worst,
+        tolerance=1e-12,
+        instances=n,
+        details={"margin": "1 - err/tol", "max_err_by_dtype_beta": by_beta},
+    )
+
+
+# ---------------------------------------------------------------------------- EXACT
+@check("REV-EXACT", part="unit", kind="numeric")
+def rev_exact_unit(ctx: Context) -> CheckResult:
+    """REV-EXACT (E-UNIT): reversible, implicit and phantom gradients against the
+    unrolled reference, beta in {0.8, 1.2}, tol 1e-8, 500 steps; atol 1e-5 (authors)."""
+    f, x, scale = _unit_problem(ctx)
+    pair = PairMLP(seed=_seed(ctx, "pair"))
+    z0p = torch.tensor([[0.2, 0.3]], dtype=F64)
+    kw = {"tol": 1e-8, "max_steps": 500}
+    cases = []
+
+    def versus_unrolled(name, fn, solver, grad, z0):
+        ref, _ = loss_grads(fn, solver, Unrolled(), x, z0, **kw)
+        got, _ = loss_grads(fn, solver, grad, x, z0, **kw)
+        cases.append((name, got, ref))
+
+    for fn, z0, tag in ((f, None, "mlp"), (pair, z0p, "pair")):
+        for beta in (0.8, 1.2):
+            versus_unrolled(
+                f"{tag} reversible beta={beta}",
+                fn,
+                Reversible(beta),
+                ReversibleExact(),
+                z0,
+            )
+        for solver in (Picard(), Relaxed(0.8)):
+            versus_unrolled(
+                f"{tag} implicit {solver}",
+                fn,
+                solver,
+                ImplicitIFT(tol=1e-8, max_steps=500),
+                z0,
+            )
+        versus_unrolled(
+            f"{tag} phantom",
+            fn,
+            Relaxed(0.8),
+            Phantom(k=50, tau=0.5),
+            None if z0 is None else torch.zeros_like(z0),
+        )
+    atol = 1e-5
+    errs = {name: float((a - b).abs().max()) for name, a, b in cases}
+    worst = min(1 - e / atol for e in errs.values())
+    rev_worst = max(e for k, e in errs.items() if "reversible" in k)
+    return judged(
+        worst >= 0,
+        measured=max(errs.values()),
+        worst_margin=worst,
+        tolerance=atol,
+        instances=len(cases),
+        details={
+            "margin": "1 - max|g - g_unrolled| / 1e-5",
+            "abs_err": errs,
+            "reversible_max_abs_err": rev_worst,
+            "last_layer_scale": scale,
+        },
+    )
+
+
+@check("REV-EXACT", part="toy", kind="property")
+def rev_exact_toy(ctx: Context) -> CheckResult:
+    """REV-EXACT (E-TOY): reversible adjoint = stored-trajectory backprop of the N-step
+    map (not converged: tol = 0); float64 rel <= 1e-8 for N <= 10 (see
+    EXACT_TOY_MAX_N), |1-beta| >= 0.2, L <= 0.9; growth with N and float32 reported."""
+    ns = (5, 10, 20, 40) if ctx.full else (5, 10, 20)
+    seeds = range(3 if ctx.full else 1)
+    worst, n, growth, f32 = math.inf, 0, {}, {}
+    for s in seeds:
+        seed = _seed(ctx, f"exact-toy-{s}")
+        g = torch.Generator().manual_seed(seed)
+        for lip in (0.5, 0.9):
+            for dtype in (torch.float64, torch.float32):
+                f = TanhMap(16, 8, lip, seed=seed, dtype=dtype)
+                x = torch.randn(4, 8, generator=g, dtype=F64).to(dtype)
+                z0 = torch.zeros(4, 16, dtype=dtype)
+                for beta in (0.5, 0.8, 1.2):
+                    for nn_ in ns:
+                        if dtype == torch.float32 and nn_ > 10:
+                            continue
+                        kw = {"tol": 0.0, "max_steps": nn_, "loss": _toy_loss}
+                        ref, _ = loss_grads(
+                            f, Reversible(beta), Unrolled(), x, z0, **kw
+                        )
+                        got, st = loss_grads(
+                            f, Reversible(beta), _rev_plain(), x, z0, **kw
+                        )
+                        err = _rel(got, ref)
+                        key = f"L={lip} beta={beta} N={nn_}"
+                        if dtype == torch.float32:
+                            f32[key] = max(f32.get(key, 0.0), err)
+                            continue
+                        growth[key] = {
+                            "rel_err": err,
+                            "recon_err": float(st["reconstruction_error"].max()),
+                        }
+                        if nn_ <= EXACT_TOY_MAX_N:
+                            worst = min(worst, 1 - err / 1e-8)
+                            n += 1
+    return judged(
+        worst >= 0,
+        measured=max(
+            v["rel_err"]
+            for k, v in growth.items()
+            if int(k.split("N=")[1]) <= EXACT_TOY_MAX_N
+        ),
+        worst_margin=worst,
+        tolerance=1e-8,
+        instances=n,
+        details={
+            "margin": f"1 - rel_err/1e-8 (float64, N <= {EXACT_TOY_MAX_N})",
+            "float64": growth,
+            "float32_rel_err_report": f32,
+        },
+    )
+
+
+@check("REV-EXACT", part="stored", kind="property")
+def rev_exact_stored(ctx: Context) -> CheckResult:
+    """REV-EXACT (recursion): the adjoint recursion of spec §6 run on the stored states
+    equals autograd through the unrolled loop to rel <= 1e-12, for every N (here up to
+    40) and beta, converged or not."""
+    ns = (1, 5, 20, 40, 80) if ctx.full else (1, 5, 20, 40)
+    seed = _seed(ctx, "exact-stored")
+    g = torch.Generator().manual_seed(seed)
+    worst, errs = math.inf, {}
+    for lip in (0.5, 0.9):
+        f = TanhMap(16, 8, lip, seed=seed)
+        x = torch.randn(4, 8, generator=g, dtype=F64)
+        z0 = torch.zeros(4, 16, dtype=F64)
+        for beta in (0.3, 0.8, 1.2, 1.7):
+            for nn_ in ns:
+                kw = {"tol": 0.0, "max_steps": nn_, "loss": _toy_loss}
+                ref, _ = loss_grads(f, Reversible(beta), Unrolled(), x, z0, **kw)
+                got, _ = loss_grads(
+                    f,
+                    Reversible(beta),
+                    ReversibleExact(
+                        recon_threshold=None,
+                        store_trajectory=True,
+                        use_stored_states=True,
+                    ),
+                    x,
+                    z0,
+                    **kw,
+                )
+                err = _rel(got, ref)
+                errs[f"L={lip} beta={beta} N={nn_}"] = err
+                worst = min(worst, 1 - err / 1e-12)
+    return judged(
+        worst >= 0,
+        measured=max(errs.values()),
+        worst_margin=worst,
+        tolerance=1e-12,
+        instances=len(errs),
+        details={"margin": "1 - rel_err/1e-12", "rel_err": errs},
+    )

@@ -1,0 +1,168 @@
+"""Reversible DEQ checks of REV-EXACT (part ``gradcheck``: torch.autograd.gradcheck
+of the reversible Function) and REV-FD (reversible gradient vs central finite
+differences).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from dynamics.fixed_point import (
+    Reversible,
+    iterate,
+)
+from dynamics.torch_backend import ReversibleFunction
+from dynamics.torch_backend._problem import Problem
+from dynamics.torch_backend.examples import (
+    TanhMap,
+    loss_grads,
+)
+from dynamics.torch_backend.reversible import RevConfig
+
+from ..registry import CheckResult, Context, judged
+from ._rev_common import (
+    EXACT_TOY_MAX_N,
+    F64,
+    _bind,
+    _rev_plain,
+    _seed,
+    _toy_loss,
+    check,
+)
+
+
+def robust_tol(f, x, z0, beta, max_steps, lo=1e-6, hi=1e-1) -> float:
+    """A tolerance whose log-distance to every residual of the run is maximal, so that
+    the small perturbations of gradcheck cannot change any example's step count (the
+    stopping rule is discontinuous in the inputs)."""
+    with torch.no_grad():
+        run = iterate(Reversible(beta), _bind(f, x), z0, tol=0.0, max_steps=max_steps)
+    logs = torch.log10(run.stats["residual_trace"].reshape(-1))
+    cands = torch.linspace(math.log10(lo), math.log10(hi), 400, dtype=F64)
+    gap = (cands[:, None] - logs[None, :]).abs().amin(dim=1)
+    return float(10 ** cands[int(gap.argmax())])
+
+
+@check("REV-EXACT", part="gradcheck", kind="numeric")
+def rev_exact_gradcheck(ctx: Context) -> CheckResult:
+    """REV-EXACT: torch.autograd.gradcheck of the reversible Function (float64) with
+    respect to z0, x and every parameter of f, on a masked batch (per-example N)."""
+    seed = _seed(ctx, "gradcheck")
+    f = TanhMap(3, 2, 0.8, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    x = (
+        torch.randn(3, 2, generator=g, dtype=F64)
+        * torch.tensor([[0.1], [1.0], [3.0]], dtype=F64)
+    ).requires_grad_()
+    z0 = torch.zeros(3, 3, dtype=F64, requires_grad=True)
+    steps, results, tols = [], [], []
+    for beta in (0.7, 1.3):
+        # few steps: reconstruction error grows like |1-beta|^-2 per step (atol 1e-7)
+        tol = robust_tol(f, x.detach(), z0.detach(), beta, 10, lo=1e-4, hi=1e-1)
+        tols.append(tol)
+
+        def fn(z0, x, *params, beta=beta, tol=tol):
+            cfg = RevConfig(
+                Problem.build(f, x, F64), Reversible(beta), tol, 10, {}, throw=False
+            )
+            out = ReversibleFunction.apply(cfg, z0, x, *params)
+            steps.append(tuple(cfg.run.stats["nstep"].tolist()))
+            return out
+
+        ok = torch.autograd.gradcheck(
+            fn,
+            (z0, x, *f.parameters()),
+            eps=1e-6,
+            atol=1e-7,
+            rtol=1e-6,
+            raise_exception=False,
+        )
+        results.append(bool(ok))
+    return judged(
+        all(results),
+        worst_margin=1.0 if all(results) else -1.0,
+        tolerance=1e-7,
+        instances=len(results),
+        details={
+            "margin": "1 if gradcheck passed else -1",
+            "nstep_per_example": sorted(set(steps)),
+            "tol": tols,
+            "passed": results,
+        },
+    )
+
+
+# ------------------------------------------------------------------------------- FD
+@check("REV-FD", part="numeric", kind="numeric")
+def rev_fd(ctx: Context) -> CheckResult:
+    """REV-FD: reversible dL/dtheta matches central finite differences of L(z_N),
+    E-TOY float64, beta in {0.5, 0.8, 1.2}, step 1e-6; rel <= 1e-6. N = 20 with
+    L = 0.5; with L = 0.9 the reconstruction error at N = 20 already exceeds the FD
+    tolerance (see EXACT_TOY_MAX_N), so that case uses N = 10 (rows report both)."""
+    rows = {}
+    worst = math.inf
+    for lip, nsteps in ((0.5, 20), (0.9, EXACT_TOY_MAX_N)):
+        w, errs = _fd_case(ctx, lip, nsteps)
+        worst = min(worst, w)
+        rows.update({f"L={lip} N={nsteps} {k}": v for k, v in errs.items()})
+    return judged(
+        worst >= 0,
+        measured=max(rows.values()),
+        worst_margin=worst,
+        tolerance=1e-6,
+        instances=len(rows),
+        details={
+            "margin": "1 - rel_err/1e-6 (directional derivatives)",
+            "rel_err": rows,
+        },
+    )
+
+
+def _fd_case(ctx: Context, lip: float, nsteps: int):
+    seed = _seed(ctx, "fd")
+    f = TanhMap(16, 8, lip, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(4, 8, generator=g, dtype=F64)
+    z0 = torch.zeros(4, 16, dtype=F64)
+    ndir = 6 if ctx.full else 3
+    h = 1e-6
+    params = list(f.parameters())
+    worst, errs = math.inf, {}
+
+    def loss_at(beta):
+        fm = _bind(f, x)
+        with torch.no_grad():
+            r = iterate(Reversible(beta), fm, z0, tol=0.0, max_steps=nsteps)
+        return float((r.z**2).sum() + r.z.sum())
+
+    for beta in (0.5, 0.8, 1.2):
+        grad, _ = loss_grads(
+            f,
+            Reversible(beta),
+            _rev_plain(),
+            x,
+            z0,
+            tol=0.0,
+            max_steps=nsteps,
+            loss=_toy_loss,
+        )
+        gparams = grad[: sum(p.numel() for p in params)]
+        for k in range(ndir):
+            dirs = [torch.randn(p.shape, generator=g, dtype=F64) for p in params]
+            with torch.no_grad():
+                for p, d in zip(params, dirs):
+                    p.add_(h * d)
+                lp = loss_at(beta)
+                for p, d in zip(params, dirs):
+                    p.sub_(2 * h * d)
+                lm = loss_at(beta)
+                for p, d in zip(params, dirs):
+                    p.add_(h * d)
+            fd = (lp - lm) / (2 * h)
+            an = float(torch.dot(gparams, torch.cat([d.reshape(-1) for d in dirs])))
+            err = abs(fd - an) / max(1.0, abs(an))
+            errs[f"beta={beta} dir={k}"] = err
+            worst = min(worst, 1 - err / 1e-6)
+    return worst, errs
