@@ -7,6 +7,8 @@ import math
 import textwrap
 from pathlib import Path
 
+from dynamics.training.trainer import reference_converged
+
 from .plotting import figure, save
 
 #: One colour and marker per arm, fixed across figures.
@@ -86,7 +88,7 @@ def gradient_error(summary: dict, path: Path | None) -> str | None:
             ys = [max(row.get(key, math.nan), FLOOR) for row in h]
             zero[key] |= any(row.get(key) == 0 for row in h)
             ax.plot(xs, ys, color=color, label=_label(summary, name))
-            bad = [(row.get("probe_eq_residual") or 0) > tol for row in h]
+            bad = [not reference_converged(row, tol) for row in h]
             if key == "grad_err_equilibrium" and any(bad):
                 any_unconverged = True
                 worst_res = max(
@@ -128,9 +130,9 @@ def gradient_error(summary: dict, path: Path | None) -> str | None:
         axes[0][1].text(
             0.02,
             0.1,
-            "hollow: the reference solve did not converge\n"
-            f"(relative residual up to {worst_res:.1e}); no equilibrium\n"
-            "gradient to compare with",
+            "hollow: the reference solve did not converge (forward\n"
+            f"residual up to {worst_res:.1e}, or the adjoint hit its cap):\n"
+            "no equilibrium gradient to compare with",
             transform=axes[0][1].transAxes,
             fontsize=7,
         )
@@ -164,5 +166,5 @@ def memory_vs_steps(sweep: dict, task: str, path: Path | None) -> str | None:
     ax.set_xlabel("solver steps N")
     ax.set_ylabel("memory saved for backward (MB)")
     ax.set_title(f"{task}: memory of one training step vs N", fontsize=9)
-    ax.legend(fontsize=7, loc="center right")
+    ax.legend(fontsize=7, loc="upper left")
     return save(fig, path)

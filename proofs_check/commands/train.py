@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -154,6 +155,9 @@ def _main(args: argparse.Namespace) -> int:
             mlp_hidden=64,
             context=32,
             probe_batch=4,
+            # a short reference solve and one thread keep the smoke run to seconds
+            deq=dataclasses.replace(cfg.deq, probe_max_steps=20),
+            threads=args.threads or 1,
         )
         if args.data == "auto":
             args.data = "synthetic" if args.task == "images" else "builtin"
