@@ -1,4 +1,4 @@
-"""Shared fixtures: float64 default, a seeded generator, Hypothesis profiles."""
+"""Shared fixtures: torch defaults, a seeded generator, Hypothesis profiles."""
 
 from __future__ import annotations
 
@@ -21,14 +21,19 @@ settings.load_profile(__import__("os").environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(autouse=True)
-def _float64_torch():
+def _torch_defaults():
+    """float64 by default, and one intra-op thread: the tests' tensors are small, and on
+    a CPU shared with other busy processes idle OpenMP threads spin at every kernel (a
+    2560-element tanh took 5 ms with 2 threads against 16 us with 1)."""
     torch = pytest.importorskip(
         "torch", reason="torch is a dependency: pip install torch"
     )
-    old = torch.get_default_dtype()
+    old_dtype, old_threads = torch.get_default_dtype(), torch.get_num_threads()
     torch.set_default_dtype(torch.float64)
+    torch.set_num_threads(1)
     yield
-    torch.set_default_dtype(old)
+    torch.set_default_dtype(old_dtype)
+    torch.set_num_threads(old_threads)
 
 
 @pytest.fixture

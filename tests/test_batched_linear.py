@@ -38,17 +38,6 @@ from dynamics.torch_backend.scale import ScaleConfig, chunk_size, replay, run_sc
 SPEC = ScaleSpec()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small batches gain nothing from intra-op threads, and on a CPU shared with other
-    busy processes idle OpenMP threads spin at every kernel (a 2560-element tanh took
-    5 ms with 2 threads vs 16 us with 1); run these tests single-threaded."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _batch(spec=SPEC, seed=3, n=6, dtype=torch.float64):
     inst = generate(spec, seed, 0, n)
     batch = BatchedMatrixDEQ(inst.X, inst.Y, spec.m, spec.readout, dtype=dtype)

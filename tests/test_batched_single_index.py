@@ -17,17 +17,6 @@ from dynamics.torch_backend.batched_single_index import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small batches gain nothing from intra-op threads, and on a CPU shared with other
-    busy processes idle OpenMP threads spin at every kernel (a 2560-element tanh took
-    5 ms with 2 threads vs 16 us with 1); run these tests single-threaded."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.mark.claim("SIM-GRAD")
 @pytest.mark.parametrize("act", ["tanh", "sigmoid", "sigma_eps:0.25"])
 def test_batched_single_index_matches_single_engine(act):

@@ -37,14 +37,6 @@ ALL = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _toy(lip=0.8, batch=5, d=8, seed=0):
     f = TanhMap(d, 4, lip, seed=seed)
     x = torch.randn(batch, 4, generator=torch.Generator().manual_seed(seed))

@@ -26,15 +26,6 @@ from dynamics.gradients import (
 from dynamics.torch_backend import fixed_point
 from dynamics.torch_backend.examples import PairMLP, TanhMap, UnitMLP, loss_grads
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 X_UNIT = torch.tensor([[0.1]])
 TIGHT = {"tol": 1e-8, "max_steps": 500}
 

@@ -27,14 +27,6 @@ from dynamics.torch_backend import DEQLayer, fixed_point
 from dynamics.torch_backend.examples import TanhMap
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 class Block(nn.Module):
     """f(z, x) = tanh(LayerNorm(W z + x)): state shaped like x (default z0 works)."""
 

@@ -27,14 +27,6 @@ from dynamics.torch_backend.reversible import RevConfig
 from proofs_check.checks.rev_fd import robust_tol
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _loss(z):
     return (z**2).sum() + z.sum()
 

@@ -17,17 +17,6 @@ from proofs_check.registry import Context, Status, run
 SMALL = dict(instances=48, gf_steps=10, gd_steps=20, midpoint_every=8, midpoint_steps=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small batches gain nothing from intra-op threads, and on a CPU shared with other
-    busy processes idle OpenMP threads spin at every kernel (a 2560-element tanh took
-    5 ms with 2 threads vs 16 us with 1); run these tests single-threaded."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 @pytest.mark.claim("SCALE-COND")
 @pytest.mark.claim("SCALE-RATE")
 def test_scale_checks_pass_in_quick_profile():

@@ -26,16 +26,6 @@ from dynamics.training.tasks import ImageTask, TextTask
 UNTIED_RATIO = (0.85, 1.15)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: the tiny models gain nothing from more, and on a loaded machine
-    OpenMP threads waiting for each other make every step orders of magnitude slower."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _image_task(**changes):
     cfg = get_config("images").replace(
         batch_size=16,
