@@ -37,6 +37,7 @@ from ..fixed_point.iterate import (
     FixedPointRun,
     describe_failure,
     forward_stats as forward_stats,
+    iterate,
     should_raise,
     worst_result,
 )
@@ -89,6 +90,20 @@ def finish_forward(
     del stats
     if throw and should_raise(run.result, tol):
         raise_for(run.result, describe_failure(run, tol, max_steps))
+
+
+def solve_detached(problem, solver, z0, *, tol, max_steps, throw):
+    """Run the forward solve without a graph; return (bound f, detached z*, stats).
+
+    Every method that takes its gradient at the solver's iterate (IFT, dense IFT,
+    JFB, phantom) starts from this.
+    """
+    f = problem.bind()
+    with torch.no_grad():
+        run = iterate(solver, f, z0, tol=tol, max_steps=max_steps)
+    stats = forward_stats(run)
+    finish_forward(run, stats, tol, max_steps, throw)
+    return f, run.z.detach(), stats
 
 
 def record_backward(stats: dict, result: Result) -> None:

@@ -9,8 +9,11 @@ import torch
 
 from .._result import Result, raise_for
 from ..errors import InvalidInputError
-from ..fixed_point.iterate import iterate
-from .base import AbstractGradient, finish_forward, forward_stats, record_backward
+from .base import (
+    AbstractGradient,
+    record_backward,
+    solve_detached,
+)
 
 #: A relative residual of the dense solve above this marks the system singular.
 DENSE_RESIDUAL_TOL = 1e-8
@@ -46,12 +49,9 @@ class DenseIFT(AbstractGradient):
                 f"DenseIFT forms a {d}x{d} Jacobian per example; the state is larger "
                 f"than max_dim={self.max_dim}. Use ImplicitIFT() for large states."
             )
-        f = problem.bind()
-        with torch.no_grad():
-            run = iterate(solver, f, z0, tol=tol, max_steps=max_steps)
-        stats = forward_stats(run)
-        finish_forward(run, stats, tol, max_steps, throw)
-        zs = run.z.detach()
+        f, zs, stats = solve_detached(
+            problem, solver, z0, tol=tol, max_steps=max_steps, throw=throw
+        )
         if not torch.is_grad_enabled():  # inference: no graph, no hook
             record_backward(stats, Result.successful)
             return zs, stats

@@ -15,7 +15,11 @@ from ..fixed_point.iterate import (
     iterate,
     should_raise,
 )
-from .base import AbstractGradient, finish_forward, forward_stats, record_backward
+from .base import (
+    AbstractGradient,
+    record_backward,
+    solve_detached,
+)
 
 
 @final
@@ -54,12 +58,9 @@ class ImplicitIFT(AbstractGradient):
         return 1.0
 
     def solve(self, problem, solver, z0, *, tol, max_steps, throw):
-        f = problem.bind()
-        with torch.no_grad():
-            run = iterate(solver, f, z0, tol=tol, max_steps=max_steps)
-        stats = forward_stats(run)
-        finish_forward(run, stats, tol, max_steps, throw)
-        zs = run.z.detach()
+        f, zs, stats = solve_detached(
+            problem, solver, z0, tol=tol, max_steps=max_steps, throw=throw
+        )
         if not torch.is_grad_enabled():  # inference: no graph, no hook
             record_backward(stats, Result.successful)
             return zs, stats

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import final
 
-import torch
-
 from .._result import Result
-from ..fixed_point.iterate import iterate
-from .base import AbstractGradient, finish_forward, forward_stats, record_backward
+from .base import (
+    AbstractGradient,
+    record_backward,
+    solve_detached,
+)
 
 
 @final
@@ -26,12 +27,9 @@ class JFB(AbstractGradient):
         return 1.0 - v
 
     def solve(self, problem, solver, z0, *, tol, max_steps, throw):
-        f = problem.bind()
-        with torch.no_grad():
-            run = iterate(solver, f, z0, tol=tol, max_steps=max_steps)
-        stats = forward_stats(run)
-        finish_forward(run, stats, tol, max_steps, throw)
-        zs = run.z.detach()
+        f, zs, stats = solve_detached(
+            problem, solver, z0, tol=tol, max_steps=max_steps, throw=throw
+        )
         fz = f(zs)
         stats["nfe_forward"] += 1
         stats["nfe_backward"] = 1

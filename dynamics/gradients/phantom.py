@@ -5,12 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import final
 
-import torch
-
 from .._result import Result
 from ..errors import InvalidInputError
-from ..fixed_point.iterate import iterate
-from .base import AbstractGradient, finish_forward, forward_stats, record_backward
+from .base import (
+    AbstractGradient,
+    record_backward,
+    solve_detached,
+)
 
 
 @final
@@ -48,12 +49,9 @@ class Phantom(AbstractGradient):
         return 1.0 - (1.0 - self.tau * (1.0 - v)) ** self.k
 
     def solve(self, problem, solver, z0, *, tol, max_steps, throw):
-        f = problem.bind()
-        with torch.no_grad():
-            run = iterate(solver, f, z0, tol=tol, max_steps=max_steps)
-        stats = forward_stats(run)
-        finish_forward(run, stats, tol, max_steps, throw)
-        zs = run.z.detach()
+        f, zs, stats = solve_detached(
+            problem, solver, z0, tol=tol, max_steps=max_steps, throw=throw
+        )
         z = zs
         for _ in range(self.k):
             z = (1.0 - self.tau) * z + self.tau * f(z)
