@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import torch
 
-from .._result import Solution
-from ..errors import InvalidInputError, UnknownOptionError
-from ..fixed_point.base import AbstractFixedPointSolver
-from ..fixed_point.iterate import check_tolerances
-from ..gradients.base import AbstractGradient
 from ._problem import Problem, check_finite
+from ._result import Solution
+from .errors import InvalidInputError, UnknownOptionError
+from .gradients import ImplicitIFT, ReversibleExact
+from .gradients.base import AbstractGradient
+from .solvers.base import AbstractFixedPointSolver
+from .solvers.iterate import check_tolerances
 
 #: Default state dtype (spec §8: the reversible inverse rounds in the state dtype).
 DEFAULT_STATE_DTYPE = torch.float64
@@ -17,8 +18,6 @@ DEFAULT_STATE_DTYPE = torch.float64
 
 def default_gradient(solver: AbstractFixedPointSolver) -> AbstractGradient:
     """ReversibleExact for the reversible solver, ImplicitIFT otherwise."""
-    from ..gradients import ImplicitIFT, ReversibleExact
-
     return ReversibleExact() if solver.reversible else ImplicitIFT()
 
 
@@ -29,7 +28,7 @@ def check_objects(
     if isinstance(solver, str) or not isinstance(solver, AbstractFixedPointSolver):
         raise UnknownOptionError(
             f"solver must be a solver object, e.g. Reversible(beta=0.8), Picard(), "
-            f"Relaxed(0.8), Anderson() or Broyden() from dynamics.fixed_point; got "
+            f"Relaxed(0.8), Anderson() or Broyden() from dynamics.solvers; got "
             f"{solver!r}"
         )
     if gradient is None:
@@ -78,7 +77,7 @@ def fixed_point(
     Args:
         f: an ``nn.Module`` with ``forward(z, x)`` (required for ReversibleExact), or a
             callable ``f(z, x)`` returning a tensor shaped like ``z``.
-        solver: a solver object from :mod:`dynamics.fixed_point`.
+        solver: a solver object from :mod:`dynamics.solvers`.
         z0: initial state (batch-first) or None for zeros shaped like ``x``.
         x: injected input, batch-first.
         gradient: a gradient object from :mod:`dynamics.gradients`; default

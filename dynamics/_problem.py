@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from ..errors import NonFiniteError, ShapeError
+from .errors import NonFiniteError, ShapeError
 
 Map = Callable[[torch.Tensor], torch.Tensor]
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..errors import InvalidInputError, reject_unknown
-from ..fixed_point.base import AbstractFixedPointSolver
-from ..fixed_point.iterate import check_tolerances
-from ..fixed_point.reversible import Reversible
-from ..gradients.base import AbstractGradient
+from ._fixed_point import DEFAULT_STATE_DTYPE, check_objects, prepare_z0
 from ._problem import Problem, check_finite
-from .solve import DEFAULT_STATE_DTYPE, check_objects, prepare_z0
+from .errors import InvalidInputError, reject_unknown
+from .gradients.base import AbstractGradient
+from .solvers.base import AbstractFixedPointSolver
+from .solvers.iterate import check_tolerances
+from .solvers.reversible import Reversible
 
 _OPTIONS = ("solver", "gradient", "tol", "max_steps", "throw", "state_dtype")
 
@@ -72,7 +72,7 @@ class DEQLayer(nn.Module):
         if not isinstance(f, nn.Module):
             raise InvalidInputError(
                 f"f must be an nn.Module with forward(z, x); got {type(f).__name__} "
-                "(use dynamics.fixed_point functions for plain callables)"
+                "(use dynamics.fixed_point for plain callables)"
             )
         if solver is None:
             solver = Reversible(beta=0.8)

@@ -10,7 +10,7 @@ from support import TOL
 
 from dynamics import Result, gradient_descent
 from dynamics.errors import ShapeError, SingularEquilibriumError, StepSizeError
-from dynamics.instances import leg_model, scalar_instance, sweep_theta0
+from dynamics.instances.linear import leg_model, scalar_instance, sweep_theta0
 from dynamics.models.linear_deq import LinearDEQ
 
 ETAS = st.floats(min_value=-4.0, max_value=0.0).map(lambda e: 10.0**e)

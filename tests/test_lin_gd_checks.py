@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dynamics import rates
-from dynamics.instances import leg_model, sweep_theta0
+from dynamics.instances.linear import leg_model, sweep_theta0
 from dynamics.models.linear_deq import LinearDEQ
 from proofs_check.checks import (
     _lin_gd_common,

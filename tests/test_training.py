@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from dynamics.fixed_point import Reversible
 from dynamics.gradients import Unrolled
-from dynamics.torch_backend.layer import DEQLayer
+from dynamics.layer import DEQLayer
+from dynamics.solvers import Reversible
 from dynamics.training import trainer
 from dynamics.training.arms import ALL_ARMS, build_model
 from dynamics.training.config import get_config

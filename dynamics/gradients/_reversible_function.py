@@ -25,11 +25,11 @@ import warnings
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._problem import Problem
 from .._result import Result
 from ..errors import ReconstructionError
-from ..fixed_point.iterate import FixedPointRun, forward_stats, iterate, worst_result
-from ..fixed_point.reversible import Reversible
-from ._problem import Problem
+from ..solvers.iterate import FixedPointRun, forward_stats, iterate, worst_result
+from ..solvers.reversible import Reversible
 
 RECON_POLICIES = ("raise", "warn", "ignore")
 

@@ -10,23 +10,13 @@ from __future__ import annotations
 import dataclasses
 from typing import final
 
-from .base import AbstractBackprop, check_damping, check_terms
-
-
-def damped_series(J, m: int, lam):
-    """lam sum_{k<m} ((1 - lam) + lam J)^k, with arithmetic operators only."""
-    B = (1 - lam) + lam * J
-    total = 1 + 0 * J
-    power = 1 + 0 * J
-    for _ in range(1, m):
-        power = power * B
-        total = total + power
-    return lam * total
+from ._series import damped_series, unrolled_solve
+from .base import AbstractGradient, check_damping, check_terms
 
 
 @final
 @dataclasses.dataclass(frozen=True)
-class Damped(AbstractBackprop):
+class Damped(AbstractGradient):
     """Damped-m Neumann series with weight lam.
 
     Args:
@@ -42,12 +32,29 @@ class Damped(AbstractBackprop):
         check_terms("m", self.m)
         check_damping(self.lam)
 
-    def factor(self, J):
+    def inverse_factor(self, J):
         return damped_series(J, self.m, self.lam)
 
     def linear_factor(self, v):
         return 1 - (1 - self.lam * (1 - v)) ** self.m
 
     @property
+    def exact(self) -> bool:
+        return False
+
+    @property
     def label(self) -> str:
         return f"damped-{self.m}(lam={self.lam})"
+
+    def solve(self, problem, solver, z0, *, tol, max_steps, throw):
+        """In torch, damped-m is the phantom chain: m relaxed steps from z*."""
+        return unrolled_solve(
+            problem,
+            solver,
+            z0,
+            self.m,
+            self.lam,
+            tol=tol,
+            max_steps=max_steps,
+            throw=throw,
+        )

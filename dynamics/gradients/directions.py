@@ -1,7 +1,7 @@
 """Approximate update directions for ``gradient_descent(direction=...)``.
 
-``approx_direction(model, backprop)`` returns ``theta -> (risk, d)`` where d is the
-gradient with (1 - J)^{-1} replaced by ``backprop.factor(J)``:
+``approx_direction(model, method)`` returns ``theta -> (risk, d)`` where d is the
+gradient with (1 - J)^{-1} replaced by ``method.inverse_factor(J)``:
 
 - scalar linear DEQ (J = v): d = factor(v) (g_beta, <g_beta, beta>) with
   g_beta = (2/n) X^T (X beta - y); this equals c(v) x the exact gradient, and is
@@ -23,28 +23,28 @@ from ..errors import InvalidInputError
 from ..models.base import LOSS_FACTOR, AbstractModel
 from ..models.linear_deq import SINGULAR_RTOL, LinearDEQ
 from ..models.single_index import SingleIndexDEQ
-from .base import AbstractBackprop
+from .base import AbstractGradient
 
 Direction = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
-def approx_direction(model: AbstractModel, backprop: AbstractBackprop) -> Direction:
+def approx_direction(model: AbstractModel, backprop: AbstractGradient) -> Direction:
     """``theta -> (risk, direction)`` for ``backprop`` on a scalar-state DEQ."""
-    if not isinstance(backprop, AbstractBackprop):
+    if not isinstance(backprop, AbstractGradient):
         raise InvalidInputError(
-            f"backprop must be an AbstractBackprop; got {backprop!r}"
+            f"backprop must be a gradient method object; got {backprop!r}"
         )
     if backprop.exact:
         return model.value_and_grad
     if isinstance(model, SingleIndexDEQ):
 
         def single_index(theta):
-            return model.value_and_direction(theta, backprop.factor)
+            return model.value_and_direction(theta, backprop.inverse_factor)
 
         return single_index
     if isinstance(model, LinearDEQ):
         X, y, scale = model.X, model.y, LOSS_FACTOR / model.n
-        factor = backprop.factor
+        factor = backprop.inverse_factor
 
         def linear(theta):
             gap = 1.0 - float(theta[-1])

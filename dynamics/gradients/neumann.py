@@ -9,12 +9,13 @@ from __future__ import annotations
 import dataclasses
 from typing import final
 
-from .base import AbstractBackprop, check_terms
+from ._series import unrolled_solve
+from .base import AbstractGradient, check_terms
 
 
 @final
 @dataclasses.dataclass(frozen=True)
-class Neumann(AbstractBackprop):
+class Neumann(AbstractGradient):
     """Neumann-m: the first m terms of the Neumann series of (1 - J)^{-1}.
 
     Args:
@@ -26,7 +27,7 @@ class Neumann(AbstractBackprop):
     def __post_init__(self):
         check_terms("m", self.m)
 
-    def factor(self, J):
+    def inverse_factor(self, J):
         total = 1 + 0 * J
         power = 1 + 0 * J
         for _ in range(1, self.m):
@@ -40,3 +41,21 @@ class Neumann(AbstractBackprop):
     @property
     def label(self) -> str:
         return f"neumann-{self.m}"
+
+    @property
+    def exact(self) -> bool:
+        return False
+
+    def solve(self, problem, solver, z0, *, tol, max_steps, throw):
+        """In torch, Neumann-m is the phantom chain with lam = 1: m plain steps
+        z <- f(z) from z*, whose chain rule sums J^j for j < m."""
+        return unrolled_solve(
+            problem,
+            solver,
+            z0,
+            self.m,
+            1.0,
+            tol=tol,
+            max_steps=max_steps,
+            throw=throw,
+        )

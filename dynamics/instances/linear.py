@@ -16,10 +16,10 @@ import dataclasses
 
 import numpy as np
 
-from ._validate import positive_int
-from .errors import ShapeError
-from .models.linear_deq import LinearDEQ
-from .models.matrix_deq import MatrixLinearDEQ
+from .._validate import positive_int
+from ..errors import ShapeError
+from ..models.linear_deq import LinearDEQ
+from ..models.matrix_deq import MatrixLinearDEQ
 
 __all__ = [
     "ScalarInstance",

@@ -22,10 +22,10 @@ import math
 import numpy as np
 from scipy.special import expit
 
-from .instances import LEG_DATA_SEED, LEG_N, leg_perturbation
-from .models.activations import Activation, get_activation
-from .models.linear_deq import LinearDEQ
-from .models.single_index import SingleIndexDEQ
+from ..models.activations import Activation, get_activation
+from ..models.linear_deq import LinearDEQ
+from ..models.single_index import SingleIndexDEQ
+from .linear import LEG_DATA_SEED, LEG_N, leg_perturbation
 
 __all__ = [
     "LEG_SIGMOID_XI",

@@ -210,7 +210,7 @@ def loss_grads(
 ):
     """Gradient of ``loss(z*)`` (default ``sum``) w.r.t. every parameter of ``f`` and
     ``x``, flattened into one vector, with the stats of the solve."""
-    from .solve import fixed_point
+    from .._fixed_point import fixed_point
 
     xr = x.detach().clone().requires_grad_()
     params = list(f.parameters())

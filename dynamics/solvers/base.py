@@ -1,7 +1,7 @@
 """Contract of a batched fixed-point solver for z = f(z) on torch tensors.
 
 States are batch-first: ``z`` has shape ``(B, ...)`` and every example is an
-independent fixed-point problem. The driver (:func:`dynamics.fixed_point.iterate`)
+independent fixed-point problem. The driver (:func:`dynamics.solvers.iterate`)
 owns the loop, the stopping rule, per-example masking, NFE counting and the result
 codes; a solver only knows how to take one step.
 

@@ -12,8 +12,8 @@
                     count matches the DEQ's within ``cfg.untied_ratio``.
 Extra: ``jfb``      Anderson forward, Jacobian-free backprop (not in the default set).
 
-The solvers and gradient methods are the library's (:mod:`dynamics.fixed_point`,
-:mod:`dynamics.gradients`, :class:`dynamics.torch_backend.layer.DEQLayer`); this module
+The solvers and gradient methods are the library's (:mod:`dynamics.solvers`,
+:mod:`dynamics.gradients`, :class:`dynamics.layer.DEQLayer`); this module
 only chooses and wires them.
 """
 
@@ -26,9 +26,9 @@ import torch
 from torch import nn
 
 from ..errors import reject_unknown
-from ..fixed_point import Anderson, Reversible
 from ..gradients import JFB, ImplicitIFT, Phantom, ReversibleExact, Unrolled
-from ..torch_backend.layer import DEQLayer
+from ..layer import DEQLayer
+from ..solvers import Anderson, Reversible
 from .config import DEQSettings, TrainConfig
 from .models import EquilibriumCore, TiedUnrolledCore, UntiedCore, n_params
 
@@ -106,7 +106,7 @@ def make_layer(name: str, f: nn.Module, deq: DEQSettings) -> DEQLayer:
     if name in ("deq_ift", "deq_ift_jr"):
         grad = ImplicitIFT(tol=deq.bwd_tol, max_steps=deq.bwd_max_steps)
     elif name == "phantom":
-        grad = Phantom(k=deq.phantom_k, tau=deq.phantom_tau)
+        grad = Phantom(k=deq.phantom_k, lam=deq.phantom_tau)
     elif name == "jfb":
         grad = JFB()
     else:

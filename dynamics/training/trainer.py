@@ -646,9 +646,9 @@ def memory_sweep(task, cfg: TrainConfig, steps=(1, 2, 4, 8, 16), seed: int = 0) 
     iteration differentiated by storing it); ``tied`` (explicit weight-tied, 1 + 2N
     evaluations); ``deq_ift`` (Anderson run for exactly N steps, IFT backward).
     """
-    from ..fixed_point import Reversible
     from ..gradients import Unrolled
-    from ..torch_backend.layer import DEQLayer
+    from ..layer import DEQLayer
+    from ..solvers import Reversible
     from .arms import arm_info
 
     out: dict = {

@@ -35,7 +35,7 @@ from dynamics import gradient_descent, rates
 from dynamics._result import Result
 from dynamics.flows.gradient_flow import flow_ivp, gradient_field, integrate
 from dynamics.flows.trajectory import Trajectory
-from dynamics.instances import (
+from dynamics.instances.linear import (
     matrix_instance,
     scalar_instance,
 )

@@ -21,19 +21,19 @@ import warnings
 
 import torch
 
-from dynamics.fixed_point import (
+from dynamics._problem import Problem
+from dynamics.gradients import (
+    ReversibleExact,
+)
+from dynamics.instances.torch_examples import (
+    UnitMLP,
+)
+from dynamics.solvers import (
     Picard,
     Relaxed,
     ReversibilityWarning,
     Reversible,
     iterate,
-)
-from dynamics.gradients import (
-    ReversibleExact,
-)
-from dynamics.torch_backend._problem import Problem
-from dynamics.torch_backend.examples import (
-    UnitMLP,
 )
 
 from ..registry import CheckResult, Context, check as _register

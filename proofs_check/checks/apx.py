@@ -19,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from dynamics.backprop import (
+from dynamics.gradients import (
     JFB,
-    AbstractBackprop,
+    AbstractGradient,
     Damped,
     ExactIFT,
     Neumann,
     Phantom,
     approx_direction,
 )
-from dynamics.instances import scalar_instance
-from dynamics.single_index_instances import APX_LIN_STARTS, local_instance
+from dynamics.instances.linear import scalar_instance
+from dynamics.instances.single_index import APX_LIN_STARTS, local_instance
 
 from .. import sim_tools as st
 from ..protocols import ProtocolContext
@@ -49,7 +49,7 @@ from ..report import write_json
 TOL_FACTOR = 1e-12  # APX-NEUMANN-FACTOR / APX-JFB identities, relative
 TOL_LOCAL_FD = 1e-6  # APX-LOCAL: FD Jacobian against c0 H*, relative
 #: Every object of spec §4, with non-default parameters too.
-ALL_METHODS: tuple[AbstractBackprop, ...] = (
+ALL_METHODS: tuple[AbstractGradient, ...] = (
     ExactIFT(),
     JFB(),
     Neumann(1),
@@ -123,7 +123,7 @@ def apx_neumann_factor_numeric(ctx: Context) -> CheckResult:
     J = np.linspace(-3.0, 3.0, 61)
     for m in (Phantom(5, 0.5), Phantom(3, 0.25), Phantom(1, 1.0)):
         worst["phantom_unrolled"] = max(
-            worst["phantom_unrolled"], _rel(m.unrolled_factor(J), m.factor(J))
+            worst["phantom_unrolled"], _rel(m.unrolled_factor(J), m.inverse_factor(J))
         )
     margin = min(_margin(e, TOL_FACTOR) for e in worst.values())
     return judged(

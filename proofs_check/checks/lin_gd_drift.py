@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dynamics.instances import leg_model, leg_perturbation, sweep_theta0
+from dynamics.instances.linear import leg_model, leg_perturbation, sweep_theta0
 from dynamics.models.linear_deq import LinearDEQ
 
 from ..registry import CheckResult, Context, check, judged

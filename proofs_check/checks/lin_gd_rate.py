@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from dynamics import rates
-from dynamics.instances import leg_model, leg_perturbation
+from dynamics.instances.linear import leg_model, leg_perturbation
 from dynamics.models.base import LOSS_FACTOR
 
 from ..registry import CheckResult, Context, check, judged
@@ -118,7 +118,7 @@ def draw_rate_figure(ctx: Context):
     """Risk against updates with the R6 bound dashed: (a) eta = 1/ell on a random
     scalar instance, (b) the P-LEG linear run (eta = 0.01 > 1/ell, conditional
     bound)."""
-    from dynamics.instances import scalar_instance
+    from dynamics.instances.linear import scalar_instance
 
     from ..plotting import figure, save
 

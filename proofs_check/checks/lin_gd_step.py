@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from dynamics import rates
-from dynamics.instances import leg_model, sweep_theta0
+from dynamics.instances.linear import leg_model, sweep_theta0
 
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gd_common import (

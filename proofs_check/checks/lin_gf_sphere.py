@@ -12,7 +12,7 @@ import numpy as np
 
 from dynamics import gradient_descent, rates
 from dynamics.flows.gradient_flow import flow_ivp
-from dynamics.instances import (
+from dynamics.instances.linear import (
     leg_model,
     leg_perturbation,
 )

@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from dynamics.instances import matrix_instance, scalar_instance
+from dynamics.instances.linear import matrix_instance, scalar_instance
 from dynamics.models.base import LOSS_FACTOR
 from dynamics.models.linear_deq import LinearDEQ
 from dynamics.models.matrix_deq import MatrixLinearDEQ

@@ -8,13 +8,13 @@ import math
 
 import torch
 
-from dynamics.fixed_point import (
+from dynamics.instances.torch_examples import (
+    TanhMap,
+)
+from dynamics.solvers import (
     Picard,
     Reversible,
     iterate,
-)
-from dynamics.torch_backend.examples import (
-    TanhMap,
 )
 
 from ..registry import CheckResult, Context, judged

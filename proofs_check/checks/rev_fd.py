@@ -9,17 +9,16 @@ import math
 
 import torch
 
-from dynamics.fixed_point import (
-    Reversible,
-    iterate,
-)
-from dynamics.torch_backend import ReversibleFunction
-from dynamics.torch_backend._problem import Problem
-from dynamics.torch_backend.examples import (
+from dynamics._problem import Problem
+from dynamics.gradients import RevConfig, ReversibleFunction
+from dynamics.instances.torch_examples import (
     TanhMap,
     loss_grads,
 )
-from dynamics.torch_backend.reversible import RevConfig
+from dynamics.solvers import (
+    Reversible,
+    iterate,
+)
 
 from ..registry import CheckResult, Context, judged
 from ._rev_common import (

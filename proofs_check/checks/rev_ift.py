@@ -10,13 +10,6 @@ import math
 import numpy as np
 import torch
 
-from dynamics.fixed_point import (
-    Anderson,
-    Picard,
-    Relaxed,
-    Reversible,
-    iterate,
-)
 from dynamics.gradients import (
     JFB,
     DenseIFT,
@@ -25,9 +18,16 @@ from dynamics.gradients import (
     ReversibleExact,
     Unrolled,
 )
-from dynamics.torch_backend.examples import (
+from dynamics.instances.torch_examples import (
     TanhMap,
     loss_grads,
+)
+from dynamics.solvers import (
+    Anderson,
+    Picard,
+    Relaxed,
+    Reversible,
+    iterate,
 )
 
 from ..registry import CheckResult, Context, judged
@@ -109,7 +109,7 @@ def gradient_quality(
                 ImplicitIFT(tol=1e-3, max_steps=8),
                 8,
             ),
-            "phantom k=10": (Anderson(), Phantom(k=10, tau=0.5), 8),
+            "phantom k=10": (Anderson(), Phantom(k=10, lam=0.5), 8),
             "JFB": (Anderson(), JFB(), 8),
             "reversible N=4": (Reversible(0.8), ReversibleExact(), 4),
         }

@@ -18,11 +18,11 @@ from scipy.optimize import brentq
 
 from dynamics.errors import WellPosednessError
 from dynamics.flows.gradient_flow import integrate
+from dynamics.instances.single_index import WEAK_SEEDS, local_instance, weak_data
 from dynamics.integrators import RK4
 from dynamics.models.activations import get_activation, sigma_eps
 from dynamics.models.scalar_root import ROOT_TOL, solve_roots
 from dynamics.models.single_index import SingleIndexDEQ
-from dynamics.single_index_instances import WEAK_SEEDS, local_instance, weak_data
 
 from .. import sim_tools as st
 from ..plotting import THEORY, figure, save
@@ -102,7 +102,7 @@ def sim_grad(ctx: Context) -> CheckResult:
     """IFT gradient w_i = 2 (f_i - y_i) s'(s_i)/(1 - v s'(s_i)) against central FD
     (rel <= 1e-7) and reverse-mode autograd through a converged torch Newton solve
     (rel <= 1e-10); forward residual <= 1e-13."""
-    from dynamics.torch_backend.single_index import autograd_grad
+    from dynamics.batched.single_index import autograd_grad
 
     fd_err = ag_err = res_max = 0.0
     n = 0
@@ -240,7 +240,7 @@ def sim_hess_numeric(ctx: Context) -> CheckResult:
     1e-10) and an FD Hessian (rel <= 1e-6); H* = (2/n) sum s'(z_i)^2 w_i w_i^T equals
     the Hessian at theta*, lambda_min(H*) > 0 for non-affine s, and H*(-xi, 1) = 0 for
     s = id."""
-    from dynamics.torch_backend.single_index import autograd_hessian
+    from dynamics.batched.single_index import autograd_hessian
 
     torch_err = fd_err = star_err = 0.0
     lam_min = math.inf

@@ -95,8 +95,8 @@ def _fmt(x) -> str:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dynamics.torch_backend.batched_linear import resolve_device
-    from dynamics.torch_backend.scale import ScaleConfig, run_scale, summarise
+    from dynamics.batched.batched_linear import resolve_device
+    from dynamics.batched.scale import ScaleConfig, run_scale, summarise
 
     from ..checks.scale import drift_by_dtype, judge, replay_worst, tolerances
     from ..report import environment, write_json

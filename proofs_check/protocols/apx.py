@@ -21,16 +21,15 @@ import time
 import numpy as np
 
 from dynamics import rates
-from dynamics.backprop import (
+from dynamics.gradients import (
     JFB,
-    AbstractBackprop,
+    AbstractGradient,
     Damped,
     ExactIFT,
     Neumann,
     approx_direction,
 )
-from dynamics.models.single_index import SingleIndexDEQ
-from dynamics.single_index_instances import (
+from dynamics.instances.single_index import (
     APX_LIN_ETA,
     APX_LIN_STARTS,
     APX_LIN_STEPS,
@@ -39,13 +38,14 @@ from dynamics.single_index_instances import (
     apx_lin_model,
     apx_tanh_data,
 )
+from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
 from ..plotting import figure, save
 from . import ProtocolContext, protocol
 
 #: The five methods of §6.3-6.4, in the authors' order.
-METHODS: tuple[AbstractBackprop, ...] = (
+METHODS: tuple[AbstractGradient, ...] = (
     ExactIFT(),
     JFB(),
     Neumann(2),
@@ -63,7 +63,7 @@ CONVERGED_RISK = 1e-20
 
 
 def apx_lin_run(
-    method: AbstractBackprop,
+    method: AbstractGradient,
     theta0,
     steps: int = APX_LIN_STEPS,
     eta: float = APX_LIN_ETA,

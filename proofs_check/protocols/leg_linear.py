@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from dynamics import rates
-from dynamics.instances import (
+from dynamics.instances.linear import (
     LEG_BETA_STAR,
     LEG_DATA_SEED,
     LEG_N,

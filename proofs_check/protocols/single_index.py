@@ -25,10 +25,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from dynamics.instances import LEG_PERTURBATION, leg_perturbation
-from dynamics.models.activations import sigma_eps
-from dynamics.models.single_index import SingleIndexDEQ
-from dynamics.single_index_instances import (
+from dynamics.instances.linear import LEG_PERTURBATION, leg_perturbation
+from dynamics.instances.single_index import (
     LEG_SIGMOID_RUNS,
     LEG_SIGMOID_XI,
     WEAK,
@@ -36,6 +34,8 @@ from dynamics.single_index_instances import (
     leg_sigmoid_model,
     weak_data,
 )
+from dynamics.models.activations import sigma_eps
+from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
 from ..plotting import figure, save

@@ -206,7 +206,7 @@ def single_index_hessian(rng: np.random.Generator, d: int, n: int) -> Agreement:
 
 def backprop_factors(rng: np.random.Generator, points: int = 5) -> Agreement:
     """The certificate's c(v) (APX-NEUMANN-FACTOR) vs ``dynamics.backprop``."""
-    from dynamics.backprop import JFB, Damped, Neumann, Phantom
+    from dynamics.gradients import JFB, Damped, Neumann, Phantom
 
     v = sp.Symbol("v", real=True)
     cases = [

@@ -1,20 +1,15 @@
-"""Closed-form approximate backprop for scalar-state DEQs (spec §4): exact IFT, JFB,
-Neumann-m, damped-m and phantom-k, as objects that replace (1 - J)^{-1}.
-
-``parse_backprop`` is the string registry for scripts (``neumann:2``,
-``damped:2:0.5``, ``phantom:5:0.5``); library code takes the objects.
-"""
+"""The string registry of the closed-form family for scripts (``neumann:2``,
+``damped:2:0.5``, ``phantom:5:0.5``); library code takes the objects."""
 
 from __future__ import annotations
 
 from ..errors import InvalidInputError, reject_unknown
-from .base import AbstractBackprop as AbstractBackprop
-from .damped import Damped as Damped
-from .directions import approx_direction as approx_direction
-from .exact import ExactIFT as ExactIFT
-from .jfb import JFB as JFB
-from .neumann import Neumann as Neumann
-from .phantom import Phantom as Phantom
+from .base import AbstractGradient
+from .damped import Damped
+from .exact import ExactIFT
+from .jfb import JFB
+from .neumann import Neumann
+from .phantom import Phantom
 
 _REGISTRY = {
     "exact": (ExactIFT, 0),
@@ -25,7 +20,7 @@ _REGISTRY = {
 }
 
 
-def parse_backprop(spec: str) -> AbstractBackprop:
+def parse_backprop(spec: str) -> AbstractGradient:
     """``"exact"``, ``"jfb"``, ``"neumann:M"``, ``"damped:M[:LAM]"``,
     ``"phantom:K[:LAM]"`` -> the object; unknown names raise UnknownOptionError."""
     name, *args = spec.split(":")
