@@ -1,4 +1,4 @@
-"""DEQLayer and the functional entry point (dynamics/layer.py, dynamics/_fixed_point.py)."""
+"""DEQLayer and the functional entry point (layer.py, _fixed_point.py)."""
 
 from __future__ import annotations
 

@@ -59,6 +59,105 @@ def _rowmax(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1).abs().amax(dim=1)
 
 
+class _Mask:
+    """Freeze the rows whose forward solve stopped before step n (``act`` false);
+    ``act`` None means every row is active and the mask is the identity."""
+
+    def __init__(self, act: torch.Tensor | None):
+        self.act = act
+
+    def keep(self, new: torch.Tensor, old: torch.Tensor) -> torch.Tensor:
+        if self.act is None:
+            return new
+        return torch.where(self.act.reshape(-1, *([1] * (new.dim() - 1))), new, old)
+
+    def or_zero(self, new: torch.Tensor) -> torch.Tensor:
+        return new if self.act is None else self.keep(new, torch.zeros_like(new))
+
+
+def _adjoint_step(solver: Reversible, f, wrt, y, z, ybar, zbar, mask, stored_n):
+    """Undo one reversible step from (y_{n+1}, z_{n+1}) with the solver's own inverse
+    (:meth:`Reversible.undo`, the two halves of ``inverse_step``) while pulling the
+    adjoints back through it (spec §6). ``stored_n`` (test hook): the stored
+    (y_n, z_n), used in place of the reconstructed states. Returns the previous
+    states and adjoints, the reconstructed states and the parameter parts of both
+    VJPs (beta is inside the cotangents)."""
+    beta = solver.beta
+    c = 1.0 - beta
+    # z_{n+1} = c z_n + beta f(y_{n+1}): undo it, and pull zbar back through f(y_{n+1}).
+    yl = y.detach().requires_grad_()
+    a = f(yl)
+    z_prev = z_rec = mask.keep(solver.undo(z, a.detach()), z)
+    if stored_n is not None:
+        z_prev = stored_n[1]
+    cot = mask.or_zero(beta * zbar)
+    ga = torch.autograd.grad(a, [yl, *wrt], cot, allow_unused=True)
+    ybar_tot = ybar + ga[0] if ga[0] is not None else ybar
+    # y_{n+1} = c y_n + beta f(z_n): undo it, and pull ybar back through f(z_n).
+    zl = z_prev.detach().requires_grad_()
+    b = f(zl)
+    y_prev = y_rec = mask.keep(solver.undo(y.detach(), b.detach()), y.detach())
+    if stored_n is not None:
+        y_prev = stored_n[0]
+    cot = mask.or_zero(beta * ybar_tot)
+    gb = torch.autograd.grad(b, [zl, *wrt], cot, allow_unused=True)
+    ybar = mask.keep(c * ybar_tot, ybar)
+    zbar = (
+        mask.keep(c * zbar + gb[0], zbar)
+        if gb[0] is not None
+        else mask.keep(c * zbar, zbar)
+    )
+    return y_prev.detach(), z_prev.detach(), ybar, zbar, (y_rec, z_rec), ga, gb
+
+
+def _accumulate(acc: list, ga, gb) -> None:
+    for i in range(len(acc)):
+        for part in (ga[i + 1], gb[i + 1]):
+            if part is not None:
+                acc[i] = part if acc[i] is None else acc[i] + part
+
+
+def _all_finite(finite: torch.Tensor, *ts: torch.Tensor) -> torch.Tensor:
+    for t in ts:
+        finite = finite & torch.isfinite(t).all()
+    return finite
+
+
+def _classify(cfg: RevConfig, finite, recon, nmax: int) -> tuple[Result, str]:
+    """The backward's result code and message (non-finite beats reconstruction)."""
+    beta = cfg.solver.beta
+    if not bool(finite):
+        return Result.nonfinite, (
+            f"reversible backward produced non-finite reconstructed states or "
+            f"adjoints after undoing up to {nmax} steps (beta={beta:g}); this is "
+            "the overflow regime of spec §9.4: use a float64 state, fewer "
+            "steps, a bounded f, or beta further from 1"
+        )
+    if cfg.recon_threshold is not None and float(recon.max()) > cfg.recon_threshold:
+        return Result.reconstruction_error_exceeded, (
+            f"reconstruction error {float(recon.max()):.3e} of (y_0, z_0) exceeds "
+            f"the threshold {cfg.recon_threshold:g} (beta={beta:g}, {nmax} "
+            "steps); the gradient may be inaccurate: use a float64 state, fewer "
+            "post-convergence steps, or beta further from 1"
+        )
+    return Result.successful, ""
+
+
+def _report(cfg: RevConfig, back: Result, msg: str) -> None:
+    """Record the backward result and apply ``throw`` / the reconstruction policy."""
+    st = cfg.stats
+    st["backward_result"] = back
+    st["result"] = worst_result(st["forward_result"], back)
+    if back is Result.nonfinite and cfg.throw:
+        raise ReconstructionError(f"nonfinite: {msg}")
+    if back is Result.reconstruction_error_exceeded:
+        if cfg.recon_policy == "raise":
+            raise ReconstructionError(f"{back.value}: {msg}")
+        if cfg.recon_policy == "warn":
+            # stacklevel 3: past this helper and backward, as before the split.
+            warnings.warn(msg, ReconstructionWarning, stacklevel=3)
+
+
 class ReversibleFunction(torch.autograd.Function):
     """``z_N = ReversibleFunction.apply(cfg, z0, x, *params)``; see the module."""
 
@@ -95,8 +194,6 @@ class ReversibleFunction(torch.autograd.Function):
     def backward(ctx, g_z: torch.Tensor):
         cfg: RevConfig = ctx.cfg
         y, z, nstep, z0, x, *params = ctx.saved_tensors
-        beta = cfg.solver.beta
-        c = 1.0 - beta
         need_z0 = ctx.needs_input_grad[1]
         need_x = ctx.needs_input_grad[2]
         need_p = list(ctx.needs_input_grad[3:])
@@ -122,62 +219,15 @@ class ReversibleFunction(torch.autograd.Function):
             finite = torch.ones((), dtype=torch.bool, device=z.device)
             step_err = []
             for n in range(nmax - 1, -1, -1):
-                full = n < nmin
-                act = None if full else (nstep > n)
-
-                def mask(new, old, act=act):
-                    if act is None:
-                        return new
-                    return torch.where(
-                        act.reshape(-1, *([1] * (new.dim() - 1))), new, old
-                    )
-
-                # 1-2: a = f(y_{n+1}); z_n = (z_{n+1} - beta a) / (1 - beta); VJP of a.
-                yl = y.requires_grad_()
-                a = f(yl)
-                z_prev = mask((z - beta * a.detach()) / c, z)
-                if use_stored:
-                    z_rec, z_prev = z_prev, stored["z"][n]
-                cot = (
-                    beta * zbar
-                    if act is None
-                    else mask(beta * zbar, torch.zeros_like(zbar))
+                mask = _Mask(None if n < nmin else (nstep > n))
+                stored_n = (stored["y"][n], stored["z"][n]) if use_stored else None
+                y, z, ybar, zbar, rec, ga, gb = _adjoint_step(
+                    cfg.solver, f, wrt, y, z, ybar, zbar, mask, stored_n
                 )
-                ga = torch.autograd.grad(a, [yl, *wrt], cot, allow_unused=True)
-                ybar_tot = ybar + ga[0] if ga[0] is not None else ybar
-                # 3-4: b = f(z_n); y_n = (y_{n+1} - beta b) / (1 - beta); VJP of b.
-                zl = z_prev.detach().requires_grad_()
-                b = f(zl)
-                y_prev = mask((y.detach() - beta * b.detach()) / c, y.detach())
-                if use_stored:
-                    y_rec, y_prev = y_prev, stored["y"][n]
-                cot = (
-                    beta * ybar_tot
-                    if act is None
-                    else mask(beta * ybar_tot, torch.zeros_like(ybar_tot))
-                )
-                gb = torch.autograd.grad(b, [zl, *wrt], cot, allow_unused=True)
-                # 5-6: adjoint update and accumulation (beta is inside the cotangents).
-                ybar = mask(c * ybar_tot, ybar)
-                zbar = (
-                    mask(c * zbar + gb[0], zbar)
-                    if gb[0] is not None
-                    else mask(c * zbar, zbar)
-                )
-                for i in range(len(wrt)):
-                    for part in (ga[i + 1], gb[i + 1]):
-                        if part is not None:
-                            acc[i] = part if acc[i] is None else acc[i] + part
-                y, z = y_prev.detach(), z_prev.detach()
-                finite = (
-                    finite
-                    & torch.isfinite(y).all()
-                    & torch.isfinite(z).all()
-                    & torch.isfinite(ybar).all()
-                    & torch.isfinite(zbar).all()
-                )
+                _accumulate(acc, ga, gb)
+                finite = _all_finite(finite, y, z, ybar, zbar)
                 if stored is not None:
-                    ry, rz = (y_rec, z_rec) if use_stored else (y, z)
+                    ry, rz = rec if use_stored else (y, z)
                     step_err.append(
                         torch.maximum(
                             _rowmax(ry - stored["y"][n]), _rowmax(rz - stored["z"][n])
@@ -188,8 +238,7 @@ class ReversibleFunction(torch.autograd.Function):
         grads_wrt = [
             a if a is not None else torch.zeros_like(t) for a, t in zip(acc, wrt)
         ]
-        for gw in grads_wrt:
-            finite = finite & torch.isfinite(gw).all()
+        finite = _all_finite(finite, *grads_wrt)
         st = cfg.stats
         st["reconstruction_error"] = recon
         st["nfe_backward"] = 2 * nmax
@@ -200,35 +249,7 @@ class ReversibleFunction(torch.autograd.Function):
                 if step_err
                 else recon[:, None][:, :0]
             )
-        if not bool(finite):
-            back = Result.nonfinite
-            msg = (
-                f"reversible backward produced non-finite reconstructed states or "
-                f"adjoints after undoing up to {nmax} steps (beta={beta:g}); this is "
-                "the overflow regime of spec §9.4: use a float64 state, fewer "
-                "steps, a bounded f, or beta further from 1"
-            )
-        elif (
-            cfg.recon_threshold is not None and float(recon.max()) > cfg.recon_threshold
-        ):
-            back = Result.reconstruction_error_exceeded
-            msg = (
-                f"reconstruction error {float(recon.max()):.3e} of (y_0, z_0) exceeds "
-                f"the threshold {cfg.recon_threshold:g} (beta={beta:g}, {nmax} "
-                "steps); the gradient may be inaccurate: use a float64 state, fewer "
-                "post-convergence steps, or beta further from 1"
-            )
-        else:
-            back, msg = Result.successful, ""
-        st["backward_result"] = back
-        st["result"] = worst_result(st["forward_result"], back)
-        if back is Result.nonfinite and cfg.throw:
-            raise ReconstructionError(f"nonfinite: {msg}")
-        if back is Result.reconstruction_error_exceeded:
-            if cfg.recon_policy == "raise":
-                raise ReconstructionError(f"{back.value}: {msg}")
-            if cfg.recon_policy == "warn":
-                warnings.warn(msg, ReconstructionWarning, stacklevel=2)
+        _report(cfg, *_classify(cfg, finite, recon, nmax))
 
         out: list[torch.Tensor | None] = [None, None, None]
         if need_z0:

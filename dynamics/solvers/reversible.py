@@ -90,12 +90,21 @@ class Reversible(AbstractFixedPointSolver):
         y1 = (1.0 - b) * y + b * f(z)
         return y1, (1.0 - b) * z + b * f(y1)
 
+    def undo(self, u_next: torch.Tensor, f_value: torch.Tensor) -> torch.Tensor:
+        """One half of the inverse: ``u_n = (u_{n+1} - beta f_value) / (1 - beta)``.
+
+        Both halves of :meth:`inverse_step` are this map (z_n from f(y_{n+1}), then
+        y_n from f(z_n)); the reversible backward calls it too, between the two
+        evaluations of f whose VJPs it needs, so there is one inverse in the code.
+        """
+        b = self.beta
+        return (u_next - b * f_value) / (1.0 - b)
+
     def inverse_step(
         self, f: Map, y1: torch.Tensor, z1: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Exact algebraic inverse (spec §5): ``z_n`` first (needs only ``y_{n+1}``),
         then ``y_n`` from the reconstructed ``z_n``."""
-        b = self.beta
-        z = (z1 - b * f(y1)) / (1.0 - b)
-        y = (y1 - b * f(z)) / (1.0 - b)
+        z = self.undo(z1, f(y1))
+        y = self.undo(y1, f(z))
         return y, z
