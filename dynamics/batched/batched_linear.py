@@ -28,6 +28,7 @@ from typing import NamedTuple, final
 
 import torch
 
+from .._validate import positive_int
 from ..errors import InvalidInputError, ShapeError
 from ..models.base import LOSS_FACTOR
 from . import _small as sm
@@ -134,8 +135,7 @@ class BatchedMatrixDEQ:
             )
         if not (bool(torch.isfinite(X).all()) and bool(torch.isfinite(Y).all())):
             raise InvalidInputError("X or Y contains non-finite values")
-        if int(m) != m or m < 1:
-            raise ShapeError(f"m must be a positive integer; got {m!r}")
+        positive_int("m", m)
         self.B, self.n, self.d = X.shape
         self.k = Y.shape[2]
         self.m = int(m)

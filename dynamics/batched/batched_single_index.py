@@ -27,6 +27,7 @@ import math
 import numpy as np
 import torch
 
+from .._validate import positive_int
 from ..errors import InvalidInputError, ShapeError, WellPosednessError
 from ..models.activations import Activation, get_activation
 from ..models.base import LOSS_FACTOR
@@ -201,8 +202,7 @@ def gradient_descent(
         raise InvalidInputError(
             f"theta0 must be ({model.n_params}, {model.B}); got {tuple(theta0.shape)}"
         )
-    if int(steps) != steps or steps < 1:
-        raise InvalidInputError(f"steps must be a positive integer; got {steps!r}")
+    positive_int("steps", steps, error=InvalidInputError)
     eta = torch.as_tensor(eta, dtype=model.dtype, device=model.device).expand(model.B)
     theta = theta0.to(model.device, model.dtype).clone()
     if not bool(model.well_posed(theta[-1]).all()):

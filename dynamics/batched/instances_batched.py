@@ -33,6 +33,7 @@ import dataclasses
 
 import numpy as np
 
+from .._validate import positive_int
 from ..errors import InvalidInputError, ShapeError
 
 CATEGORIES = (
@@ -75,13 +76,11 @@ class ScaleSpec:
 
     def __post_init__(self):
         for name in ("m", "d", "n", "block"):
-            v = getattr(self, name)
-            if int(v) != v or v < 1:
-                raise ShapeError(f"{name} must be a positive integer; got {v!r}")
+            positive_int(name, getattr(self, name))
         if self.n < self.d:
             raise ShapeError(f"n = {self.n} < d = {self.d}: the covariance is singular")
-        if self.k is not None and (int(self.k) != self.k or self.k < 1):
-            raise ShapeError(f"k must be a positive integer or None; got {self.k!r}")
+        if self.k is not None:
+            positive_int("k", self.k)
         mix = np.asarray(self.mixture, float)
         if (
             mix.shape != (len(CATEGORIES),)

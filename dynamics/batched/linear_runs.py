@@ -27,6 +27,7 @@ from collections.abc import Callable
 
 import torch
 
+from .._validate import positive_int
 from ..errors import InvalidInputError
 from . import _small as sm
 from .batched_integrators import implicit_midpoint_step, rk4_step
@@ -369,12 +370,8 @@ def _check_common(batch, theta0, steps, record_every):
             f"theta0 must be ({batch.n_params}, {batch.B}) (batch "
             f"last, see BatchedMatrixDEQ.pack); got {tuple(theta0.shape)}"
         )
-    if int(steps) != steps or steps < 0:
-        raise InvalidInputError(f"steps must be an integer >= 0; got {steps!r}")
-    if int(record_every) != record_every or record_every < 1:
-        raise InvalidInputError(
-            f"record_every must be an integer >= 1; got {record_every!r}"
-        )
+    positive_int("steps", steps, 0, error=InvalidInputError)
+    positive_int("record_every", record_every, error=InvalidInputError)
     return theta0.to(device=batch.device, dtype=batch.dtype).clone()
 
 

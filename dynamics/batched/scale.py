@@ -35,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from .._validate import positive_int
 from ..errors import InvalidInputError
 from ..models.base import LOSS_FACTOR
 from . import scale_stats as st
@@ -107,23 +108,17 @@ class ScaleConfig:
 
     def __post_init__(self):
         for name in ("instances", "gf_steps", "gd_steps", "record_every"):
-            v = getattr(self, name)
-            if int(v) != v or v < 1:
-                raise InvalidInputError(f"{name} must be a positive integer; got {v!r}")
+            positive_int(name, getattr(self, name), error=InvalidInputError)
         for name in ("midpoint_every", "midpoint_steps", "refine_rounds"):
-            v = getattr(self, name)
-            if int(v) != v or v < 0:
-                raise InvalidInputError(f"{name} must be an integer >= 0; got {v!r}")
+            positive_int(name, getattr(self, name), 0, error=InvalidInputError)
         for name in ("h_scale", "eta_scale", "decay", "drift_target", "loss_factor"):
             v = getattr(self, name)
             if v is None and name == "drift_target":
                 continue
             if not (math.isfinite(v) and v > 0):
                 raise InvalidInputError(f"{name} must be positive; got {v!r}")
-        if self.chunk is not None and (int(self.chunk) != self.chunk or self.chunk < 1):
-            raise InvalidInputError(
-                f"chunk must be a positive integer; got {self.chunk!r}"
-            )
+        if self.chunk is not None:
+            positive_int("chunk", self.chunk, error=InvalidInputError)
         resolve_dtype(self.dtype)
 
     @property

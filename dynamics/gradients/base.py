@@ -33,12 +33,12 @@ Subclass contract:
 from __future__ import annotations
 
 import abc
-import numbers
 from typing import ClassVar
 
 import torch
 
 from .._result import Result, raise_for
+from .._validate import positive_int
 from ..errors import InvalidInputError
 from ..solvers.base import AbstractFixedPointSolver
 from ..solvers.iterate import (
@@ -141,9 +141,7 @@ def record_backward(stats: dict, result: Result) -> None:
 
 def check_terms(name: str, m) -> int:
     """A number of series terms or unrolled steps: an integer >= 1."""
-    if isinstance(m, bool) or not isinstance(m, numbers.Integral) or m < 1:
-        raise InvalidInputError(f"{name} must be an integer >= 1; got {m!r}")
-    return int(m)
+    return positive_int(name, m, error=InvalidInputError, exact_type=True)
 
 
 def check_damping(lam) -> None:

@@ -7,6 +7,7 @@ from typing import final
 
 import torch
 
+from .._validate import positive_int
 from ..errors import InvalidInputError
 from .base import AbstractFixedPointSolver, Map, State
 from .relaxed import check_beta
@@ -46,10 +47,7 @@ class Anderson(AbstractFixedPointSolver):
     lam: float = ANDERSON_LAM
 
     def __post_init__(self):
-        if isinstance(self.m, bool) or not isinstance(self.m, int) or self.m < 1:
-            raise InvalidInputError(
-                f"Anderson m must be an integer >= 1; got {self.m!r}"
-            )
+        positive_int("Anderson m", self.m, error=InvalidInputError, exact_type=True)
         object.__setattr__(self, "beta", check_beta("Anderson beta", self.beta))
         if not float(self.lam) > 0:
             raise InvalidInputError(f"Anderson lam must be > 0; got {self.lam!r}")

@@ -7,6 +7,7 @@ from typing import final
 
 import torch
 
+from .._validate import positive_int
 from ..errors import InvalidInputError
 from .base import AbstractFixedPointSolver, Map, State
 
@@ -33,14 +34,9 @@ class Broyden(AbstractFixedPointSolver):
     memory: int = 16
 
     def __post_init__(self):
-        if (
-            isinstance(self.memory, bool)
-            or not isinstance(self.memory, int)
-            or self.memory < 1
-        ):
-            raise InvalidInputError(
-                f"Broyden memory must be an integer >= 1; got {self.memory!r}"
-            )
+        positive_int(
+            "Broyden memory", self.memory, error=InvalidInputError, exact_type=True
+        )
 
     def init(self, f: Map, z0: torch.Tensor) -> State:
         fz = f(z0)

@@ -23,6 +23,7 @@ import math
 import torch
 
 from .._result import Result
+from .._validate import positive_int
 from ..errors import InvalidInputError
 from .base import AbstractFixedPointSolver, Map, State
 
@@ -79,8 +80,7 @@ def check_tolerances(tol: float, max_steps: int) -> tuple[float, int]:
         raise InvalidInputError(f"tol must be a number; got {tol!r}") from exc
     if not math.isfinite(t) or t < 0:
         raise InvalidInputError(f"tol must be a finite number >= 0; got {tol!r}")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-        raise InvalidInputError(f"max_steps must be an integer >= 1; got {max_steps!r}")
+    positive_int("max_steps", max_steps, error=InvalidInputError, exact_type=True)
     return t, max_steps
 
 
