@@ -3,7 +3,7 @@ APX-JFB (numeric part), APX-LOCAL, and the REPRO-APX record.
 
 The symbolic parts of APX-NEUMANN-FACTOR and APX-JFB are SymPy certificates registered
 elsewhere (part ``symbolic``); they read the same ``linear_factor`` of the
-:mod:`dynamics.backprop` objects that these numeric checks use.
+:mod:`dynamics.gradients` objects that these numeric checks use.
 
 Margins: ``1 - error / tolerance`` for identities and thresholds (>= 0 when met);
 for sign statements, the smallest normalised inner product on the side where it must

@@ -10,7 +10,7 @@
   Held-out risk every 20 steps (the authors' evaluation stride).
 
 Every run goes through :func:`dynamics.gradient_descent` with the direction of
-:func:`dynamics.backprop.approx_direction`.
+:func:`dynamics.gradients.approx_direction`.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ and the NumPy model cannot drift apart:
 - single-index DEQ: :func:`single_index.single_index_gradient` (implicit
   differentiation) vs ``SingleIndexDEQ.value_and_grad``, and the SIM-HESS Hessian
   formula vs ``SingleIndexDEQ.hessian_at_target``;
-- approximate backprop: the certificate's c(v) table vs ``dynamics.backprop``.
+- approximate backprop: the certificate's c(v) table vs ``dynamics.gradients``.
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def single_index_hessian(rng: np.random.Generator, d: int, n: int) -> Agreement:
 
 
 def backprop_factors(rng: np.random.Generator, points: int = 5) -> Agreement:
-    """The certificate's c(v) (APX-NEUMANN-FACTOR) vs ``dynamics.backprop``."""
+    """The certificate's c(v) (APX-NEUMANN-FACTOR) vs ``dynamics.gradients``."""
     from dynamics.gradients import JFB, Damped, Neumann, Phantom
 
     v = sp.Symbol("v", real=True)
@@ -225,7 +225,7 @@ def backprop_factors(rng: np.random.Generator, points: int = 5) -> Agreement:
         for vv in rng.uniform(-3, 3, size=points):
             err = max(err, _rel(float(fn(vv)), float(obj.linear_factor(vv))))
     return Agreement(
-        "approximate-backprop factors c(v) (certificate table vs dynamics.backprop)",
+        "approximate-backprop factors c(v) (certificate table vs dynamics.gradients)",
         "jfb, neumann-2/3, damped-2, phantom-3",
         points * len(cases),
         err,
