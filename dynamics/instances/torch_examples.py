@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .._fixed_point import fixed_point
+
 
 def _generator(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(seed))
@@ -210,8 +212,6 @@ def loss_grads(
 ):
     """Gradient of ``loss(z*)`` (default ``sum``) w.r.t. every parameter of ``f`` and
     ``x``, flattened into one vector, with the stats of the solve."""
-    from .._fixed_point import fixed_point
-
     xr = x.detach().clone().requires_grad_()
     params = list(f.parameters())
     sol = fixed_point(
