@@ -10,12 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics.measure import tol_margin
+
 from ..registry import CheckResult, Context, Status, check, judged
 from ._lin_gd_common import (
     SWEEP_STEPS,
     TOL_DRIFT,
 )
-from .lin_static import tol_margin
 
 # --------------------------------------------------------------------- REPRO-LEG
 
