@@ -41,6 +41,11 @@ class Context:
     seed: int = 0
     profile: str = "quick"
     figures_dir: Path | None = None
+    #: Data produced once per run and shared by the checks that judge it (see
+    #: :meth:`memo`); not part of the context's identity.
+    cache: dict = dataclasses.field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -55,6 +60,16 @@ class Context:
     def rng(self, tag: str) -> np.random.Generator:
         """A generator seeded by (seed, tag), independent of the order checks run in."""
         return np.random.default_rng([self.seed, zlib.crc32(tag.encode())])
+
+    def memo(self, key: tuple, produce: Callable[[], object]):
+        """``produce()`` the first time ``key`` is asked for in this context, then the
+        same object: a protocol runs once per ``verify`` however many checks judge it.
+        The key is completed with the seed and profile; callers must not mutate the
+        returned data."""
+        key = (*key, self.seed, self.profile)
+        if key not in self.cache:
+            self.cache[key] = produce()
+        return self.cache[key]
 
     def figure_path(self, name: str) -> Path | None:
         """Where to save figure ``name`` (PNG), or None when figures are off."""

@@ -13,8 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from proofs_check.registry import Context, Status, claim_status, run
-from proofs_check.report import report_payload, write_json
+from proofs_check.commands.verify import claim_lines, verify
+from proofs_check.registry import Status, claim_status
 
 CLAIMS = ["LIN-GRAD", "LIN-FACTOR", "LIN-PL", "LIN-GD-*"]
 
@@ -27,24 +27,14 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="write the rows here")
     args = ap.parse_args(argv)
     profile = "quick" if args.quick else "full"
-    ctx = Context(seed=args.seed, profile=profile, figures_dir=args.figures)
-    rows = run(CLAIMS, ctx)
-    if args.json:
-        write_json(args.json, report_payload(rows, args.seed, profile))
-    for cid, status in claim_status(rows).items():
-        parts = [r for r in rows if r.claim_id == cid]
-        margins = [
-            r.result.worst_margin for r in parts if r.result.worst_margin is not None
-        ]
-        worst = f"{min(margins):.3g}" if margins else "-"
-        secs = sum(r.seconds for r in parts)
-        print(
-            f"{cid:<16} {status.value:<16} worst margin {worst:>10}  "
-            f"instances {sum(r.result.instances for r in parts):>5}  {secs:6.2f} s"
-        )
-        for r in parts:
-            if r.result.status is Status.failed:
-                print(f"    {r.part}: {r.result.reason}")
+    rows = verify(
+        CLAIMS,
+        seed=args.seed,
+        profile=profile,
+        figures_dir=args.figures,
+        json_path=args.json,
+    )
+    print("\n".join(claim_lines(rows)))
     return 1 if any(s is Status.failed for s in claim_status(rows).values()) else 0
 
 

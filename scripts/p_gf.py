@@ -16,8 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from proofs_check.registry import Context, Status, claim_status, run
-from proofs_check.report import report_payload, write_json
+from proofs_check.commands.verify import claim_lines, verify
+from proofs_check.registry import Status, claim_status
 
 PROTOCOL = "P-GF"
 CLAIMS = ["LIN-GF-CONS", "LIN-SPHERE", "LIN-COND", "LIN-GF-RATE", "LIN-GF-LIMIT"]
@@ -41,26 +41,16 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     profile = "quick" if args.quick else "full"
-    ctx = Context(seed=args.seed, profile=profile, figures_dir=args.figures)
-    rows = run(CLAIMS, ctx)
-    write_json(
-        args.json, {"protocol": PROTOCOL, **report_payload(rows, args.seed, profile)}
+    rows = verify(
+        CLAIMS,
+        seed=args.seed,
+        profile=profile,
+        figures_dir=args.figures,
+        json_path=args.json,
+        extra={"protocol": PROTOCOL},
     )
     status = claim_status(rows)
-    for cid, st in status.items():
-        parts = [r for r in rows if r.claim_id == cid]
-        margins = [
-            r.result.worst_margin for r in parts if r.result.worst_margin is not None
-        ]
-        worst = f"{min(margins):.3g}" if margins else "-"
-        print(
-            f"{PROTOCOL} {cid:<13} {st.value:<6} worst margin {worst:>10}  "
-            f"instances {sum(r.result.instances for r in parts):>4}  "
-            f"{sum(r.seconds for r in parts):6.2f} s"
-        )
-        for r in parts:
-            if r.result.status is Status.failed:
-                print(f"    {r.part}: {r.result.reason}")
+    print("\n".join(claim_lines(rows, prefix=f"{PROTOCOL} ", width=13)))
     print(
         f"wrote {args.json} and {sum(len(r.result.figures) for r in rows)} figures "
         f"under {args.figures} (seed {args.seed}, profile {profile})"

@@ -49,10 +49,59 @@ def _progress(i: int, n: int, row: Row) -> None:
     )
 
 
+def verify(
+    claims: list[str] | None,
+    *,
+    seed: int = 0,
+    profile: str = "quick",
+    figures_dir: Path | None = None,
+    json_path: Path | None = None,
+    extra: dict | None = None,
+    progress=None,
+) -> list[Row]:
+    """Run the checks of ``claims`` (globs; all when None) in one context, so each
+    protocol runs once, and write the JSON report when ``json_path`` is given (with
+    the ``extra`` fields). The one code path of ``deq-dynamics verify`` and the
+    claim-running scripts."""
+    ctx = Context(seed=seed, profile=profile, figures_dir=figures_dir)
+    rows = run(claims, ctx, progress=progress)
+    if json_path:
+        write_json(json_path, {**(extra or {}), **report_payload(rows, seed, profile)})
+    return rows
+
+
+def claim_lines(rows: list[Row], prefix: str = "", width: int = 16) -> list[str]:
+    """One summary line per claim (status, worst margin, instances, seconds), and
+    the reason of every failing part."""
+    lines = []
+    for cid, status in claim_status(rows).items():
+        parts = [r for r in rows if r.claim_id == cid]
+        margins = [
+            r.result.worst_margin for r in parts if r.result.worst_margin is not None
+        ]
+        worst = f"{min(margins):.3g}" if margins else "-"
+        secs = sum(r.seconds for r in parts)
+        lines.append(
+            f"{prefix}{cid:<{width}} {status.value:<{width}} worst margin {worst:>10}"
+            f"  instances {sum(r.result.instances for r in parts):>5}  {secs:6.2f} s"
+        )
+        lines += [
+            f"    {r.part}: {r.result.reason}"
+            for r in parts
+            if r.result.status is Status.failed
+        ]
+    return lines
+
+
 def _main(args: argparse.Namespace) -> int:
     try:
-        ctx = Context(seed=args.seed, profile=args.profile, figures_dir=args.figures)
-        rows = run(args.claims, ctx, progress=None if args.quiet else _progress)
+        rows = verify(
+            args.claims,
+            seed=args.seed,
+            profile=args.profile,
+            figures_dir=args.figures,
+            progress=None if args.quiet else _progress,
+        )
     except ValueError as exc:
         print(f"deq-dynamics verify: {exc}", file=sys.stderr)
         return 2

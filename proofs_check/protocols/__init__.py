@@ -53,3 +53,15 @@ def load_protocols() -> dict[str, Protocol]:
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
     return dict(sorted(_PROTOCOLS.items()))
+
+
+def protocol_data(ctx, name: str, **options) -> dict:
+    """The payload of protocol ``name`` run with ``options``, produced once per check
+    context (one ``verify`` run) and shared by every check that judges it.
+
+    ``ctx`` is a :class:`proofs_check.registry.Context`; figures go to its
+    ``figures_dir``. Checks must not mutate the returned payload.
+    """
+    key = ("protocol", name, tuple(sorted(options.items())))
+    pctx = ProtocolContext(figures_dir=ctx.figures_dir)
+    return ctx.memo(key, lambda: load_protocols()[name].fn(pctx, **options))
