@@ -191,6 +191,8 @@ _TOLERANCES: dict[str, dict[str, Tolerance]] = {
                     "1e-13, amplified by 1/(1 - v s')"),
         "fd": _T(1e-6, "FD of an analytic gradient, step eps^(1/3): eps^(2/3) x "
                  "third derivative"),
+        "at-target": _T(1e-12, "the closed-form H* at theta* against the model's "
+                        "Hessian there: same formula, a few ulps x cond"),
         "null": _T(1e-10, "identity activation: H* (-xi, 1) vanishes up to root-solve "
                    "residual x ||H*||"),
     },

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics.measure import tol_margin
+
 from .catalogue import BY_ID, CLAIM_IDS
 
 
@@ -105,6 +107,20 @@ class CheckResult:
     reason: str = ""
     details: dict = dataclasses.field(default_factory=dict)
     figures: list[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_margins(cls, margins, also: bool = True, **fields) -> CheckResult:
+        """Pass when every margin is >= 0 and ``also`` holds; ``worst_margin`` is the
+        smallest margin. ``fields`` are the other attributes."""
+        worst = min(margins)
+        return judged(worst >= 0 and also, worst_margin=worst, **fields)
+
+    @classmethod
+    def within(cls, errors_and_tolerances, also: bool = True, **fields) -> CheckResult:
+        """:meth:`from_margins` with the margins 1 - error/tolerance of each
+        ``(error, tolerance)`` pair."""
+        margins = [tol_margin(e, t) for e, t in errors_and_tolerances]
+        return cls.from_margins(margins, also, **fields)
 
 
 def judged(ok: bool, **fields) -> CheckResult:

@@ -118,12 +118,10 @@ def apx_neumann_factor_numeric(ctx: Context) -> CheckResult:
         worst["phantom_unrolled"] = max(
             worst["phantom_unrolled"], rel_norm(m.unrolled_factor(J), m.factor(J))
         )
-    margin = min(tol_margin(e, TOL_FACTOR) for e in worst.values())
-    return judged(
-        margin >= 0,
+    return CheckResult.within(
+        [(e, TOL_FACTOR) for e in worst.values()],
         measured=max(worst.values()),
         tolerance=TOL_FACTOR,
-        worst_margin=margin,
         instances=n,
         details={
             "worst_relative_errors": worst,
@@ -304,12 +302,10 @@ def apx_local_jacobian(ctx: Context) -> CheckResult:
                 }
             )
             n += 1
-    margin = tol_margin(worst, TOL_LOCAL_FD)
-    return judged(
-        margin >= 0,
+    return CheckResult.within(
+        [(worst, TOL_LOCAL_FD)],
         measured=worst,
         tolerance=TOL_LOCAL_FD,
-        worst_margin=margin,
         instances=n,
         details={"rows": rows, "margin": "1 - error / 1e-6"},
     )

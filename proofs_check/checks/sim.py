@@ -38,6 +38,7 @@ TOL_GRAD_AUTOGRAD = tol("SIM-GRAD", "autograd")
 TOL_FP_BRENT = tol("SIM-FP", "brent")  # absolute
 TOL_HESS_TORCH = tol("SIM-HESS", "torch")
 TOL_HESS_FD = tol("SIM-HESS", "fd")
+TOL_HESS_STAR = tol("SIM-HESS", "at-target")  # H*(theta*) against the model
 TOL_NULL = tol("SIM-HESS", "null")  # relative to ||H*||
 TOL_EPS2_BOUND = tol("SIM-EPS2", "bound")  # relative
 EPS2_SLOPE, EPS2_BAND = 2.0, 0.15
@@ -101,16 +102,10 @@ def sim_grad(ctx: Context) -> CheckResult:
         ag = autograd_grad(model.X, model.y, model.act, theta)
         ag_err = max(ag_err, rel_error(g, ag))
         n += 1
-    margin = min(
-        tol_margin(fd_err, TOL_GRAD_FD),
-        tol_margin(ag_err, TOL_GRAD_AUTOGRAD),
-        tol_margin(res_max, ROOT_TOL),
-    )
-    return judged(
-        margin >= 0,
+    return CheckResult.within(
+        [(fd_err, TOL_GRAD_FD), (ag_err, TOL_GRAD_AUTOGRAD), (res_max, ROOT_TOL)],
         measured=ag_err,
         tolerance=TOL_GRAD_AUTOGRAD,
-        worst_margin=margin,
         instances=n,
         details={
             "fd_rel_error": fd_err,
@@ -200,13 +195,11 @@ def sim_fp(ctx: Context) -> CheckResult:
             raised.append(False)
         except WellPosednessError:
             raised.append(True)
-    margin = min(tol_margin(brent_err, TOL_FP_BRENT), tol_margin(res_max, ROOT_TOL))
-    ok = margin >= 0 and all(raised)
-    return judged(
-        ok,
+    return CheckResult.within(
+        [(brent_err, TOL_FP_BRENT), (res_max, ROOT_TOL)],
+        also=all(raised),
         measured=brent_err,
         tolerance=TOL_FP_BRENT,
-        worst_margin=margin,
         instances=len(cases) * a.size + len(outside),
         reason="" if all(raised) else "a v outside the guard did not raise",
         details={
@@ -254,18 +247,16 @@ def sim_hess_numeric(ctx: Context) -> CheckResult:
     inst = local_instance(rng, "identity", d=3, n=100)
     Hid = inst.model.hessian_at_target(inst.xi)
     null = float(np.linalg.norm(Hid @ np.r_[-inst.xi, 1.0]) / np.linalg.norm(Hid, 2))
-    margin = min(
-        tol_margin(torch_err, TOL_HESS_TORCH),
-        tol_margin(fd_err, TOL_HESS_FD),
-        tol_margin(star_err, 1e-12),
-        tol_margin(null, TOL_NULL),
-    )
-    ok = margin >= 0 and lam_min > 0
-    return judged(
-        ok,
+    return CheckResult.within(
+        [
+            (torch_err, TOL_HESS_TORCH),
+            (fd_err, TOL_HESS_FD),
+            (star_err, TOL_HESS_STAR),
+            (null, TOL_NULL),
+        ],
+        also=lam_min > 0,
         measured=torch_err,
         tolerance=TOL_HESS_TORCH,
-        worst_margin=margin,
         instances=n + 1,
         details={
             "torch_hessian_rel_error": torch_err,
