@@ -93,6 +93,44 @@ def claim_lines(rows: list[Row], prefix: str = "", width: int = 16) -> list[str]
     return lines
 
 
+def claims_script(
+    claims: list[str],
+    argv: list[str] | None,
+    *,
+    doc: str,
+    figures: Path | None = None,
+    json_path: Path | None = None,
+    protocol: str | None = None,
+) -> int:
+    """``main`` of a script that runs some claims: options ``--quick`` (CI-sized
+    profile; the default is full), ``--seed``, ``--figures``, ``--json``; prints
+    :func:`claim_lines`; exit 1 if a claim fails. ``protocol`` names the protocol
+    the claims belong to (a line prefix and a field of the JSON report)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="CI-sized profile")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--figures", type=Path, default=figures, help="figure directory")
+    ap.add_argument("--json", type=Path, default=json_path, help="JSON report")
+    args = ap.parse_args(argv)
+    profile = "quick" if args.quick else "full"
+    rows = verify(
+        claims,
+        seed=args.seed,
+        profile=profile,
+        figures_dir=args.figures,
+        json_path=args.json,
+        extra={"protocol": protocol} if protocol else None,
+    )
+    prefix, width = (f"{protocol} ", 13) if protocol else ("", 16)
+    print("\n".join(claim_lines(rows, prefix=prefix, width=width)))
+    if args.json:
+        print(
+            f"wrote {args.json} and {sum(len(r.result.figures) for r in rows)} "
+            f"figures under {args.figures} (seed {args.seed}, profile {profile})"
+        )
+    return 1 if any(s is Status.failed for s in claim_status(rows).values()) else 0
+
+
 def _main(args: argparse.Namespace) -> int:
     try:
         rows = verify(
