@@ -166,6 +166,13 @@ _TOLERANCE_ROWS: tuple[tuple[str, str, float, str], ...] = (
     ("SIM-EPS2", "bound", 1e-12, "Rayleigh quotient against an eigenvalue: a few ulps x cond"),
     ("SIM-NONCONS", "formula", 1e-10, "closed form against <grad Q, -grad R>, both through the root solve at residual 1e-13"),
     ("APX-NEUMANN-FACTOR", "identity", 1e-12, "c(v) x exact against the method's own direction: a few ulps x cond"),
+    ("REV-FD", "fd", 1e-6, "central FD, step 1e-6, of an O(1) loss: truncation h^2 ~ 1e-12 and rounding eps/h ~ 2e-10, times the unrolled map's conditioning"),
+    ("REV-SAME-FP", "fixed-point", 1e-10, "Picard iterated to 1e-12 (N >= log(1e-12)/log(rate) + 2 steps); 100x for the reversible pair's rounding over N steps"),
+    ("REV-SAME-FP", "drift", 1e-13, "one forward step at the Picard fixed point moves it by a few ulps x ||z*||"),
+    ("REV-RATE", "slack", 1e-9, "ratio of consecutive float64 error norms, judged only while the errors are far above rounding"),
+    ("REV-IFT-APPROX", "tight", 1e-6, "implicit solve to tol 1e-8, amplified by 1/(1 - L) <= 1e2 in the linear solve"),
+    ("REV-IFT-APPROX", "tight-abs", 1e-5, "the authors' unit-test absolute tolerance"),
+    ("REV-IFT-APPROX", "reversible-own", 1e-10, "reversible gradient against autograd through its own unrolled steps: a few ulps x N"),
     ("APX-LOCAL", "fd", 1e-6, "central FD Jacobian, step eps^(1/3): eps^(2/3) x third derivative of the direction"),
 )
 _TOLERANCES: dict[str, dict[str, Tolerance]] = {}
