@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from dynamics.instances.linear import leg_model, leg_perturbation, sweep_theta0
+from dynamics.measure import tol_margin
 from dynamics.models.linear_deq import LinearDEQ
 
 from ..registry import CheckResult, Context, check, judged
@@ -25,7 +26,6 @@ from ._lin_gd_common import (
     mono_violations,
 )
 from ._lin_gd_figures import draw_distances
-from .lin_static import tol_margin
 
 
 def _worst_step(ctx: Context, tag: str, per_step):

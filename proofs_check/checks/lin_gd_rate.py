@@ -18,7 +18,7 @@ from ..registry import CheckResult, Context, check, judged
 from ._lin_gd_common import (
     SWEEP_ETA,
     SWEEP_STEPS,
-    TOL_RATE,
+    TOL_GD_RATE,
     _gd_cases,
     analyse_gd,
     rate_slack,
@@ -59,7 +59,7 @@ def lin_gd_rate_a(ctx: Context) -> CheckResult:
         measured=worst,
         predicted=0.0,
         worst_margin=worst,
-        tolerance=TOL_RATE,
+        tolerance=TOL_GD_RATE,
         instances=runs,
         reason=(
             f"worst relative slack of R_k <= (1+1e-9) q^k R_0: {worst:.3g} "
@@ -99,7 +99,7 @@ def lin_gd_rate_b(ctx: Context) -> CheckResult:
         measured=worst,
         predicted=0.0,
         worst_margin=worst,
-        tolerance=TOL_RATE,
+        tolerance=TOL_GD_RATE,
         instances=runs,
         reason=(
             f"worst relative slack {worst:.3g} ({where}) over "

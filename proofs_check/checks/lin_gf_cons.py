@@ -11,6 +11,7 @@ import math
 from dynamics._result import Result
 from dynamics.flows.gradient_flow import flow_ivp, integrate
 from dynamics.integrators import RK4, GaussLegendre, ImplicitMidpoint
+from dynamics.measure import tol_margin
 
 from .. import plotting
 from ..registry import CheckResult, Context, check, judged
@@ -31,7 +32,6 @@ from ._lin_gf_flows import (
     flows,
     implicit_run,
 )
-from .lin_static import tol_margin
 
 # --------------------------------------------------------------------- LIN-GF-CONS
 

@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 from dynamics import rates
+from dynamics.measure import tol_margin
 from dynamics.models.base import LOSS_FACTOR
 
 from .. import plotting
@@ -19,15 +20,14 @@ from ._lin_gf_flows import (
     LIMIT_RISK,
     OVERLAY_ETA_FRACTION,
     RATE_WINDOW,
+    TOL_GF_RATE,
     TOL_LIMIT,
-    TOL_RATE,
     Flow,
     _failed_flows,
     _tidy,
     flows,
     gd_overlay,
 )
-from .lin_static import tol_margin
 
 # --------------------------------------------------------------------- LIN-GF-RATE
 
@@ -66,11 +66,11 @@ def _rate(ctx: Context, family: str, loss_factor: float = LOSS_FACTOR) -> CheckR
     if path is not None:
         figures.append(_draw_rate(fl, family, loss_factor, path))
     return judged(
-        margin >= -TOL_RATE and not bad,
+        margin >= -TOL_GF_RATE and not bad,
         measured=float(np.nanmin(fits)),
         predicted=1.0,
         worst_margin=margin,
-        tolerance=TOL_RATE,
+        tolerance=TOL_GF_RATE,
         instances=len(fl),
         reason="; ".join(bad)
         or (

@@ -16,6 +16,7 @@ from dynamics.instances.linear import (
     leg_model,
     leg_perturbation,
 )
+from dynamics.measure import rel_slack, tol_margin
 from dynamics.models.linear_deq import LinearDEQ
 
 from .. import plotting
@@ -27,7 +28,6 @@ from ._lin_gf_flows import (
     flows,
     hessian_norm,
 )
-from .lin_static import rel_slack, tol_margin
 
 # ---------------------------------------------------------------------- LIN-SPHERE
 

@@ -218,8 +218,8 @@ def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[st
     "linear counterexample (c/(1-b)-1)^2, eta 0.02, 5000 "
     "steps, 5 starts x {exact, JFB, Neumann-2/3, damped-2}",
 )
-def apx_lin(ctx: ProtocolContext) -> dict:
-    return run_apx_lin(ctx)
+def apx_lin(ctx: ProtocolContext, **options) -> dict:
+    return run_apx_lin(ctx, **options)
 
 
 # -------------------------------------------------------------------------- P-APX-TANH
@@ -394,5 +394,5 @@ def _tanh_figures(ctx, runs, labels, prefix) -> list[str]:
     "tanh DEQ, d=20, n=8000+8000, seeds 100-104, eta 0.2, "
     "40000 steps, {exact, JFB, Neumann-2/3, damped-2}",
 )
-def apx_tanh(ctx: ProtocolContext) -> dict:
-    return run_apx_tanh(ctx)
+def apx_tanh(ctx: ProtocolContext, **options) -> dict:
+    return run_apx_tanh(ctx, **options)

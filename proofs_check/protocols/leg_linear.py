@@ -39,7 +39,7 @@ from ..checks._lin_gd_common import (
     analyse_gd,
 )
 from ..checks._lin_gd_figures import draw_distances, draw_dynamics, draw_risk
-from ..checks.lin_gd_step import draw_sweep_figure
+from ..checks.lin_gd_step import draw_sweep_figure, figure_rows
 from ..plotting import figure, save
 from . import ProtocolContext, protocol
 
@@ -239,22 +239,18 @@ def sweep(
             rec = run_record(run, f"{kind}-seed{s}")
             rec["seed"] = s
             rec["failed"] = bool(rec["risk_final"] > failure_risk or not run.ok)
+            # R6 (a): how close |1 - v_k| came to 0, relative to |1 - v_0| and delta.
+            gaps = 1.0 - run.thetas[:, -1]
+            closest = np.min(gaps * np.sign(gaps[0]))
+            rec["min_gap_ratio"] = float(closest / abs(gaps[0]))
+            rec["min_gap_over_delta"] = float(closest / rates.delta(model, th0))
             recs.append(rec)
         out[kind] = recs
     figs = {}
     if ctx.figures_dir is not None:
-        rows = [
-            {
-                "theta0": r["theta0"],
-                "eta": r["eta"],
-                "steps": r["steps"],
-                "seed": r["seed"],
-                "crossed_v_eq_1": r["sign_flip"],
-                "failed": r["failed"],
-            }
-            for r in out["protocol"]
-        ]
-        figs["sweep-lm"] = draw_sweep_figure(ctx.figure_path("sweep-lm"), rows)
+        figs["sweep-lm"] = draw_sweep_figure(
+            ctx.figure_path("sweep-lm"), figure_rows(out["protocol"])
+        )
         six = analyse_gd(model, sweep_theta0(6), SWEEP_ETA, SWEEP_STEPS)
         fig, axes = figure(2, 1, size=(4.8, 4.0))
         draw_dynamics(axes[0, 0], [six], LEG_BETA_STAR)

@@ -241,8 +241,8 @@ def _register_leg(name: str, run: str):
         "P-LEG",
         f"sigmoid DEQ on U[0,1], theta0 = p + {offset}, eta {eta}, {steps} steps",
     )
-    def _proto(ctx: ProtocolContext) -> dict:
-        return run_leg_sigmoid(run, ctx)
+    def _proto(ctx: ProtocolContext, **options) -> dict:
+        return run_leg_sigmoid(run, ctx, **options)
 
     return _proto
 
@@ -425,5 +425,5 @@ def _weak_figures(ctx, runs, epsilons, prefix) -> list[str]:
     "sigma_eps DEQ, d=10, eps in {1/2,1/4,1/8}, seeds "
     "1729-1733, eta 0.05, 60000 updates recorded every 100",
 )
-def weak(ctx: ProtocolContext) -> dict:
-    return run_weak(ctx)
+def weak(ctx: ProtocolContext, **options) -> dict:
+    return run_weak(ctx, **options)
