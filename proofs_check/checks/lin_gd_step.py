@@ -10,6 +10,8 @@ import numpy as np
 from dynamics import rates
 from dynamics.instances import leg_model, sweep_theta0
 
+from .. import figures
+from ..figures import figure, save, style
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gd_common import (
     CONTROL_STEPS,
@@ -126,14 +128,13 @@ def lin_gd_step(ctx: Context, failure_risk: float = FAILURE_RISK) -> CheckResult
     )
 
 
+@style()
 def draw_sweep_figure(path, rows, highlight: int = 6):
     """P-SWEEP: (theta_1, theta_2) iterates of every seed (crossing/failing seeds in
     red, the illustration seed in green), a zoom on (0, 1), and the distance to (0, 1)
     per seed."""
-    from ..plotting import THEORY, figure, save
-
     model = leg_model()
-    fig, axes = figure(3, 1, size=(4.3, 4.0))
+    fig, axes = figure(1, 3, size=(4.3, 4.0))
     ax, zx, bx = axes[0]
     for r in rows:
         run = analyse_gd(model, r["theta0"], r["eta"], r["steps"])
@@ -157,7 +158,7 @@ def draw_sweep_figure(path, rows, highlight: int = 6):
             lw=1.2,
             label=r"zero risk $\theta_1=2(1-\theta_2)$",
         )
-        a.axhline(1.0, label="singular line v = 1", **{**THEORY, "linewidth": 0.9})
+        figures.theory_hline(a, 1.0, label="singular line v = 1", linewidth=0.9)
         a.plot(0, 1, "X", color="k", ms=8, label="(0, 1)", zorder=6)
         a.set_xlabel(r"$\theta_1$")
         a.set_ylabel(r"$\theta_2$")

@@ -120,7 +120,7 @@ def _main(args: argparse.Namespace) -> int:
         run_task,
     )
 
-    from .. import training_figures as figs
+    from ..figures import training as figs
 
     arms = tuple(args.arms) if args.arms else DEFAULT_ARMS
     unknown = [a for a in arms if a not in ALL_ARMS]
@@ -224,7 +224,7 @@ def _main(args: argparse.Namespace) -> int:
 def _replot(args: argparse.Namespace, out: Path, stem: str) -> int:
     from dynamics.training import results_table
 
-    from .. import training_figures as figs
+    from ..figures import training as figs
 
     path = out / "summary.json"
     if not path.is_file():

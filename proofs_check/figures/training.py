@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dynamics.training.trainer import reference_converged
 
-from .plotting import figure, save
+from . import figure, save, style
 
 #: One colour and marker per arm, fixed across figures.
 STYLE = {
@@ -30,6 +30,7 @@ def _label(summary, name):
     return summary["arms"][name]["label"]
 
 
+@style()
 def metric_vs_cost(summary: dict, path: Path | None) -> str | None:
     """Test metric against training wall-clock and against cumulative NFEs."""
     fig, axes = figure(ncols=2, size=(5.2, 3.8))
@@ -68,6 +69,7 @@ def metric_vs_cost(summary: dict, path: Path | None) -> str | None:
     return save(fig, path)
 
 
+@style()
 def gradient_error(summary: dict, path: Path | None) -> str | None:
     """Relative gradient error of each DEQ arm along training, against the exact
     gradient of its own forward computation and against the IFT gradient at a tightly
@@ -143,6 +145,7 @@ def gradient_error(summary: dict, path: Path | None) -> str | None:
     return save(fig, path)
 
 
+@style()
 def memory_vs_steps(sweep: dict, task: str, path: Path | None) -> str | None:
     """Bytes saved for backward against the number of solver steps N."""
     fig, axes = figure(size=(5.6, 4.0))
