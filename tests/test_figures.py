@@ -42,23 +42,26 @@ def test_figure_uses_matplotlib_order_and_panel_size():
     assert top[0] > top[1]
 
 
-def test_measured_with_theory_draws_solid_then_dashed_black():
-    """The measurement is solid in its colour, the theory dashed black, y log-scaled."""
+def test_theory_helpers_draw_dashed_black_beside_the_measurement():
+    """A measurement keeps its solid colour; theory(), theory_hline() and
+    theory_vline() draw dashed black at THEORY's width (overridable per call)."""
     with figures.style():
         fig, axes = figures.figure()
         ax = axes[0, 0]
         x = np.arange(1.0, 6.0)
-        figures.measured_with_theory(
-            ax, x, 2.0 * x, x**2, label="measured", bound_label="theory", color="C0"
-        )
-    measured, theory = ax.get_lines()
+        ax.plot(x, 2.0 * x, color="C0", label="measured")
+        figures.theory(ax, x, x**2, label="theory")
+        figures.theory_hline(ax, 3.0, linewidth=0.9)
+        figures.theory_vline(ax, 2.0)
+    measured, curve, hline, vline = ax.get_lines()
     assert measured.get_linestyle() == "-"
-    assert theory.get_linestyle() == "--"
-    assert to_rgba(theory.get_color()) == to_rgba("black")
-    assert theory.get_linewidth() == figures.THEORY["linewidth"]
-    np.testing.assert_array_equal(theory.get_ydata(), x**2)
-    assert ax.get_yscale() == "log"
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["measured", "theory"]
+    for line in (curve, hline, vline):
+        assert line.get_linestyle() == "--"
+        assert to_rgba(line.get_color()) == to_rgba("black")
+    assert curve.get_linewidth() == figures.THEORY["linewidth"]
+    assert hline.get_linewidth() == 0.9
+    np.testing.assert_array_equal(curve.get_ydata(), x**2)
+    assert curve.get_label() == "theory"
 
 
 def test_save_writes_png_at_style_dpi(tmp_path):

@@ -64,28 +64,6 @@ def theory_vline(ax, x, label: str | None = None, **kw):
     return ax.axvline(x, label=label, **{**THEORY, **kw})
 
 
-def measured_with_theory(
-    ax,
-    x,
-    y,
-    bound=None,
-    *,
-    label: str,
-    bound_label: str = "bound",
-    logy: bool = True,
-    color=None,
-    **kw,
-):
-    """Draw a measured curve (solid) and, dashed black, the theoretical curve or bound
-    beside it, with a legend."""
-    ax.plot(x, y, label=label, color=color, **kw)
-    if bound is not None:
-        theory(ax, x, bound, label=bound_label)
-    if logy:
-        ax.set_yscale("log")
-    ax.legend(fontsize=8)
-
-
 def save(fig, path: Path | None) -> str | None:
     """Lay out and save ``fig`` (PNG by Agg); returns the path as a string (None, and
     nothing written, when path is None)."""

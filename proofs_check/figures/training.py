@@ -156,11 +156,11 @@ def memory_vs_steps(sweep: dict, task: str, path: Path | None) -> str | None:
         "tied": ("(d) explicit weight-tied, 1+2N evaluations", "tied"),
         "deq_ift": ("(b) Anderson N steps + IFT", "deq_ift"),
     }
-    for key, (label, style) in labels.items():
+    for key, (label, arm) in labels.items():
         ys = sweep.get(key)
         if not ys:
             continue
-        color, marker = STYLE.get(style, ("tab:gray", "x"))
+        color, marker = STYLE.get(arm, ("tab:gray", "x"))
         ax.plot(
             sweep["N"], [y / 2**20 for y in ys], marker=marker, color=color, label=label
         )
