@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dynamics.training.trainer import reference_converged
 
-from . import figure, save, style
+from . import figure, save, style, theory_hline
 
 #: One colour and marker per arm, fixed across figures.
 STYLE = {
@@ -120,7 +120,7 @@ def gradient_error(summary: dict, path: Path | None) -> str | None:
         ax.set_ylabel("relative error of the parameter gradient")
         ax.set_title(title, fontsize=8)
         if zero[key]:
-            ax.axhline(FLOOR, color="black", linestyle="--", linewidth=1)
+            theory_hline(ax, FLOOR, linewidth=1)
             ax.text(
                 0.02,
                 0.07,

@@ -41,7 +41,7 @@ from dynamics.single_index_instances import (
 )
 
 from .. import sim_tools as st
-from ..figures import COLORS, band_plot, figure, save, style
+from ..figures import COLORS, band_plot, figure, save, style, theory_hline
 from . import ProtocolContext, protocol
 
 #: The five methods of §6.3-6.4, in the authors' order.
@@ -189,7 +189,7 @@ def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[st
     )
     b = np.linspace(-3, 1, 50)
     ax.plot(1 - b, b, color="0.4", lw=1, ls=":", label="zero risk c = 1 - b")
-    ax.axhline(-1.0, color="black", ls="--", lw=1.2, label="b = -1 (c = 0 for even m)")
+    theory_hline(ax, -1.0, label="b = -1 (c = 0 for even m)", linewidth=1.2)
     for r, color in zip(runs, COLORS, strict=False):
         ax.plot(
             r["thetas"][:, 0], r["thetas"][:, 1], color=color, lw=1.4, label=r["method"]
