@@ -13,7 +13,7 @@ with the P-LEG / P-SWEEP protocols (:mod:`proofs_check.protocols.leg_linear`).
 
 The checks live in ``lin_gd_drift`` (LIN-GD-DRIFT, LIN-GD-MONO, LIN-GD-CUMDRIFT),
 ``lin_gd_rate`` (LIN-GD-RATE), ``lin_gd_step`` (LIN-GD-STEP) and ``repro_leg``
-(REPRO-LEG); the figure helpers are in ``_lin_gd_figures``.
+(REPRO-LEG); the figure panels are in :mod:`proofs_check.figures.lin_gd`.
 """
 
 from __future__ import annotations

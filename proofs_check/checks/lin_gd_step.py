@@ -13,6 +13,8 @@ import numpy as np
 
 from dynamics.instances.linear import leg_model
 
+from .. import figures
+from ..figures import figure, save, style
 from ..protocols import protocol_data
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gd_common import (
@@ -139,14 +141,13 @@ def figure_rows(recs: list[dict]) -> list[dict]:
     ]
 
 
+@style()
 def draw_sweep_figure(path, rows, highlight: int = 6):
     """P-SWEEP: (theta_1, theta_2) iterates of every seed (crossing/failing seeds in
     red, the illustration seed in green), a zoom on (0, 1), and the distance to (0, 1)
     per seed."""
-    from ..plotting import THEORY, figure, save
-
     model = leg_model()
-    fig, axes = figure(3, 1, size=(4.3, 4.0))
+    fig, axes = figure(1, 3, size=(4.3, 4.0))
     ax, zx, bx = axes[0]
     for r in rows:
         run = analyse_gd(model, r["theta0"], r["eta"], r["steps"])
@@ -170,7 +171,7 @@ def draw_sweep_figure(path, rows, highlight: int = 6):
             lw=1.2,
             label=r"zero risk $\theta_1=2(1-\theta_2)$",
         )
-        a.axhline(1.0, label="singular line v = 1", **{**THEORY, "linewidth": 0.9})
+        figures.theory_hline(a, 1.0, label="singular line v = 1", linewidth=0.9)
         a.plot(0, 1, "X", color="k", ms=8, label="(0, 1)", zorder=6)
         a.set_xlabel(r"$\theta_1$")
         a.set_ylabel(r"$\theta_2$")

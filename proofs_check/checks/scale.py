@@ -188,17 +188,19 @@ def replay_worst(result: ScaleResult, verdicts: dict) -> dict:
 
 
 def _figures(ctx: Context, result: ScaleResult, rp) -> list[str]:
-    from .. import plotting
+    from ..figures import scale as scale_figures
 
     out = []
     path = ctx.figure_path("scale_rate_ratio_hist")
     if path is not None:
-        out.append(plotting.scale_rate_histogram(result.arrays, path))
+        out.append(scale_figures.scale_rate_histogram(result.arrays, path))
         out.append(
-            plotting.scale_worst_sigma(rp, ctx.figure_path("scale_worst_sigma_min"))
+            scale_figures.scale_worst_sigma(
+                rp, ctx.figure_path("scale_worst_sigma_min")
+            )
         )
         out.append(
-            plotting.scale_drift_vs_dtype(
+            scale_figures.scale_drift_vs_dtype(
                 drift_by_dtype(result), ctx.figure_path("scale_drift_vs_dtype")
             )
         )

@@ -27,7 +27,7 @@ from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
 from ..catalogue import tol
-from ..plotting import THEORY, figure, save
+from ..figures import COLORS, figure, save, style, theory, theory_hline
 from ..protocols import ProtocolContext
 from ..protocols.single_index import risk_mono, run_leg_sigmoid, run_weak
 from ..registry import CheckResult, Context, Status, check, judged
@@ -298,6 +298,7 @@ def eps2_table(X: np.ndarray, xi: np.ndarray, epsilons) -> list[dict]:
 
 
 @check("SIM-EPS2", part="main", kind="numeric")
+@style()
 def sim_eps2(ctx: Context) -> CheckResult:
     """sigma_eps: lambda_min(H*) <= eps^2 (2/n) sum s'(z)^2 tanh^2 z / (1 + ||xi||^2);
     the least-squares slope of log lambda_min against log eps on the three smallest
@@ -331,7 +332,7 @@ def sim_eps2(ctx: Context) -> CheckResult:
     if ctx.figures_dir is not None:
         fig, axes = figure()
         ax = axes[0, 0]
-        for res, color in zip(results, st.COLORS[1:], strict=False):
+        for res, color in zip(results, COLORS[1:], strict=False):
             e = [r["eps"] for r in res["rows"]]
             ax.loglog(
                 e,
@@ -351,9 +352,9 @@ def sim_eps2(ctx: Context) -> CheckResult:
             )
         e = np.array(epsilons)
         ref = results[0]["rows"][-1]
-        ax.loglog(
-            e, ref["lambda_min"] * (e / ref["eps"]) ** 2, label="slope 2", **THEORY
-        )
+        theory(ax, e, ref["lambda_min"] * (e / ref["eps"]) ** 2, label="slope 2")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xticks(e, [f"1/{round(1 / x)}" for x in e])
         ax.xaxis.set_minor_formatter(plt_null())
         ax.set(
@@ -450,6 +451,7 @@ def sim_noncons_numeric(ctx: Context) -> CheckResult:
     )
 
 
+@style()
 def _q_flow_figure(ctx: Context, rng) -> tuple[list[str], dict]:
     """GF with RK4 for sigma = id (Q conserved) and tanh (Q drifts), same inputs and
     start. For sigma = id the drift is RK4's own error: it must fall ~16x when h is
@@ -481,7 +483,7 @@ def _q_flow_figure(ctx: Context, rng) -> tuple[list[str], dict]:
         return [], out
     fig, axes = figure()
     ax = axes[0, 0]
-    for (name, (t, Q)), color in zip(curves.items(), st.COLORS[1:], strict=False):
+    for (name, (t, Q)), color in zip(curves.items(), COLORS[1:], strict=False):
         ax.plot(
             t,
             Q,
@@ -490,8 +492,8 @@ def _q_flow_figure(ctx: Context, rng) -> tuple[list[str], dict]:
             label=f"sigma = {name}: max |Q - Q0|/Q0 = "
             f"{out[f'{name}_rel_drift_h0.01']:.1e}",
         )
-    ax.axhline(
-        curves["identity"][1][0], label="Q(0) (R1: conserved when sigma = id)", **THEORY
+    theory_hline(
+        ax, curves["identity"][1][0], label="Q(0) (R1: conserved when sigma = id)"
     )
     ax.set(
         xlabel="flow time t",
@@ -596,14 +598,15 @@ def _report_only_runs() -> str:
     )
 
 
+@style()
 def _rate_figure(ctx, curves) -> list[str]:
-    fig, axes = figure(len(curves), 1, size=(3.6, 3.2))
+    fig, axes = figure(1, len(curves), size=(3.6, 3.2))
     for ax, (name, res, fit) in zip(axes[0], curves, strict=True):
         k = res["steps"]
         ax.semilogy(
             k,
             np.where(res["risks"] > 0, res["risks"], np.nan),
-            color=st.COLORS[1],
+            color=COLORS[1],
             label="risk",
         )
         if fit["reached"]:
@@ -613,17 +616,18 @@ def _rate_figure(ctx, curves) -> list[str]:
             ax.semilogy(
                 kk,
                 res["risks"][k0] * np.exp(fit["fitted_log_ratio"] * (kk - a)),
-                color=st.COLORS[2],
+                color=COLORS[2],
                 lw=2,
                 alpha=0.7,
                 label=f"fit {fit['fitted_log_ratio']:.4f}/step",
             )
-            ax.semilogy(
+            theory(
+                ax,
                 kk,
                 res["risks"][k0] * np.exp(fit["predicted_log_ratio"] * (kk - a)),
                 label=f"2 log rho_lin = {fit['predicted_log_ratio']:.4f}",
-                **THEORY,
             )
+            ax.set_yscale("log")
         ax.set(xlabel="GD step", ylabel="risk", title=f"{name}: eta = 1.5 / lambda_max")
         ax.legend(fontsize=7)
     return [save(fig, ctx.figure_path("sim-local-rate"))]

@@ -41,7 +41,7 @@ from dynamics.instances.single_index import (
 from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
-from ..plotting import figure, save
+from ..figures import COLORS, band_plot, figure, save, style, theory_hline
 from . import ProtocolContext, protocol
 
 #: The five methods of §6.3-6.4, in the authors' order.
@@ -171,11 +171,12 @@ def run_apx_lin(
     return out
 
 
+@style()
 def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[str]:
     """(c, b) plane with the initial circle, zero-risk line and b = -1; risk."""
     if ctx.figures_dir is None:
         return []
-    fig, axes = figure(2, 1, size=(5.0, 4.2))
+    fig, axes = figure(1, 2, size=(5.0, 4.2))
     ax = axes[0, 0]
     r0 = math.sqrt(runs[0]["Q0"])
     t = np.linspace(0, 2 * np.pi, 400)
@@ -188,8 +189,8 @@ def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[st
     )
     b = np.linspace(-3, 1, 50)
     ax.plot(1 - b, b, color="0.4", lw=1, ls=":", label="zero risk c = 1 - b")
-    ax.axhline(-1.0, color="black", ls="--", lw=1.2, label="b = -1 (c = 0 for even m)")
-    for r, color in zip(runs, st.COLORS, strict=False):
+    theory_hline(ax, -1.0, label="b = -1 (c = 0 for even m)", linewidth=1.2)
+    for r, color in zip(runs, COLORS, strict=False):
         ax.plot(
             r["thetas"][:, 0], r["thetas"][:, 1], color=color, lw=1.4, label=r["method"]
         )
@@ -204,7 +205,7 @@ def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[st
     )
     ax.legend(fontsize=7, loc="upper right")
     ax = axes[0, 1]
-    for r, color in zip(runs, st.COLORS, strict=False):
+    for r, color in zip(runs, COLORS, strict=False):
         ax.plot(np.maximum(r["risks"], 1e-32), color=color, label=r["method"])
     ax.set_yscale("log")
     ax.set(xlabel="GD step", ylabel="risk", title="risk (floored at 1e-32)")
@@ -360,17 +361,18 @@ def run_apx_tanh(
     return out
 
 
+@style()
 def _tanh_figures(ctx, runs, labels, prefix) -> list[str]:
     if ctx.figures_dir is None:
         return []
-    fig, axes = figure(2, 1)
+    fig, axes = figure(1, 2)
     for field, ax, ylabel in (
         ("train_risk", axes[0, 0], "training risk"),
         ("parameter_error", axes[0, 1], "||theta - theta*||"),
     ):
-        for label, color in zip(labels, st.COLORS, strict=False):
+        for label, color in zip(labels, COLORS, strict=False):
             rs = [r for r in runs if r["method"] == label]
-            st.band_plot(
+            band_plot(
                 ax,
                 rs[0]["eval_steps"],
                 np.stack([r[field] for r in rs]),

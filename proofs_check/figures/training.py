@@ -9,7 +9,7 @@ from pathlib import Path
 
 from dynamics.training.trainer import reference_converged
 
-from .plotting import figure, save
+from . import figure, save, style, theory_hline
 
 #: One colour and marker per arm, fixed across figures.
 STYLE = {
@@ -30,6 +30,7 @@ def _label(summary, name):
     return summary["arms"][name]["label"]
 
 
+@style()
 def metric_vs_cost(summary: dict, path: Path | None) -> str | None:
     """Test metric against training wall-clock and against cumulative NFEs."""
     fig, axes = figure(ncols=2, size=(5.2, 3.8))
@@ -68,6 +69,7 @@ def metric_vs_cost(summary: dict, path: Path | None) -> str | None:
     return save(fig, path)
 
 
+@style()
 def gradient_error(summary: dict, path: Path | None) -> str | None:
     """Relative gradient error of each DEQ arm along training, against the exact
     gradient of its own forward computation and against the IFT gradient at a tightly
@@ -118,7 +120,7 @@ def gradient_error(summary: dict, path: Path | None) -> str | None:
         ax.set_ylabel("relative error of the parameter gradient")
         ax.set_title(title, fontsize=8)
         if zero[key]:
-            ax.axhline(FLOOR, color="black", linestyle="--", linewidth=1)
+            theory_hline(ax, FLOOR, linewidth=1)
             ax.text(
                 0.02,
                 0.07,
@@ -143,6 +145,7 @@ def gradient_error(summary: dict, path: Path | None) -> str | None:
     return save(fig, path)
 
 
+@style()
 def memory_vs_steps(sweep: dict, task: str, path: Path | None) -> str | None:
     """Bytes saved for backward against the number of solver steps N."""
     fig, axes = figure(size=(5.6, 4.0))
@@ -153,11 +156,11 @@ def memory_vs_steps(sweep: dict, task: str, path: Path | None) -> str | None:
         "tied": ("(d) explicit weight-tied, 1+2N evaluations", "tied"),
         "deq_ift": ("(b) Anderson N steps + IFT", "deq_ift"),
     }
-    for key, (label, style) in labels.items():
+    for key, (label, arm) in labels.items():
         ys = sweep.get(key)
         if not ys:
             continue
-        color, marker = STYLE.get(style, ("tab:gray", "x"))
+        color, marker = STYLE.get(arm, ("tab:gray", "x"))
         ax.plot(
             sweep["N"], [y / 2**20 for y in ys], marker=marker, color=color, label=label
         )

@@ -1,73 +1,14 @@
-"""One figure style: data in colour, theory dashed black (Agg backend, no LaTeX)."""
+"""P-SCALE figures: rate-tightness histogram, worst conditioning instance, drift per
+dtype (from the arrays and replays of the batched engine's runs)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-plt.rcParams.update(
-    {
-        "figure.dpi": 110,
-        "savefig.dpi": 150,
-        "font.size": 10,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "text.usetex": False,
-    }
-)
-
-THEORY = {"color": "black", "linestyle": "--", "linewidth": 1.3}
+from . import THEORY, figure, save, style, theory, theory_vline
 
 
-def figure(ncols: int = 1, nrows: int = 1, size=(5.0, 3.6)):
-    """A new figure with ``nrows x ncols`` axes (always a 2-D array of axes)."""
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False
-    )
-    return fig, axes
-
-
-def curve_with_bound(
-    ax,
-    x,
-    y,
-    bound=None,
-    *,
-    label: str,
-    bound_label: str = "bound",
-    logy: bool = True,
-    color=None,
-    **kw,
-):
-    """Draw a measured curve and, dashed black, the theoretical bound beside it."""
-    ax.plot(x, y, label=label, color=color, **kw)
-    if bound is not None:
-        ax.plot(x, bound, label=bound_label, **THEORY)
-    if logy:
-        ax.set_yscale("log")
-    ax.legend(fontsize=8)
-
-
-def save(fig, path: Path | None) -> str | None:
-    """Save and close ``fig``; returns the path as a string (None when path is None)."""
-    if path is None:
-        plt.close(fig)
-        return None
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return str(path)
-
-
-# ------------------------------------------------------------------ P-SCALE figures
-
-
+@style()
 def scale_rate_histogram(arrays: dict, path: Path | None) -> str | None:
     """Histogram over instances of measured rate / bound rate (SCALE-RATE).
 
@@ -78,17 +19,19 @@ def scale_rate_histogram(arrays: dict, path: Path | None) -> str | None:
 
     fig, axes = figure()
     ax = axes[0, 0]
-    series = [("gradient flow (RK4): kappa_hat / kappa", arrays["gf_rate_ratio_final"]),
-              ("gradient descent: log-contraction / bound",
-               arrays["gd_rate_ratio_final"])]
+    series = [
+        ("gradient flow (RK4): kappa_hat / kappa", arrays["gf_rate_ratio_final"]),
+        ("gradient descent: log-contraction / bound", arrays["gd_rate_ratio_final"]),
+    ]
     vals = np.concatenate([v[np.isfinite(v) & (v > 0)] for _, v in series])
     lo, hi = min(0.9, float(vals.min())), float(vals.max()) * 1.1
     bins = np.logspace(np.log10(lo), np.log10(hi), 50)
     for label, v in series:
         v = v[np.isfinite(v) & (v > 0)]
-        ax.hist(v, bins=bins, histtype="step", linewidth=1.4,
-                label=f"{label} ({v.size})")
-    ax.axvline(1.0, label="bound (ratio 1)", **THEORY)
+        ax.hist(
+            v, bins=bins, histtype="step", linewidth=1.4, label=f"{label} ({v.size})"
+        )
+    theory_vline(ax, 1.0, label="bound (ratio 1)")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("measured rate / bound rate")
@@ -98,6 +41,7 @@ def scale_rate_histogram(arrays: dict, path: Path | None) -> str | None:
     return save(fig, path)
 
 
+@style()
 def scale_worst_sigma(rp, path: Path | None) -> str | None:
     """The worst-margin instance's sigma_min(I - W(t))^2 against its bounds
     (SCALE-COND), from its replay in the single-instance engine."""
@@ -110,10 +54,19 @@ def scale_worst_sigma(rp, path: Path | None) -> str | None:
     if rp.method == "gd":
         t = np.asarray(rp.single.steps)
     ax.plot(t, rp.sigma_min2, label="sigma_min(I - W)^2 (replayed)", color="C0")
-    ax.plot(t, rp.lam_min_C0 / (1.0 + rp.m_norm2),
-            label="lambda_min(C0)/(1+||M(t)||^2)", color="C1", linestyle=":")
-    ax.plot(t, np.full_like(t, rp.cond_lower, dtype=float),
-            label="lambda_min(C0)/(1+M_bar^2) (bound)", **THEORY)
+    ax.plot(
+        t,
+        rp.lam_min_C0 / (1.0 + rp.m_norm2),
+        label="lambda_min(C0)/(1+||M(t)||^2)",
+        color="C1",
+        linestyle=":",
+    )
+    theory(
+        ax,
+        t,
+        np.full_like(t, rp.cond_lower, dtype=float),
+        label="lambda_min(C0)/(1+M_bar^2) (bound)",
+    )
     ax.set_yscale("log")
     ax.set_xlabel(x_label)
     ax.set_title(f"SCALE-COND worst instance {rp.instance_id} ({rp.method})")
@@ -121,6 +74,7 @@ def scale_worst_sigma(rp, path: Path | None) -> str | None:
     return save(fig, path)
 
 
+@style()
 def scale_drift_vs_dtype(drifts: dict, path: Path | None) -> str | None:
     """Worst (and median) conservation drift per dtype and integrator (P-SCALE)."""
     import numpy as np
@@ -135,8 +89,15 @@ def scale_drift_vs_dtype(drifts: dict, path: Path | None) -> str | None:
         worst = [drifts[d][integ]["max"] for d in dtypes]
         med = [drifts[d][integ]["median"] for d in dtypes]
         ax.bar(x + j * width, worst, width, label=f"{integ}: worst", color=f"C{j}")
-        ax.scatter(x + j * width, med, color="black", marker="_", s=200, zorder=3,
-                   label="median" if j == 0 else None)
+        ax.scatter(
+            x + j * width,
+            med,
+            color="black",
+            marker="_",
+            s=200,
+            zorder=3,
+            label="median" if j == 0 else None,
+        )
     for d, eps in (("float64", 2.0**-52), ("float32", 2.0**-23)):
         if d in dtypes:
             i = dtypes.index(d)

@@ -1,20 +1,20 @@
-"""Figure helpers of the linear DEQ gradient-descent claims (LIN-GD-*, REPRO-LEG):
-risk, dynamics and distance panels of one GD run, shared with the P-LEG / P-SWEEP
-protocols (:mod:`proofs_check.protocols.leg_linear`)."""
+"""Panels of the linear DEQ gradient-descent claims (LIN-GD-*, REPRO-LEG): risk,
+dynamics and distance of one GD run, shared by the LIN-GD checks and the P-LEG /
+P-SWEEP protocols (:mod:`proofs_check.protocols.leg_linear`)."""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dynamics.models.linear_deq import LinearDEQ
 
-from ._lin_gd_common import (
-    GDRun,
-)
+from . import theory
 
-# --------------------------------------------------------------------- figures
+if TYPE_CHECKING:
+    from ..checks._lin_gd_common import GDRun
 
 
 def draw_risk(
@@ -26,8 +26,6 @@ def draw_risk(
     bound_label: str = "R6 bound",
 ):
     """Risk (log) against updates; the R6 bound q^k R_0 dashed black where it holds."""
-    from ..plotting import THEORY
-
     K = len(run.risks) if window is None else min(window + 1, len(run.risks))
     k = np.arange(K)
     ax.semilogy(k, run.risks[:K], color="C0", label=label)
@@ -35,7 +33,8 @@ def draw_risk(
         upto = min(run.prefix, K - 1) if q is not None else K - 1
         kk = np.arange(upto + 1)
         R0 = run.risks[0] - run.model.min_risk
-        ax.semilogy(kk, run.model.min_risk + R0 * q**kk, label=bound_label, **THEORY)
+        theory(ax, kk, run.model.min_risk + R0 * q**kk, label=bound_label)
+        ax.set_yscale("log")
     ax.set_xlabel("update k")
     ax.set_ylabel(r"train risk $\widehat R(\theta_k)$")
     ax.legend(fontsize=8)
@@ -52,8 +51,6 @@ def draw_dynamics(
     """(theta_1, theta_2) iterates coloured by update, with the zero-risk line
     theta_1 = beta*(1 - theta_2), the singular point (0, 1) and, dashed black, the
     initial circle ||theta - (0,1)|| = r_0 that gradient flow would stay on (R2)."""
-    from ..plotting import THEORY
-
     sc = None
     pts = []
     for i, run in enumerate(runs):
@@ -72,11 +69,12 @@ def draw_dynamics(
         )
         r0 = math.sqrt(LinearDEQ.Q(run.theta0))
         ang = np.linspace(0, 2 * np.pi, 400)
-        ax.plot(
+        theory(
+            ax,
             r0 * np.cos(ang),
             1 + r0 * np.sin(ang),
             label="initial circle (GF sphere)" if i == 0 else None,
-            **{**THEORY, "linewidth": 0.9},
+            linewidth=0.9,
         )
         ax.plot(
             *run.theta0,
@@ -125,8 +123,6 @@ def draw_dynamics(
 def draw_distances(ax, run: GDRun, window: int | None = None, label: str = "GD"):
     """||theta_k - (0,1)|| against updates, with r_0 and, on the prefix where the
     descent inequality held, the R5 bound sqrt(Q_0 + 2 eta (R_0 - R_k)) dashed."""
-    from ..plotting import THEORY
-
     K = len(run.thetas) if window is None else min(window + 1, len(run.thetas))
     dist = np.sqrt(run.Q[:K])
     ax.plot(np.arange(K), dist, color="C0", marker=".", ms=3, label=label)
@@ -134,19 +130,14 @@ def draw_distances(ax, run: GDRun, window: int | None = None, label: str = "GD")
     if P > 0:
         kk = np.arange(P + 1)
         bound = np.sqrt(run.Q[0] + 2 * run.eta * (run.risks[0] - run.risks[: P + 1]))
-        ax.plot(
+        theory(
+            ax,
             kk,
             bound,
             label=r"R5: $\sqrt{Q_0+2\eta(R_0-R_k)}$" + "\n(while descent held)",
-            **THEORY,
         )
     else:
-        ax.plot(
-            [],
-            [],
-            label="R5 bound: n/a\n(descent failed at step 0)",
-            **THEORY,
-        )
+        theory(ax, [], [], label="R5 bound: n/a\n(descent failed at step 0)")
     ax.axhline(dist[0], color="0.4", lw=0.8, ls=":", label=r"$r_0$ (GF)")
     ax.set_xlabel("update k")
     ax.set_ylabel(r"$\|\theta_k-(0,1)\|$")
