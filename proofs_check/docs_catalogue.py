@@ -435,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     pg.add_argument("--figures", type=Path, help="where the run writes (default: temp)")
     pg.add_argument("--profile", choices=("quick", "full"), default="quick")
     args = parser.parse_args(argv)
+    if not DOCS.is_dir():
+        parser.error(f"no docs/ folder at {DOCS}: run this from a source checkout")
 
     if args.what == "claims":
         text = current_claims_page()
