@@ -11,7 +11,7 @@ DIST_STAMP := $(VENV)/.deq-dynamics-dist-installed
 PROFILE ?= quick
 SEED ?= 0
 
-.PHONY: install verify test test-slow lint scripts-quick docs dist-check clean
+.PHONY: install verify test test-slow lint scripts-quick docs docs-strict dist-check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ $(DIST_STAMP): $(STAMP)
 # errors, so a broken cross-reference or a module that fails to import fails the build.
 docs: $(DOCS_STAMP)
 	OMP_NUM_THREADS=1 $(PY) -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# The same with every unresolved cross-reference into this project an error as well.
+docs-strict: $(DOCS_STAMP)
+	DOCS_NITPICKY=1 OMP_NUM_THREADS=1 $(PY) -m sphinx -W --keep-going -b html docs \
+		docs/_build/html-strict
 
 # Build the sdist and wheel and check their metadata renders on the package index.
 dist-check: $(DIST_STAMP)
