@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable
@@ -389,8 +390,14 @@ def collect_figures(
     return out
 
 
-def render_gallery(figures: dict[str, list[str]], profile: str = "quick") -> str:
-    """The Markdown text of ``docs/gallery.md`` for a claim -> figure-files map."""
+def render_gallery(
+    figures: dict[str, list[str]], profile: str = "quick", embed: bool = False
+) -> str:
+    """The Markdown text of ``docs/gallery.md`` for a claim -> figure-files map.
+
+    With ``embed`` each image is shown from ``docs/_static/gallery/`` (where
+    :func:`main` copies them); otherwise the page lists the files only.
+    """
     profile_opt = "" if profile == "quick" else f" --profile {profile}"
     total = sum(len(v) for v in figures.values())
     lines = [
@@ -420,6 +427,9 @@ def render_gallery(figures: dict[str, list[str]], profile: str = "quick") -> str
         ]
         lines += [f"| `{name}` | `figures/{name}` |" for name in figures[cid]]
         lines.append("")
+        if embed:
+            for name in figures[cid]:
+                lines += [f"![{name}](_static/gallery/{name})", ""]
     return "\n".join(lines)
 
 
@@ -434,6 +444,11 @@ def main(argv: list[str] | None = None) -> int:
     pg = sub.add_parser("gallery", help="run the checks, write docs/gallery.md")
     pg.add_argument("--figures", type=Path, help="where the run writes (default: temp)")
     pg.add_argument("--profile", choices=("quick", "full"), default="quick")
+    pg.add_argument(
+        "--embed",
+        action="store_true",
+        help="copy the images to docs/_static/gallery and show them on the page",
+    )
     args = parser.parse_args(argv)
     if not DOCS.is_dir():
         parser.error(f"no docs/ folder at {DOCS}: run this from a source checkout")
@@ -456,7 +471,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         where = args.figures or Path(tmp) / "figures"
         figures = collect_figures(where, profile=args.profile)
-    GALLERY_PAGE.write_text(render_gallery(figures, args.profile))
+        if args.embed:
+            static = DOCS / "_static" / "gallery"
+            static.mkdir(parents=True, exist_ok=True)
+            for names in figures.values():
+                for name in names:
+                    shutil.copyfile(where / name, static / name)
+    GALLERY_PAGE.write_text(render_gallery(figures, args.profile, args.embed))
     CLAIMS_PAGE.write_text(current_claims_page())
     print(f"wrote {GALLERY_PAGE} and {CLAIMS_PAGE}")
     return 0
