@@ -151,8 +151,19 @@ THEORY_PAGES: dict[str, str] = {
     "REV §10.6": f"{_REV}#lineage",
     "REV §11": f"{_REV}#baselines",
     "REV §12": f"{_REV}#published-configurations",
+    "REV §12.1": f"{_REV}#published-configurations",
+    "REV §12.2": f"{_REV}#language-model",
+    "REV §12.3": f"{_REV}#vision-model",
     "REV §13": f"{_PRO}#reversible-deq-designs",
     "REV §14": "theory/references.md",
+    # the training data sets and their fallbacks
+    "data": "data.md",
+    "data: fallbacks": "data.md#fallbacks",
+    "data: tests": "data.md#tests-and-optional-data",
+    "data: Fashion-MNIST": "data.md#fashion-mnist",
+    "data: digits": "data.md#scikit-learn-digits",
+    "data: KJV": "data.md#king-james-bible",
+    "data: Brown": "data.md#brown-corpus",
 }
 
 #: Page of each theory file that explains how its tolerances were chosen.
