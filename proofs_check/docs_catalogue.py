@@ -266,6 +266,11 @@ def _extra_fields(claim: Claim) -> list[tuple[str, object]]:
 
 
 def _format_value(value: object) -> str:
+    """One line of Markdown for a catalogue field (newlines would break the list)."""
+    return " ".join(_format_raw(value).split())
+
+
+def _format_raw(value: object) -> str:
     if isinstance(value, str):
         return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
