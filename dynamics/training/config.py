@@ -32,7 +32,7 @@ class DEQSettings:
         fwd_tol, fwd_max_steps: Anderson forward tolerance and cap.
         bwd_tol, bwd_max_steps: IFT adjoint-solve tolerance and cap.
         jac_weight, jac_probes: Jacobian regulariser gamma and Hutchinson probes.
-        phantom_k, phantom_tau: phantom unroll steps and damping.
+        phantom_k, phantom_lam: phantom unroll steps and damping.
         probe_tol, probe_max_steps: the tightly solved reference equilibrium and adjoint
             used to measure gradient errors (not used in training).
         baseline_state_dtype: "float32" or "float64" state for the Anderson arms
@@ -50,7 +50,7 @@ class DEQSettings:
     jac_weight: float = 1.0
     jac_probes: int = 1
     phantom_k: int = 5
-    phantom_tau: float = 0.5
+    phantom_lam: float = 0.5
     probe_tol: float = 1e-6
     probe_max_steps: int = 100
     baseline_state_dtype: str = "float32"
