@@ -175,7 +175,10 @@ class SingleIndexDEQ(AbstractModel):
         return sol, w
 
     def hessian(self, theta) -> np.ndarray:
-        """Exact Hessian of the risk (the IFT gradient differentiated once more)."""
+        """Exact Hessian of the risk (the IFT gradient differentiated once more).
+
+        Raises NonSmoothActivationError for a non-C^2 activation (ReLU, leaky ReLU)."""
+        self.act.require_smooth("the Hessian of the risk")
         sol = self.solve(theta)
         v = float(theta[-1])
         p, D = sol.slope, 1.0 - v * sol.slope
@@ -209,6 +212,8 @@ class SingleIndexDEQ(AbstractModel):
     def dQ_dt(self, theta) -> float:
         """R7: along gradient flow dQ/dt = -(2/n) sum_i w_i (s_i - sigma(s_i)) with the
         IFT weights w_i (LOSS_FACTOR = 2 is inside w_i, the 2 here comes from
-        grad Q = 2 (u, v - 1))."""
+        grad Q = 2 (u, v - 1)). Raises NonSmoothActivationError for a non-C^2
+        activation (R7 assumes sigma in C^2)."""
+        self.act.require_smooth("dQ/dt along gradient flow (R7)")
         sol, w = self.sample_weights(theta)
         return float(-2.0 * np.mean(w * (sol.s - sol.sigma_s)))
