@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..registry import CheckResult, Context, Status, check, judged
+from ..registry import CheckResult, Context, check, judged
 from ._lin_gd_common import (
     SWEEP_STEPS,
     TOL_DRIFT,
@@ -130,14 +130,4 @@ def repro_leg_linear(ctx: Context) -> CheckResult:
     return _repro_leg_linear(ctx.figures_dir)
 
 
-@check("REPRO-LEG", part="src", kind="benchmark")
-def repro_leg_src(ctx: Context) -> CheckResult:
-    """REPRO-LEG, P-SRC (the early scripts of commit ed6006e, spec §6.7): no protocol
-    reproduces them yet, so this part stays not-implemented (never pass)."""
-    del ctx
-    return CheckResult(
-        Status.not_implemented,
-        reason="P-SRC (early scripts, spec §6.7) has no protocol yet; the linear "
-        "P-LEG/P-SWEEP runs are checked in part 'linear', the sigmoid runs in "
-        "part 'sigmoid'",
-    )
+# Part "src" (P-SRC, the early scripts) is judged in :mod:`.repro_src`.

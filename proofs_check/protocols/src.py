@@ -265,7 +265,9 @@ def _nonlinear_figure(ctx, name, config, runs) -> str | None:
         color="C0",
         label="explicit",
     )
-    th = imp["engine"]["thetas"][-1]
+    # A refused run's last iterate has no unique fixed point: draw the one before.
+    refused = imp["engine"]["refused_at"] is not None
+    th = imp["engine"]["thetas"][-2 if refused else -1]
     y_imp = SingleIndexDEQ(grid[:, None], grid, act).predict(th)
     ax[1].plot(grid, y_imp, ":", color="C1", label="implicit")
     ax[1].set(xlabel="x", ylabel="y", title="function comparison")
