@@ -194,7 +194,9 @@ class SingleIndexDEQ(AbstractModel):
 
     def hessian_at_target(self, xi) -> np.ndarray:
         """R7's H* = (2/n) sum sigma'(z_i)^2 w_i w_i^T, z_i = <xi, x_i>,
-        w_i = (x_i, sigma(z_i)); the Hessian at theta* = (xi, 0) for realizable data."""
+        w_i = (x_i, sigma(z_i)); the Hessian at theta* = (xi, 0) for realizable data.
+        Raises NonSmoothActivationError for a non-C^2 activation."""
+        self.act.require_smooth("R7's Hessian H* at the target")
         xi = finite_array("xi", xi, ndim=1)
         if xi.shape[0] != self.d:
             raise ShapeError(f"xi must have {self.d} entries; got {xi.shape[0]}")

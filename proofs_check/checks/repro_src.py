@@ -73,20 +73,21 @@ def rel_digits(a, b) -> float:
     return digits(float(np.max(np.abs(a - b) / np.maximum(np.abs(b), 1e-300))))
 
 
-def _horizon(eng: dict, compared: int) -> int:
-    """Epochs compared strictly: until the gradient falls to its noise floor."""
+def _horizon(eng: dict, compared: int) -> tuple[int, int | None]:
+    """(epochs compared strictly, epoch where the gradient first fell to its noise
+    floor or None): strict comparison stops there."""
     floor = eng.get("gradient_noise_floor")
     if floor is None:
-        return compared
+        return compared, None
     below = np.nonzero(np.asarray(eng["grad_norms"])[:compared] <= floor[:compared])[0]
-    return int(below[0]) if below.size else compared
+    return (int(below[0]), int(below[0])) if below.size else (compared, None)
 
 
 def judge_nonlinear(rec: dict, ymax: float) -> dict:
     """Per-run agreement of engine and reference (see module doc)."""
     eng, ref = rec["engine"], rec["reference"]
     compared = min(len(eng["train_loss"]), len(ref["train_loss"]))
-    H = _horizon(eng, compared)
+    H, floor_epoch = _horizon(eng, compared)
     problems = []
     th_err = theta_error(eng["thetas"][: H + 1], ref["thetas"][: H + 1])
     tr = loss_excess(eng["train_loss"][:H], ref["train_loss"][:H], ymax)
@@ -129,7 +130,8 @@ def judge_nonlinear(rec: dict, ymax: float) -> dict:
         "engine_result": eng["result"],
         "engine_steps": eng["steps_taken"],
         "script_would_raise": raised,
-        "resolved_horizon": H,
+        "compared_epochs": H,
+        "noise_floor_epoch": floor_epoch,
         "theta_digits": digits(th_err),
         "train_loss_digits": rel_digits(eng["train_loss"][:H], ref["train_loss"][:H]),
         "test_loss_digits": rel_digits(eng["test_loss"][:nt], ref["test_loss"][:nt]),
@@ -234,9 +236,7 @@ def judge_src(payload: dict, published: dict, figures_dir=None) -> CheckResult:
         r["run"] for r in rows if r.get("engine_result") not in (None, "successful")
     ]
     raises = [r["run"] for r in rows if r.get("script_would_raise")]
-    short = [
-        r["run"] for r in rows if r.get("resolved_horizon", 1) < r.get("epochs", 0)
-    ]
+    short = [r["run"] for r in rows if r.get("noise_floor_epoch") is not None]
     return judged(
         not problems,
         measured=worst,
