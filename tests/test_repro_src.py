@@ -100,7 +100,11 @@ def test_protocol_constants_are_the_published_ones():
 def relu_train():
     """The ReLU runs at the train() defaults (4000 epochs, lr 0.5), no figures."""
     return P.src(
-        ProtocolContext(), activations=("relu",), configs=("train",), linear=False
+        ProtocolContext(),
+        activations=("relu",),
+        configs=("train",),
+        linear=False,
+        workers=1,
     )
 
 
@@ -132,7 +136,11 @@ def test_planted_kink_bug_fails(monkeypatch):
     )
     monkeypatch.setitem(table.ACTIVATIONS, "relu", bad)
     payload = P.src(
-        ProtocolContext(), activations=("relu",), configs=("train",), linear=False
+        ProtocolContext(),
+        activations=("relu",),
+        configs=("train",),
+        linear=False,
+        workers=1,
     )
     res = repro_src.judge_src(payload, PUBLISHED)
     assert res.status is Status.failed

@@ -34,6 +34,7 @@ from dynamics.models.linear_deq import LinearDEQ
 from dynamics.models.scalar_root import ROOT_TOL
 from dynamics.models.single_index import SingleIndexDEQ
 
+from .. import sim_tools as st
 from ..checks._lin_gd_common import analyse_gd
 from ..plotting import figure, save
 from . import ProtocolContext, protocol, src_reference as ref
@@ -201,6 +202,11 @@ def nonlinear_run(name: str, model: str, config: str, data: dict) -> dict:
     return rec
 
 
+def _task(task: tuple) -> dict:
+    name, model, config = task
+    return nonlinear_run(name, model, config, nonlinear_data())
+
+
 def linear_run() -> dict:
     """The linear script by the engine (closed form) and the reference (Brent)."""
     x, theta0 = linear_data()
@@ -304,7 +310,10 @@ def src(
     activations=ACTIVATION_NAMES,
     configs=tuple(CONFIGS),
     linear: bool = True,
+    workers: int | None = None,
 ) -> dict:
+    """Run P-SRC (all of it by default); ``workers`` processes share the nonlinear
+    runs (default DEQ_WORKERS or the CPU count; results do not depend on it)."""
     out: dict = {"spec_id": "P-SRC", "runs": [], "figures": {}}
     if linear:
         ctx.progress("P-SRC linear: lr 0.01, 200 epochs")
@@ -316,12 +325,22 @@ def src(
         "implicit": data["implicit"],
         "explicit": data["explicit"],
     }
-    for config in configs:
-        for name in activations:
-            ctx.progress(f"P-SRC nonlinear {name}, {config} defaults {CONFIGS[config]}")
-            runs = [nonlinear_run(name, m, config, data) for m in MODELS]
-            out["runs"] += runs
-            if ctx.figures_dir is not None:
+    tasks = [(n, m, c) for c in configs for n in activations for m in MODELS]
+    out["runs"] = st.run_pool(
+        _task,
+        tasks,
+        workers=workers,
+        progress=ctx.progress,
+        describe=lambda t, r: f"P-SRC {t[0]}/{t[1]}, {t[2]} defaults {CONFIGS[t[2]]}",
+    )
+    if ctx.figures_dir is not None:
+        for config in configs:
+            for name in activations:
+                runs = [
+                    r
+                    for r in out["runs"]
+                    if r["activation"] == name and r["config"] == config
+                ]
                 key = f"src-{name}-{config}"
                 out["figures"][key] = _nonlinear_figure(ctx, name, config, runs)
     out["figures"] = {k: v for k, v in out["figures"].items() if v}
