@@ -38,6 +38,8 @@ ILLINOIS_ULPS = 4.0
 #: ... plus this absolute width, for roots at (or within 1e-30 of) 0: ReLU's y = 0.
 ILLINOIS_ABS = 1e-30
 ILLINOIS_MAX_ITER = 300
+#: Relative half-width of the bracket tried around a guess.
+GUESS_WIDTH = 1e-4
 
 
 class BracketError(ValueError):
@@ -74,14 +76,22 @@ ACTIVATIONS = {
 }
 
 
-def illinois_roots(F, lo: float, hi: float, n: int) -> tuple[np.ndarray, int]:
+def illinois_roots(
+    F, lo: float, hi: float, n: int, guess: np.ndarray | None = None
+) -> tuple[np.ndarray, int]:
     """Roots of the vectorised ``F`` (shape (n,)) bracketed by [lo, hi].
 
     Modified regula falsi (Illinois): the retained end's value is halved when the same
     end survives twice, which keeps the convergence superlinear; stops when the
-    bracket is ILLINOIS_ULPS eps64 |y| + ILLINOIS_ABS wide or F is exactly 0.
+    bracket is ILLINOIS_ULPS eps64 |y| + ILLINOIS_ABS wide, or |F| is at its rounding
+    level (ILLINOIS_ULPS eps64 (|y| + |sigma|)), or F is exactly 0.
     Raises BracketError where F(lo), F(hi) have the same sign. Returns (roots,
     iterations).
+
+    ``guess`` (e.g. last epoch's roots) only speeds the solve up: where
+    [guess -+ GUESS_WIDTH (1 + |guess|)] lies in [lo, hi] and F changes sign on it,
+    the solve starts from that bracket instead. A sign change brackets a root, and
+    for the monotone F of a well-posed model that root is the only one.
     """
     a, b = np.full(n, lo), np.full(n, hi)
     fa, fb = F(a), F(b)
@@ -91,6 +101,13 @@ def illinois_roots(F, lo: float, hi: float, n: int) -> tuple[np.ndarray, int]:
             f"no sign change on [{lo}, {hi}] for sample {bad}: "
             f"F(lo) = {fa[bad]:.3e}, F(hi) = {fb[bad]:.3e}"
         )
+    if guess is not None:
+        w = GUESS_WIDTH * (1.0 + np.abs(guess))
+        ga, gb = np.maximum(guess - w, lo), np.minimum(guess + w, hi)
+        fga, fgb = F(ga), F(gb)
+        use = np.sign(fga) * np.sign(fgb) < 0
+        a, fa = np.where(use, ga, a), np.where(use, fga, fa)
+        b, fb = np.where(use, gb, b), np.where(use, fgb, fb)
     x = np.where(fa == 0, a, b)
     done = (fa == 0) | (fb == 0)
     side = np.zeros(n, dtype=int)  # which end survived last (-1: a, +1: b)
@@ -117,7 +134,11 @@ def illinois_roots(F, lo: float, hi: float, n: int) -> tuple[np.ndarray, int]:
         a, fa = np.where(keep, a, new_a), np.where(keep, fa, new_fa)
         b, fb = np.where(keep, b, new_b), np.where(keep, fb, new_fb)
         side = np.where(keep, side, np.where(same_as_a, 1, -1))
-        done |= zero
+        # Or F(c) is at its rounding level: |F| <= 4 eps (|c| + |sigma(s)|), with
+        # sigma(s) = c - F(c); the root is then known to ~4 eps / F' relative.
+        done |= zero | (
+            np.abs(fc) <= ILLINOIS_ULPS * eps * (np.abs(c) + np.abs(c - fc))
+        )
     raise ArithmeticError("Illinois solve did not shrink its bracket")
 
 
@@ -146,27 +167,30 @@ def linear_run(x: np.ndarray, theta0: np.ndarray, lr: float, epochs: int) -> dic
     }
 
 
-def _implicit_forward(name, theta, x):
+def _implicit_forward(name, theta, x, guess=None):
     sigma, _ = ACTIVATIONS[name]
     return illinois_roots(
-        lambda y: y - sigma(theta[0] * x + theta[1] * y), *NONLINEAR_BRACKET, x.size
+        lambda y: y - sigma(theta[0] * x + theta[1] * y),
+        *NONLINEAR_BRACKET,
+        x.size,
+        guess,
     )[0]
 
 
-def predict(name: str, model: str, theta, x: np.ndarray) -> np.ndarray:
+def predict(name: str, model: str, theta, x: np.ndarray, guess=None) -> np.ndarray:
     """The reference prediction of the implicit or explicit model at ``theta``."""
     if model == "explicit":
         return ACTIVATIONS[name][0](float(theta) * x)
-    return _implicit_forward(name, np.asarray(theta, float), x)
+    return _implicit_forward(name, np.asarray(theta, float), x, guess)
 
 
-def _gradient(name, model, theta, x, y):
+def _gradient(name, model, theta, x, y, guess=None):
     sigma, dsigma = ACTIVATIONS[name]
     if model == "explicit":
         s = theta * x
         f = sigma(s)
         return f, float(np.sum(2.0 * (f - y) * dsigma(s) * x) / x.size)
-    f = _implicit_forward(name, theta, x)
+    f = _implicit_forward(name, theta, x, guess)
     s = theta[0] * x + theta[1] * f
     p = dsigma(s)
     w = 2.0 * (f - y) * p / (1.0 - theta[1] * p)
@@ -188,10 +212,10 @@ def nonlinear_run(
     y, y_test = sigma(c_true * x), sigma(c_true * x_test)
     theta = np.array(theta0, dtype=float) if model == "implicit" else float(theta0)
     history, train, test, kink = [np.copy(theta)], [], [], 0
-    stopped = None
+    stopped, f, ft = None, None, None
     for epoch in range(epochs):
         try:
-            f, g = _gradient(name, model, theta, x, y)
+            f, g = _gradient(name, model, theta, x, y, f)
         except BracketError as exc:
             # Where the script's brentq would raise and end the run.
             stopped = f"epoch {epoch}, train set: {exc}"
@@ -202,7 +226,7 @@ def nonlinear_run(
         theta = theta - lr * g
         history.append(np.copy(theta))
         try:
-            ft = predict(name, model, theta, x_test)
+            ft = predict(name, model, theta, x_test, ft)
         except BracketError as exc:
             stopped = f"epoch {epoch}, test set: {exc}"
             break
