@@ -83,7 +83,7 @@ def test_sim_theorem_points_refuse_non_smooth(name):
 
 def test_autograd_hessian_refuses_non_smooth():
     pytest.importorskip("torch")
-    from dynamics.torch_backend.single_index import autograd_hessian
+    from dynamics.batched.single_index import autograd_hessian
 
     model, _ = _model("leaky_relu")
     with pytest.raises(NonSmoothActivationError):

@@ -30,14 +30,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 
 PUBLISHED = Path(__file__).resolve().parent.parent / "published" / "src.json"
-TOL_DIGITS = 10.0
-LOSS_REL = 1e-10
-#: SciPy's brentq defaults (xtol 2e-12, rtol 4 eps64 |y| with |y| <= 10) plus the
-#: engine's residual 1e-13, times 2 for the final rounding.
-BRENT_TOL = 2.0 * (2e-12 + 4 * np.finfo(float).eps * 10.0 + 1e-13)
+#: Tolerances (values and reasons in the catalogue): digits of theta, loss scale,
+#: and the gap to SciPy's brentq at the scripts' defaults (xtol 2e-12, rtol 4 eps64
+#: |y| with |y| <= 10, plus the engine's residual 1e-13, times 2).
+TOL_DIGITS = tol("REPRO-LEG", "src-theta-digits")
+LOSS_REL = tol("REPRO-LEG", "src-loss-rel")
+BRENT_TOL = tol("REPRO-LEG", "src-brent")
 #: Digits reported for identical values.
 EXACT_DIGITS = 17.0
 
@@ -276,8 +278,8 @@ def repro_leg_src(ctx: Context) -> CheckResult:
     activation formulas) to >= 10 digits in theta while the run is resolved by the
     forward tolerance; stops (non-unique roots, roots outside the scripts' brackets)
     agree; figures render when ``ctx.figures_dir`` is set."""
-    from ..protocols import ProtocolContext, load_protocols
+    from ..protocols import protocol_data
 
-    payload = load_protocols()["src"].fn(ProtocolContext(figures_dir=ctx.figures_dir))
+    payload = protocol_data(ctx, "src")
     published = json.loads(PUBLISHED.read_text())
     return judge_src(payload, published, ctx.figures_dir)

@@ -36,7 +36,7 @@ from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
 from ..checks._lin_gd_common import analyse_gd
-from ..plotting import figure, save
+from ..figures import figure, save, style, theory, theory_hline
 from . import ProtocolContext, protocol, src_reference as ref
 from .leg_linear import run_record
 
@@ -222,14 +222,15 @@ def linear_run() -> dict:
 # ----------------------------------------------------------------------- figures
 
 
+@style()
 def _linear_figure(ctx, rec) -> str | None:
     th = np.asarray(rec["thetas"])
-    fig, axes = figure(4, 1, size=(4.2, 3.4))
+    fig, axes = figure(1, 4, size=(4.2, 3.4))
     ax = axes[0]
     ax[0].semilogy(rec["train_loss"], color="C0")
     ax[0].set(xlabel="epoch", ylabel="train loss", title="loss")
     grid = np.linspace(0.0, 1.0, 200)
-    ax[1].plot(grid, LINEAR_SLOPE * grid, "k--", label="f(x)=2x")
+    theory(ax[1], grid, LINEAR_SLOPE * grid, label="target f(x)=2x")
     ax[1].plot(grid, th[-1, 0] / (1 - th[-1, 1]) * grid, color="C1", label="learned")
     ax[1].set(xlabel="x", ylabel="y", title="learned function")
     ax[1].legend(fontsize=8)
@@ -250,11 +251,12 @@ def _linear_figure(ctx, rec) -> str | None:
     return save(fig, ctx.figure_path("src-linear"))
 
 
+@style()
 def _nonlinear_figure(ctx, name, config, runs) -> str | None:
     imp = next(r for r in runs if r["model"] == "implicit")
     exp = next(r for r in runs if r["model"] == "explicit")
     act = get_activation(name)
-    fig, axes = figure(4, 1, size=(4.2, 3.4))
+    fig, axes = figure(1, 4, size=(4.2, 3.4))
     ax = axes[0]
     for r, c in ((exp, "C0"), (imp, "C1")):
         e = r["engine"]
@@ -263,7 +265,7 @@ def _nonlinear_figure(ctx, name, config, runs) -> str | None:
     ax[0].set(xlabel="epoch", ylabel="loss", title=f"{name}, {config} defaults")
     ax[0].legend(fontsize=7)
     grid = np.linspace(-2.0, 2.0, 200)
-    ax[1].plot(grid, act.sigma(C_TRUE * grid), "k-", label=r"$\sigma(2x)$")
+    theory(ax[1], grid, act.sigma(C_TRUE * grid), label=r"target $\sigma(2x)$")
     ax[1].plot(
         grid,
         act.sigma(exp["engine"]["thetas"][-1, 0] * grid),
@@ -292,8 +294,8 @@ def _nonlinear_figure(ctx, name, config, runs) -> str | None:
     ax[2].legend(fontsize=7)
     ax[3].plot(imp["engine"]["thetas"][:, 0], label=r"$\theta_1$")
     ax[3].plot(imp["engine"]["thetas"][:, 1], label=r"$\theta_2$")
-    ax[3].axhline(C_TRUE, color="k", ls="--", lw=1)
-    ax[3].axhline(0.0, color="k", ls=":", lw=1)
+    theory_hline(ax[3], C_TRUE, label="target (2, 0)")
+    theory_hline(ax[3], 0.0)
     ax[3].set(xlabel="epoch", ylabel="value", title="implicit parameters")
     ax[3].legend(fontsize=7)
     return save(fig, ctx.figure_path(f"src-{name}-{config}"))
