@@ -13,6 +13,7 @@ from .errors import (
     InvalidInputError as InvalidInputError,
     NonContractiveError as NonContractiveError,
     NonFiniteError as NonFiniteError,
+    NonSmoothActivationError as NonSmoothActivationError,
     ReconstructionError as ReconstructionError,
     ShapeError as ShapeError,
     SingularEquilibriumError as SingularEquilibriumError,

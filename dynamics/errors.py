@@ -29,6 +29,12 @@ class StepSizeError(InvalidInputError):
     """A step size (learning rate, integrator step) that is not positive and finite."""
 
 
+class NonSmoothActivationError(InvalidInputError):
+    """A computation that needs a C^2 activation (a Hessian, dQ/dt, a theorem check)
+    was asked of a non-smooth one (ReLU, leaky ReLU): refused, never computed through
+    the kink."""
+
+
 class SingularEquilibriumError(DEQError, ArithmeticError):
     """No equilibrium: ``1 - v = 0`` or ``I - W`` is (numerically) singular.
 
