@@ -29,6 +29,27 @@ class StepSizeError(InvalidInputError):
     """A step size (learning rate, integrator step) that is not positive and finite."""
 
 
+class RankDeficientError(InvalidInputError):
+    """Data whose second-moment matrix is (numerically) singular, e.g. fewer samples
+    than features (n < d), where a bound needs lambda_min(Sigma_hat) > 0."""
+
+
+class NonSmoothActivationError(InvalidInputError):
+    """A second-order quantity (Hessian, dQ/dt) of an activation that is not C^2."""
+
+
+class CheckpointError(DEQError, RuntimeError):
+    """A checkpoint that is missing, truncated, unsafe to load or from another run."""
+
+
+class ConfigMismatchError(CheckpointError):
+    """``--resume`` with a configuration or seed that differs from the checkpoint's."""
+
+
+class OutputPathError(DEQError, OSError):
+    """An output path that cannot be written, or a run directory that is not empty."""
+
+
 class SingularEquilibriumError(DEQError, ArithmeticError):
     """No equilibrium: ``1 - v = 0`` or ``I - W`` is (numerically) singular.
 

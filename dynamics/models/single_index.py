@@ -23,7 +23,13 @@ import numpy as np
 
 from .._result import Result
 from .._validate import finite_array, param_vector, positive_step
-from ..errors import ConvergenceError, NonFiniteError, ShapeError, WellPosednessError
+from ..errors import (
+    ConvergenceError,
+    NonFiniteError,
+    NonSmoothActivationError,
+    ShapeError,
+    WellPosednessError,
+)
 from .activations import Activation, get_activation
 from .base import LOSS_FACTOR, AbstractModel
 from .scalar_root import ROOT_TOL, RootSolution, solve_roots
@@ -176,6 +182,7 @@ class SingleIndexDEQ(AbstractModel):
 
     def hessian(self, theta) -> np.ndarray:
         """Exact Hessian of the risk (the IFT gradient differentiated once more)."""
+        self._require_smooth("the Hessian")
         sol = self.solve(theta)
         v = float(theta[-1])
         p, D = sol.slope, 1.0 - v * sol.slope
@@ -192,12 +199,23 @@ class SingleIndexDEQ(AbstractModel):
     def hessian_at_target(self, xi) -> np.ndarray:
         """R7's H* = (2/n) sum sigma'(z_i)^2 w_i w_i^T, z_i = <xi, x_i>,
         w_i = (x_i, sigma(z_i)); the Hessian at theta* = (xi, 0) for realizable data."""
+        self._require_smooth("the Hessian H*")
         xi = finite_array("xi", xi, ndim=1)
         if xi.shape[0] != self.d:
             raise ShapeError(f"xi must have {self.d} entries; got {xi.shape[0]}")
         z = self.X @ xi
         Wm = np.hstack([self.X, self.act.sigma(z)[:, None]])
         return LOSS_FACTOR * (Wm * (self.act.dsigma(z) ** 2)[:, None]).T @ Wm / self.n
+
+    def _require_smooth(self, what: str) -> None:
+        # sigma'' does not exist at a kink: the formula would return a number that
+        # is not the quantity asked for (theorem checks use C^2 activations only).
+        if not self.act.smooth:
+            raise NonSmoothActivationError(
+                f"{what} needs a C^2 activation; {self.act.name!r} is not smooth "
+                "(flagged smooth=False); use tanh, sigmoid or sigma_eps, or a "
+                "finite-difference estimate if you accept its ambiguity at the kinks"
+            )
 
     # -- the (non-)conserved quantity --------------------------------------------------
     @staticmethod
@@ -210,5 +228,6 @@ class SingleIndexDEQ(AbstractModel):
         """R7: along gradient flow dQ/dt = -(2/n) sum_i w_i (s_i - sigma(s_i)) with the
         IFT weights w_i (LOSS_FACTOR = 2 is inside w_i, the 2 here comes from
         grad Q = 2 (u, v - 1))."""
+        self._require_smooth("dQ/dt along gradient flow")
         sol, w = self.sample_weights(theta)
         return float(-2.0 * np.mean(w * (sol.s - sol.sigma_s)))
