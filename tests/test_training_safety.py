@@ -158,7 +158,7 @@ def test_crash_mid_write_leaves_previous_outputs(tmp_path, monkeypatch):
     names = ["summary.json", "results.md", "tied/metrics.csv", "tied/checkpoint.pt"]
     before = {n: (tmp_path / n).read_bytes() for n in names}
 
-    real_fdopen, real_open, real_save = os.fdopen, open, torch.save
+    real_open, real_save = open, torch.save
 
     class HalfFile:
         def __init__(self, fh):
@@ -184,9 +184,6 @@ def test_crash_mid_write_leaves_previous_outputs(tmp_path, monkeypatch):
         Path(path).write_bytes(data[: len(data) // 2])
         raise _Crash("killed mid-write")
 
-    monkeypatch.setattr(
-        trainer.os, "fdopen", lambda *a, **k: HalfFile(real_fdopen(*a, **k))
-    )
     monkeypatch.setattr(
         "builtins.open",
         lambda f, mode="r", *a, **k: (
