@@ -17,9 +17,11 @@ from dynamics.errors import (
     NonSmoothActivationError,
     RankDeficientError,
     ShapeError,
+    SingularEquilibriumError,
     StepSizeError,
 )
-from dynamics.gradients import Unrolled
+from dynamics.gradients import JFB, Unrolled
+from dynamics.gradients.directions import approx_direction
 from dynamics.models.activations import get_activation
 from dynamics.models.linear_deq import LinearDEQ
 from dynamics.models.matrix_deq import MatrixLinearDEQ
@@ -50,6 +52,12 @@ def test_large_u_with_resolved_gap_is_not_singular():
     beta = model.beta(model.pack([1e6, -1e6], v))
     gap = 1.0 - v  # exact in binary: v and 1 are within a factor 2 (Sterbenz)
     np.testing.assert_allclose(beta, np.array([1e6, -1e6]) / gap, rtol=4e-16)
+    # the approximate-backprop directions use the same relative test
+    theta = model.pack([1e6, -1e6], v)
+    risk, _ = approx_direction(model, JFB())(theta)
+    assert risk == pytest.approx(model.risk(theta), rel=1e-12)
+    with pytest.raises(SingularEquilibriumError):
+        approx_direction(model, JFB())(model.pack([1.0, 1.0], 1.0 + 1e-15))
 
 
 def test_rate_helpers_refuse_rank_deficient_data():
