@@ -23,7 +23,12 @@ import numpy as np
 
 from .._result import Result
 from .._validate import finite_array, param_vector, positive_step
-from ..errors import ConvergenceError, NonFiniteError, ShapeError, WellPosednessError
+from ..errors import (
+    ConvergenceError,
+    NonFiniteError,
+    ShapeError,
+    WellPosednessError,
+)
 from .activations import Activation, get_activation
 from .base import LOSS_FACTOR, AbstractModel
 from .scalar_root import ROOT_TOL, RootSolution, solve_roots
