@@ -29,6 +29,10 @@ class StepSizeError(InvalidInputError):
     """A step size (learning rate, integrator step) that is not positive and finite."""
 
 
+class HyperparameterError(InvalidInputError):
+    """An optimiser hyperparameter outside its range (momentum, Adam betas, eps)."""
+
+
 class SingularEquilibriumError(DEQError, ArithmeticError):
     """No equilibrium: ``1 - v = 0`` or ``I - W`` is (numerically) singular.
 
