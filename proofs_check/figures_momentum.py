@@ -62,7 +62,7 @@ def _c(method: str, mu: float) -> float:
     return drift_constant(method, mu)
 
 
-def draw_adam_conditioning(runs: dict, path):
+def draw_adam_conditioning(runs: dict, path, case: str = ""):
     """Distance to the singular set over the LIN-COND bound (left) and Q_k / Q_0
     (right, scalar: Q; matrix: tr C) along training, per optimiser, for one instance;
     the bound (ratio 1) dashed."""
@@ -74,8 +74,8 @@ def draw_adam_conditioning(runs: dict, path):
     axes[0, 0].axhline(1.0, label="LIN-COND bound (GD, GF)", **THEORY)
     axes[0, 0].set_xscale("symlog", linthresh=10)
     axes[0, 0].set_xlabel("step")
-    axes[0, 0].set_ylabel("|1-v| / bound  (matrix: sigma_min(I-W) / bound)")
-    axes[0, 0].set_title("distance to the singular point", fontsize=9)
+    axes[0, 0].set_ylabel("distance to singular set / LIN-COND bound")
+    axes[0, 0].set_title(f"{case}: |1-v| (matrix: sigma_min(I-W))", fontsize=9)
     axes[0, 0].legend(fontsize=7)
     axes[0, 1].axhline(1.0, label="conserved by GF", **THEORY)
     axes[0, 1].set_xscale("symlog", linthresh=10)
@@ -83,4 +83,6 @@ def draw_adam_conditioning(runs: dict, path):
     axes[0, 1].set_ylabel(r"$Q_k/Q_0$")
     axes[0, 1].set_title("the conserved quantity drifts under Adam", fontsize=9)
     axes[0, 1].legend(fontsize=7)
+    for ax in axes[0]:
+        ax.set_xlim(0, None)
     return save(fig, path)
