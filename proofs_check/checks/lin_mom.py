@@ -76,33 +76,46 @@ def lin_mom_drift(ctx: Context) -> CheckResult:
     )
 
 
-def scaling_table(ctx: Context) -> list[dict]:
+#: The eta, mu grids of the scaling study (quick; the full profile and the
+#: ``momentum`` protocol use FULL_ETAS, FULL_MUS).
+QUICK_ETAS, QUICK_MUS = (2e-3, 4e-3, 8e-3), (0.0, 0.5, 0.9)
+FULL_ETAS, FULL_MUS = (1e-3, 2e-3, 4e-3, 8e-3), (0.0, 0.5, 0.75, 0.9)
+
+
+def scaling_table(etas, mus, history: int = 0) -> list[dict]:
     """Final drift Q_K - Q_0 on P-LEG (from rest at the P-LEG start) for a grid of eta
-    and mu, heavy ball and Nesterov, against eta c(mu) (R_0 - R_K)."""
+    and mu, heavy ball and Nesterov, against eta c(mu) (R_0 - R_K). With ``history``
+    > 0 each row also keeps about that many (step, risk, Q) records and the final
+    parameters at full precision."""
     model, th0 = leg_model(), leg_perturbation()
-    etas = (1e-3, 2e-3, 4e-3, 8e-3) if ctx.full else (2e-3, 4e-3, 8e-3)
-    mus = (0.0, 0.5, 0.75, 0.9) if ctx.full else (0.0, 0.5, 0.9)
     rows = []
     for method, cls in _classes().items():
         for mu in mus:
             for eta in etas:
                 K = int(np.ceil(SCALING_TIME * (1.0 - mu) / eta))
-                t = optimize(model, th0, cls(eta, mu), K, record_every=K)
+                every = max(1, K // history) if history else K
+                t = optimize(model, th0, cls(eta, mu), K, record_every=every)
                 q, R = t.conserved, t.risks
                 pred = drift_constant(method, mu) * eta * (R[0] - R[-1])
-                rows.append(
-                    {
-                        "method": method,
-                        "mu": mu,
-                        "eta": eta,
-                        "steps": K,
-                        "result": t.result.value,
-                        "drift": float(q[-1] - q[0]),
-                        "predicted": float(pred),
-                        "rel_dev": float((q[-1] - q[0]) / pred - 1.0),
-                        "final_risk_ratio": float(R[-1] / R[0]),
-                    }
-                )
+                row = {
+                    "method": method,
+                    "mu": mu,
+                    "eta": eta,
+                    "steps": K,
+                    "result": t.result.value,
+                    "drift": float(q[-1] - q[0]),
+                    "predicted": float(pred),
+                    "rel_dev": float((q[-1] - q[0]) / pred - 1.0),
+                    "final_risk_ratio": float(R[-1] / R[0]),
+                }
+                if history:
+                    row.update(
+                        theta0=th0.tolist(),
+                        theta_final=t.final.tolist(),
+                        history={"step": t.steps.tolist(), "risk": R.tolist(),
+                                 "Q": q.tolist()},
+                    )
+                rows.append(row)
     return rows
 
 
@@ -147,7 +160,8 @@ def lin_mom_sphere(ctx: Context) -> CheckResult:
                 v, P = sphere_bound_slack(model, t)
                 bound = max(bound, v)
                 steps_bound += P
-    rows = scaling_table(ctx)
+    rows = scaling_table(*((FULL_ETAS, FULL_MUS) if ctx.full
+                           else (QUICK_ETAS, QUICK_MUS)))
     scal, bad = _judge_scaling(rows)
     figs = []
     if ctx.figures_dir is not None:
