@@ -190,19 +190,22 @@ def hb_descent_prefix(traj) -> int:
     return K
 
 
-def sphere_bound_slack(model, traj) -> tuple[float, int]:
+def sphere_bound_slack(model, traj) -> tuple[float, int, float]:
     """Worst relative violation of Q_0 <= Q_k <= Q_0 + 2 eta (1+mu)/(1-mu)^2 (R_0-R_k)
-    (matrix: tr C) on the heavy-ball descent prefix; (violation >= 0, steps judged)."""
+    (matrix: tr C) on the heavy-ball descent prefix: (violation >= 0, steps judged,
+    largest fraction (Q_k - Q_0) / (bound - Q_0) of the allowed drift used)."""
     mu, eta = traj.optimizer["mu"], traj.optimizer["eta"]
     P = hb_descent_prefix(traj)
     q = trace_quantity(model, traj.thetas[: P + 1])
     R = traj.risks
-    worst = 0.0
+    worst, used = 0.0, 0.0
     for k in range(1, P + 1):
-        bound = q[0] + 2.0 * eta * (1.0 + mu) / (1.0 - mu) ** 2 * (R[0] - R[k])
+        allowed = 2.0 * eta * (1.0 + mu) / (1.0 - mu) ** 2 * (R[0] - R[k])
         scale = max(q[k], 1.0)
-        worst = max(worst, (q[k] - bound) / scale, (q[0] - q[k]) / scale)
-    return worst, P
+        worst = max(worst, (q[k] - q[0] - allowed) / scale, (q[0] - q[k]) / scale)
+        if allowed > 0:
+            used = max(used, (q[k] - q[0]) / allowed)
+    return worst, P, used
 
 
 def drift_constant(method: str, mu: float) -> float:

@@ -37,11 +37,15 @@ from .lin_static import n_instances, singular_scale, tol_margin
 ORACLE_STEPS = 200
 TOL_ORACLE = ORACLE_STEPS * 1e3 * float(np.finfo(np.float64).eps)
 #: first-order: fitted slope of log|Q_1 - Q_0| against log eta on eta in
-#: [1e-6, 1e-4], where the eta^2 term is below 1 % of the first-order one whenever
-#: |<theta - c, sign g>| > FIRST_ORDER_MIN (instances with a smaller coefficient are
-#: reported, not judged). The slope is 1 up to that 1 %.
+#: FIRST_ETAS. The first step from rest is about -eta s sign(g) (s = 1 for Adam,
+#: 1/sqrt(1 - alpha) = 10 for RMSProp), so Q_1 - Q_0 = eta s coef + O(eta^2 s^2 P)
+#: with coef = -2 <theta - c, sign g> and P parameters. An instance is judged when
+#: the second-order term is below 1 % of the first at the largest eta, i.e.
+#: |coef| >= 100 * 10 * max(FIRST_ETAS) * P; the slope is then 1 within about 0.01.
+#: (GD, whose change is exactly eta^2 ||g||^2, is reported on GD_ETAS for reference.)
+FIRST_ETAS = np.logspace(-8, -6, 5)
+GD_ETAS = np.logspace(-4, -2, 5)
 SLOPE_TOL = 0.05
-FIRST_ORDER_MIN = 1e-2
 #: conditioning: a run counts as keeping the bound when min_k scale_k / bound >=
 #: 1 - TOL_COND (claims.md LIN-COND margin -1e-9).
 TOL_COND = 1e-9
@@ -141,25 +145,25 @@ def _cases(ctx: Context, tag: str, quick: int, full: int):
 @check("LIN-ADAM-COND", part="first-order", kind="numeric")
 def lin_adam_first_order(ctx: Context) -> CheckResult:
     """Adam/RMSProp change Q at first order: |Q_1 - Q_0| has log-log slope 1 in eta."""
-    etas = np.logspace(-6, -4, 5)
     rows, worst, judged_n = [], 0.0, 0
     for label, model, th0 in _cases(ctx, "LIN-ADAM-COND-first", 4, 12):
         g = model.grad(th0)
         coef = float(_first_order_coefficient(model, th0, g))
+        threshold = 1e3 * FIRST_ETAS[-1] * model.n_params
+        judged_here = abs(coef) >= threshold
         for name, cls in (("adam", Adam), ("rmsprop", RMSProp)):
-            dq = np.abs(_first_step_drift(model, th0, cls, etas))
-            slope = _slope(etas, dq)
-            judged_here = abs(coef) > FIRST_ORDER_MIN
+            dq = np.abs(_first_step_drift(model, th0, cls, FIRST_ETAS))
+            slope = _slope(FIRST_ETAS, dq)
             rows.append({"case": label, "optimizer": name, "slope": slope,
                          "first_order_coefficient": coef, "judged": judged_here,
-                         "dq_at_eta_1e-4": float(dq[-1])})
+                         "threshold": threshold})
             if judged_here:
                 judged_n += 1
                 worst = max(worst, abs(slope - 1.0))
         gd = np.abs([trace_quantity(model, gradient_descent(model, th0, e, 1).thetas)[1]
-                     - trace_quantity(model, [th0])[0] for e in etas])
+                     - trace_quantity(model, [th0])[0] for e in GD_ETAS])
         rows.append({"case": label, "optimizer": "gd (reference)", "judged": False,
-                     "slope": _slope(etas, gd)})
+                     "slope": _slope(GD_ETAS, gd)})
     ok = judged_n > 0 and worst <= SLOPE_TOL
     return judged(
         ok,
@@ -170,8 +174,8 @@ def lin_adam_first_order(ctx: Context) -> CheckResult:
         instances=judged_n,
         reason=f"worst |slope - 1| of |Q_1 - Q_0| against eta {worst:.3f} over "
         f"{judged_n} Adam/RMSProp first steps (GD: slope 2, the exact law)",
-        details={"runs": rows, "tolerance_reason": "eta^2 term < 1 % of the "
-                 "first-order term on eta <= 1e-4 when the coefficient > 1e-2"},
+        details={"runs": rows, "tolerance_reason": "second-order term < 1 % of the "
+                 "first-order one on the judged instances (threshold per row)"},
     )
 
 
