@@ -153,9 +153,10 @@ def lin_sym_mom_matrix(
         + ("_readout" if readout else ""),
         "matrix linear DEQ" + (" with readout" if readout else ""),
         "general m, d" + (", k" if readout else ""),
-        f"{method}: C+ - C = D D^T + mu (P + P^T)"
-        + (" + mu^2 V V^T - (D D^T - eta^2 G G^T)" if method == "nesterov" else "")
-        + " with P = Phi V^T, and P+ = Phi+ D^T"
+        f"{method}: C+ - C = "
+        + ("D D^T + mu (P + P^T)" if method == "heavy-ball"
+           else "eta^2 G G^T + mu (P + P^T) + mu^2 V V^T")
+        + " with P = Phi V^T, and the recursion of P+ = Phi+ D^T"
         + (" (and the C' analogue)" if readout else ""),
     )
     _matrix_header(der, mdl)
