@@ -1,9 +1,11 @@
 """dynamics: the numerical engine of deq-dynamics (models, flows, integrators,
-fixed-point solvers, gradient methods, the batched torch backend, training).
+fixed-point solvers, gradient methods, the DEQ layer, the batched at-scale
+engine, training).
 
 This module only re-exports; see the submodules for the implementations.
 """
 
+from ._fixed_point import fixed_point as fixed_point
 from ._result import Result as Result, Solution as Solution
 from .errors import (
     ConvergenceError as ConvergenceError,
@@ -17,13 +19,6 @@ from .errors import (
     StepSizeError as StepSizeError,
     UnknownOptionError as UnknownOptionError,
     WellPosednessError as WellPosednessError,
-)
-from .fixed_point import (
-    Anderson as Anderson,
-    Broyden as Broyden,
-    Picard as Picard,
-    Relaxed as Relaxed,
-    Reversible as Reversible,
 )
 from .flows.descent import gradient_descent as gradient_descent
 from .flows.gradient_flow import (
@@ -46,10 +41,17 @@ from .integrators import (
     ImplicitMidpoint as ImplicitMidpoint,
     ScipyIVP as ScipyIVP,
 )
+from .layer import DEQLayer as DEQLayer
 from .models.activations import get_activation as get_activation
 from .models.linear_deq import LinearDEQ as LinearDEQ
 from .models.matrix_deq import MatrixLinearDEQ as MatrixLinearDEQ
 from .models.single_index import SingleIndexDEQ as SingleIndexDEQ
-from .torch_backend import DEQLayer as DEQLayer, fixed_point as fixed_point
+from .solvers import (
+    Anderson as Anderson,
+    Broyden as Broyden,
+    Picard as Picard,
+    Relaxed as Relaxed,
+    Reversible as Reversible,
+)
 
 __version__ = "0.1.0"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
-from .errors import NonFiniteError, ShapeError, StepSizeError
+from .errors import InvalidInputError, NonFiniteError, ShapeError, StepSizeError
 
 
 def finite_array(
@@ -41,10 +42,28 @@ def positive_step(name: str, value) -> float:
     return h
 
 
-def positive_int(name: str, value, minimum: int = 1) -> int:
-    """Return ``value`` as an int ``>= minimum``."""
-    if isinstance(value, bool) or int(value) != value or int(value) < minimum:
-        raise ShapeError(f"{name} must be an integer >= {minimum}; got {value!r}")
+def positive_int(
+    name: str,
+    value,
+    minimum: int = 1,
+    *,
+    error: type[InvalidInputError] = ShapeError,
+    exact_type: bool = False,
+) -> int:
+    """Return ``value`` as an int ``>= minimum``, else raise ``error``.
+
+    Booleans are refused. With ``exact_type`` only integer types pass (solver and
+    gradient settings, where ``2.0`` is more likely a slip than a count); otherwise
+    an integral float such as ``2.0`` (from a config file or a grid) is accepted.
+    """
+    try:
+        integral = (
+            isinstance(value, numbers.Integral) if exact_type else int(value) == value
+        )
+    except (TypeError, ValueError, OverflowError):
+        integral = False
+    if isinstance(value, bool) or not integral or value < minimum:
+        raise error(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
 
 

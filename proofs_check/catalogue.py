@@ -1,6 +1,9 @@
 """The claim catalogue of ``spec/claims.md``: one entry per stable claim ID.
 
-This module is data. The checks that test each claim live in
+This module is data, and so are the tolerances: each claim carries its own
+``tolerances`` (name -> :class:`Tolerance`, a value with the one-line rounding model,
+finite-difference truncation or integrator order it comes from). Checks and tests read
+them with :func:`tol`. The checks that test each claim live in
 :mod:`proofs_check.checks` and attach themselves to these IDs through
 :func:`proofs_check.registry.check`; an ID without a check is reported
 ``not-implemented``.
@@ -12,11 +15,22 @@ import dataclasses
 
 
 @dataclasses.dataclass(frozen=True)
+class Tolerance:
+    """A tolerance and why it has that size."""
+
+    value: float
+    reason: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Claim:
     id: str
     result: str          # R-number or spec section it realises
     statement: str       # formula in plain text
     kinds: tuple[str, ...]
+    tolerances: dict[str, Tolerance] = dataclasses.field(
+        default_factory=dict, compare=False, hash=False
+    )
 
 
 def _c(id_, result, statement, *kinds):
@@ -138,5 +152,58 @@ CLAIMS: tuple[Claim, ...] = (
     _c("REPRO-WEAK", "§6.5", "P-WEAK writes per-eps JSON and its figures", "benchmark"),
 )
 
+#: float64 tolerances, one row each: (claim, name, value, why that size). eps = 2.2e-16;
+#: "a few ulps x cond" is the rounding of a short closed-form computation whose
+#: condition number is at most about 1e3.
+_TOLERANCE_ROWS: tuple[tuple[str, str, float, str], ...] = (
+    ("LIN-GRAD", "autograd", 1e-12, "two float64 evaluations of the same closed form: a few ulps x cond(I - W) <= 1e3"),
+    ("LIN-GRAD", "fd", 1e-7, "central FD, step eps^(1/3): truncation + rounding ~ eps^(2/3) = 4e-11 times the third derivative scale"),
+    ("LIN-FACTOR", "numeric", 1e-12, "identity of products of O(1) matrices: a few ulps x cond"),
+    ("LIN-PL", "identity", 1e-12, "algebraic identity, a few ulps x cond"),
+    ("LIN-PL", "inequality", 1e-12, "relative slack of an inequality whose two sides are computed by different roundings"),
+    ("LIN-GF-CONS", "dop853", 1e-9, "DOP853 (order 8) at rtol 1e-12 accumulates drift ~ rtol x steps"),
+    ("LIN-GF-CONS", "stage", 1e-14, "stage-solve tolerance of the implicit Gauss rules"),
+    ("LIN-GF-CONS", "implicit-factor", 10.0, "Gauss rules conserve quadratic laws exactly, so drift <= 10 x the stage-solve tolerance"),
+    ("LIN-COND", "bound", 1e-9, "DOP853 trajectory error ~ 1e-9 relative on sigma_min^2"),
+    ("LIN-GF-RATE", "envelope", 1e-8, "DOP853 at rtol 1e-12 over a flow reaching R = 1e-12 R0: relative error of R(t) amplified by the ratio R0/R(t) up to 1e4"),
+    ("LIN-GF-LIMIT", "limit", 1e-7, "||theta(T) - theta_inf|| ~ sqrt(R(T)) = 1e-7 once R(T) <= 1e-14"),
+    ("LIN-GD-DRIFT", "drift", 1e-12, "one GD step in float64: a few ulps x max(Q, 1) per step"),
+    ("LIN-GD-MONO", "mono", 1e-12, "the authors' own assertion uses -1e-12; one step's rounding of ||theta - (0,1)||"),
+    ("LIN-GD-CUMDRIFT", "cumdrift", 1e-12, "relative slack of a sum of per-step identities, each exact up to a few ulps"),
+    ("LIN-GD-RATE", "envelope", 1e-9, "float64 GD: per-step rounding ~ eps x k accumulated over <= 1e5 steps, relative to R_k (tighter than LIN-GF-RATE: no integrator error)"),
+    ("LIN-GD-STEP", "delta", 1e-9, "R6 floor |1-v_k| >= delta is attained exactly in d = 1, so only rounding over the control run (~eps x 1e4 steps) may cross it"),
+    ("SIM-GRAD", "fd", 1e-7, "central FD, step eps^(1/3) x max(1, |theta|): eps^(2/3) x curvature"),
+    ("SIM-GRAD", "autograd", 1e-10, "autograd through a Newton solve to residual 1e-13, amplified by 1/(1 - v s') <= 1e3"),
+    ("SIM-FP", "brent", 1e-12, "both roots solved to residual 1e-13; absolute"),
+    ("SIM-HESS", "torch", 1e-10, "torch.func.hessian through the root solve at residual 1e-13, amplified by 1/(1 - v s')"),
+    ("SIM-HESS", "fd", 1e-6, "FD of an analytic gradient, step eps^(1/3): eps^(2/3) x third derivative"),
+    ("SIM-HESS", "at-target", 1e-12, "the closed-form H* at theta* against the model's Hessian there: same formula, a few ulps x cond"),
+    ("SIM-HESS", "null", 1e-10, "identity activation: H* (-xi, 1) vanishes up to root-solve residual x ||H*||"),
+    ("SIM-EPS2", "bound", 1e-12, "Rayleigh quotient against an eigenvalue: a few ulps x cond"),
+    ("SIM-NONCONS", "formula", 1e-10, "closed form against <grad Q, -grad R>, both through the root solve at residual 1e-13"),
+    ("APX-NEUMANN-FACTOR", "identity", 1e-12, "c(v) x exact against the method's own direction: a few ulps x cond"),
+    ("REV-FD", "fd", 1e-6, "central FD, step 1e-6, of an O(1) loss: truncation h^2 ~ 1e-12 and rounding eps/h ~ 2e-10, times the unrolled map's conditioning"),
+    ("REV-SAME-FP", "fixed-point", 1e-10, "Picard iterated to 1e-12 (N >= log(1e-12)/log(rate) + 2 steps); 100x for the reversible pair's rounding over N steps"),
+    ("REV-SAME-FP", "drift", 1e-13, "one forward step at the Picard fixed point moves it by a few ulps x ||z*||"),
+    ("REV-RATE", "slack", 1e-9, "ratio of consecutive float64 error norms, judged only while the errors are far above rounding"),
+    ("REV-IFT-APPROX", "tight", 1e-6, "implicit solve to tol 1e-8, amplified by 1/(1 - L) <= 1e2 in the linear solve"),
+    ("REV-IFT-APPROX", "tight-abs", 1e-5, "the authors' unit-test absolute tolerance"),
+    ("REV-IFT-APPROX", "reversible-own", 1e-10, "reversible gradient against autograd through its own unrolled steps: a few ulps x N"),
+    ("APX-LOCAL", "fd", 1e-6, "central FD Jacobian, step eps^(1/3): eps^(2/3) x third derivative of the direction"),
+)
+_TOLERANCES: dict[str, dict[str, Tolerance]] = {}
+for _cid, _name, _value, _reason in _TOLERANCE_ROWS:
+    _TOLERANCES.setdefault(_cid, {})[_name] = Tolerance(_value, _reason)
+
+CLAIMS = tuple(
+    dataclasses.replace(c, tolerances=_TOLERANCES.get(c.id, {})) for c in CLAIMS
+)
 CLAIM_IDS: tuple[str, ...] = tuple(c.id for c in CLAIMS)
 BY_ID: dict[str, Claim] = {c.id: c for c in CLAIMS}
+if set(_TOLERANCES) - set(CLAIM_IDS):  # pragma: no cover - a typo in the table above
+    raise KeyError(f"tolerances for unknown claims {set(_TOLERANCES) - set(CLAIM_IDS)}")
+
+
+def tol(claim_id: str, name: str) -> float:
+    """The tolerance ``name`` of claim ``claim_id`` (see its ``tolerances``)."""
+    return BY_ID[claim_id].tolerances[name].value

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics.measure import tol_margin
+
 from .catalogue import BY_ID, CLAIM_IDS
 
 
@@ -41,6 +43,11 @@ class Context:
     seed: int = 0
     profile: str = "quick"
     figures_dir: Path | None = None
+    #: Data produced once per run and shared by the checks that judge it (see
+    #: :meth:`memo`); not part of the context's identity.
+    cache: dict = dataclasses.field(
+        default_factory=dict, compare=False, repr=False, hash=False
+    )
 
     def __post_init__(self):
         if self.profile not in PROFILES:
@@ -55,6 +62,16 @@ class Context:
     def rng(self, tag: str) -> np.random.Generator:
         """A generator seeded by (seed, tag), independent of the order checks run in."""
         return np.random.default_rng([self.seed, zlib.crc32(tag.encode())])
+
+    def memo(self, key: tuple, produce: Callable[[], object]):
+        """``produce()`` the first time ``key`` is asked for in this context, then the
+        same object: a protocol runs once per ``verify`` however many checks judge it.
+        The key is completed with the seed and profile; callers must not mutate the
+        returned data."""
+        key = (*key, self.seed, self.profile)
+        if key not in self.cache:
+            self.cache[key] = produce()
+        return self.cache[key]
 
     def figure_path(self, name: str) -> Path | None:
         """Where to save figure ``name`` (PNG), or None when figures are off."""
@@ -90,6 +107,20 @@ class CheckResult:
     reason: str = ""
     details: dict = dataclasses.field(default_factory=dict)
     figures: list[str] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def from_margins(cls, margins, also: bool = True, **fields) -> CheckResult:
+        """Pass when every margin is >= 0 and ``also`` holds; ``worst_margin`` is the
+        smallest margin. ``fields`` are the other attributes."""
+        worst = min(margins)
+        return judged(worst >= 0 and also, worst_margin=worst, **fields)
+
+    @classmethod
+    def within(cls, errors_and_tolerances, also: bool = True, **fields) -> CheckResult:
+        """:meth:`from_margins` with the margins 1 - error/tolerance of each
+        ``(error, tolerance)`` pair."""
+        margins = [tol_margin(e, t) for e, t in errors_and_tolerances]
+        return cls.from_margins(margins, also, **fields)
 
 
 def judged(ok: bool, **fields) -> CheckResult:

@@ -23,8 +23,6 @@ from scipy import stats
 from dynamics import gradient_descent
 from dynamics.models.base import AbstractModel
 
-from . import plotting
-
 #: Window rule of SIM-LOCAL-RATE: start once ||theta_k - theta*|| has fallen by this
 #: factor (else at half the run); stop where R_k falls to FLOOR_MARGIN x the floor.
 DIST_DROP = 100.0
@@ -206,32 +204,6 @@ def subsample(n: int, every: int) -> np.ndarray:
     return np.unique(np.r_[np.arange(0, n, every), n - 1])
 
 
-# ---------------------------------------------------------------------- figures
-
-COLORS = ("#111111", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00")
-
-
-def band_plot(ax, x, curves: np.ndarray, *, label: str, color, logy: bool = True):
-    """Mean over rows with a min-max band."""
-    curves = np.asarray(curves, float)
-    ax.plot(x, curves.mean(axis=0), color=color, label=label, lw=1.4)
-    ax.fill_between(
-        x, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.18, lw=0
-    )
-    if logy:
-        ax.set_yscale("log")
-
-
-def trajectory_plot(ax, thetas: np.ndarray, *, every: int = 1, cmap: str = "viridis"):
-    """(theta_1, theta_2) path coloured by update (grey line under coloured points)."""
-    ax.plot(thetas[:, 0], thetas[:, 1], color="0.6", lw=0.7, zorder=1)
-    idx = subsample(len(thetas), max(1, every))
-    sc = ax.scatter(
-        thetas[idx, 0], thetas[idx, 1], c=idx, cmap=cmap, s=6, zorder=2, linewidths=0
-    )
-    return sc
-
-
 __all__ = [
     "float_floor",
     "rho_lin",
@@ -241,8 +213,4 @@ __all__ = [
     "run_pool",
     "default_workers",
     "subsample",
-    "band_plot",
-    "trajectory_plot",
-    "plotting",
-    "COLORS",
 ]

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import torch
 
-from dynamics.fixed_point import Anderson, Relaxed, Reversible
+from dynamics import DEQLayer
 from dynamics.gradients import (
     JFB,
     DenseIFT,
@@ -47,8 +47,8 @@ from dynamics.gradients import (
     ReversibleExact,
     Unrolled,
 )
-from dynamics.torch_backend import DEQLayer
-from dynamics.torch_backend.examples import ResMLP, loss_grads
+from dynamics.instances.torch_examples import ResMLP, loss_grads
+from dynamics.solvers import Anderson, Relaxed, Reversible
 
 PROTOCOL = "E-MEM / E-GRADQ reversible DEQ benchmark"
 TARGETS = {"memory_ratio_64_4": 1.1, "backward_over_forward": 2.5, "exact_rel": 1e-10}
@@ -191,7 +191,7 @@ def gradient_table(d, batch, ns, seed, device):
                 ImplicitIFT(tol=1e-10, max_steps=budget),
                 budget,
             ),
-            "Anderson + phantom k=10": (Anderson(), Phantom(k=10, tau=0.5), budget),
+            "Anderson + phantom k=10": (Anderson(), Phantom(k=10, lam=0.5), budget),
             "Anderson + JFB": (Anderson(), JFB(), budget),
         }
         for name, (solver, grad, steps) in methods.items():

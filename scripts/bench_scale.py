@@ -36,14 +36,14 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from dynamics.torch_backend.batched_linear import (
+from dynamics.batched.batched_linear import (
     BatchedMatrixDEQ,
     hessian_norm,
     rate_constants,
     resolve_device,
 )
-from dynamics.torch_backend.instances_batched import ScaleSpec, generate
-from dynamics.torch_backend.linear_runs import gradient_descent, gradient_flow
+from dynamics.batched.instances_batched import ScaleSpec, generate
+from dynamics.batched.linear_runs import gradient_descent, gradient_flow
 
 PROTOCOL = "P-SCALE benchmark"
 #: Nominal peak memory bandwidth (bytes/s) by device-name fragment.

@@ -15,12 +15,9 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-import time
 from pathlib import Path
 
-from proofs_check.protocols import ProtocolContext
-from proofs_check.protocols.apx import run_apx_lin, run_apx_tanh
-from proofs_check.report import write_json
+from proofs_check.commands.reproduce import reproduce
 
 
 def main(argv=None) -> int:
@@ -32,23 +29,12 @@ def main(argv=None) -> int:
         "--figures", type=Path, default=Path("figures"), help="figure directory"
     )
     args = ap.parse_args(argv)
-    ctx = ProtocolContext(
-        figures_dir=None if args.quick else args.figures,
-        progress=lambda m: print(m, file=sys.stderr, flush=True),
-    )
     tag = "-quick" if args.quick else ""
-    t0 = time.perf_counter()
-    lin = run_apx_lin(ctx)
-    path = write_json(
-        args.out / f"apx-lin{tag}.json",
-        {
-            "protocol": "apx-lin",
-            "spec_id": "P-APX-LIN",
-            "wall_seconds": time.perf_counter() - t0,
-            **lin,
-        },
+    figures = None if args.quick else args.figures
+    lin, path = reproduce(
+        "apx-lin", json_path=args.out / f"apx-lin{tag}.json", figures_dir=figures
     )
-    print(f"apx-lin: wrote {path} ({time.perf_counter() - t0:.1f} s)")
+    print(f"apx-lin: wrote {path} ({lin['wall_seconds']:.1f} s)")
     ok = True
     for label, m in lin["methods"].items():
         print(
@@ -66,24 +52,19 @@ def main(argv=None) -> int:
         f"  APX-STALL {'pass' if stall and conv else 'FAIL'}: neumann-2 stalls at "
         "b = -1 from every start, the other methods reach <= 1e-20"
     )
-    t0 = time.perf_counter()
     kw = (
         {"seeds": (100,), "steps": 300, "n_train": 1000, "n_eval": 1000}
         if args.quick
         else {}
     )
-    tanh = run_apx_tanh(ctx, workers=args.workers, **kw)
-    path = write_json(
-        args.out / f"apx-tanh{tag}.json",
-        {
-            "protocol": "apx-tanh",
-            "spec_id": "P-APX-TANH",
-            "quick": args.quick,
-            "wall_seconds": time.perf_counter() - t0,
-            **tanh,
-        },
+    tanh, path = reproduce(
+        "apx-tanh",
+        json_path=args.out / f"apx-tanh{tag}.json",
+        figures_dir=figures,
+        options={"workers": args.workers, **kw},
+        extra={"quick": args.quick},
     )
-    print(f"apx-tanh: wrote {path} ({time.perf_counter() - t0:.1f} s)")
+    print(f"apx-tanh: wrote {path} ({tanh['wall_seconds']:.1f} s)")
     for label, s in tanh["summary"].items():
         errs = [e for e in s["local_rate_rel_errors"] if e is not None]
         worst = max(errs) if errs else math.nan

@@ -12,60 +12,23 @@ and a JSON report with the protocol ID and the seed; prints one line per claim.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from proofs_check.registry import Context, Status, claim_status, run
-from proofs_check.report import report_payload, write_json
+from proofs_check.commands.verify import claims_script
 
-PROTOCOL = "P-GF"
 CLAIMS = ["LIN-GF-CONS", "LIN-SPHERE", "LIN-COND", "LIN-GF-RATE", "LIN-GF-LIMIT"]
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="CI-sized profile")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--figures",
-        type=Path,
-        default=Path("figures"),
-        help="figure directory (default figures/)",
+    return claims_script(
+        CLAIMS,
+        argv,
+        doc=__doc__,
+        figures=Path("figures"),
+        json_path=Path("reports/p_gf.json"),
+        protocol="P-GF",
     )
-    ap.add_argument(
-        "--json",
-        type=Path,
-        default=Path("reports/p_gf.json"),
-        help="JSON report (default reports/p_gf.json)",
-    )
-    args = ap.parse_args(argv)
-    profile = "quick" if args.quick else "full"
-    ctx = Context(seed=args.seed, profile=profile, figures_dir=args.figures)
-    rows = run(CLAIMS, ctx)
-    write_json(
-        args.json, {"protocol": PROTOCOL, **report_payload(rows, args.seed, profile)}
-    )
-    status = claim_status(rows)
-    for cid, st in status.items():
-        parts = [r for r in rows if r.claim_id == cid]
-        margins = [
-            r.result.worst_margin for r in parts if r.result.worst_margin is not None
-        ]
-        worst = f"{min(margins):.3g}" if margins else "-"
-        print(
-            f"{PROTOCOL} {cid:<13} {st.value:<6} worst margin {worst:>10}  "
-            f"instances {sum(r.result.instances for r in parts):>4}  "
-            f"{sum(r.seconds for r in parts):6.2f} s"
-        )
-        for r in parts:
-            if r.result.status is Status.failed:
-                print(f"    {r.part}: {r.result.reason}")
-    print(
-        f"wrote {args.json} and {sum(len(r.result.figures) for r in rows)} figures "
-        f"under {args.figures} (seed {args.seed}, profile {profile})"
-    )
-    return 1 if any(s is Status.failed for s in status.values()) else 0
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from proofs_check.protocols import ProtocolContext, load_protocols
-from proofs_check.report import write_json
+from proofs_check.commands.reproduce import reproduce
 
 
 def main(argv=None) -> int:
@@ -27,13 +26,14 @@ def main(argv=None) -> int:
         "--figures", type=Path, default=Path("figures"), help="figure directory"
     )
     args = ap.parse_args(argv)
-    protocols = load_protocols()
-    ctx = ProtocolContext(figures_dir=None if args.quick else args.figures)
     ok = True
     for name in ("leg-linear", "leg-linear-near-singular"):
-        proto = protocols[name]
-        payload = {"protocol": name, **proto.fn(ctx)}
-        path = write_json(args.out / f"{name}.json", payload)
+        payload, path = reproduce(
+            name,
+            json_path=args.out / f"{name}.json",
+            figures_dir=None if args.quick else args.figures,
+            progress=False,
+        )
         run = payload["runs"][0]
         mono = run["distances_nondecreasing"]
         cum = run["cumulative_drift"]

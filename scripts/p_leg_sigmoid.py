@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from proofs_check.protocols import ProtocolContext
-from proofs_check.protocols.single_index import run_leg_sigmoid
-from proofs_check.report import write_json
+from proofs_check.catalogue import tol
+from proofs_check.commands.reproduce import reproduce
 
-RUNS = {
-    "leg-sigmoid": "sigmoid",
-    "leg-sigmoid-far": "sigmoid-far",
-    "leg-sigmoid-extended": "sigmoid-extended",
-    "leg-sigmoid-far-extended": "sigmoid-far-extended",
-}
+RUNS = (
+    "leg-sigmoid",
+    "leg-sigmoid-far",
+    "leg-sigmoid-extended",
+    "leg-sigmoid-far-extended",
+)
 
 
 def main(argv=None) -> int:
@@ -38,34 +36,25 @@ def main(argv=None) -> int:
         "--figures", type=Path, default=Path("figures"), help="figure directory"
     )
     args = ap.parse_args(argv)
-    ctx = ProtocolContext(
-        figures_dir=None if args.quick else args.figures,
-        progress=lambda m: print(m, file=sys.stderr, flush=True),
-    )
     ok = True
-    for name, run in RUNS.items():
-        t0 = time.perf_counter()
-        out = run_leg_sigmoid(run, ctx, steps=400 if args.quick else None)
-        payload = {
-            "protocol": name,
-            "spec_id": "P-LEG",
-            "quick": args.quick,
-            "wall_seconds": time.perf_counter() - t0,
-            **out,
-        }
-        path = write_json(
-            args.out / f"{name}{'-quick' if args.quick else ''}.json", payload
+    for name in RUNS:
+        out, path = reproduce(
+            name,
+            json_path=args.out / f"{name}{'-quick' if args.quick else ''}.json",
+            figures_dir=None if args.quick else args.figures,
+            options={"steps": 400} if args.quick else {},
+            extra={"quick": args.quick},
         )
         val = out["validation"]
         good = (
-            val["fd_gradient_rel_error"] <= 1e-7
-            and val["brent_max_abs_difference"] <= 1e-12
+            val["fd_gradient_rel_error"] <= tol("SIM-GRAD", "fd")
+            and val["brent_max_abs_difference"] <= tol("SIM-FP", "brent")
             and out["result"] == "successful"
         )
         ok &= good
         print(
             f"{name}: wrote {path}; theta_final={out['theta_final'].tolist()} "
-            f"risk_final={out['risk_final']:.6e} ({payload['wall_seconds']:.1f} s)"
+            f"risk_final={out['risk_final']:.6e} ({out['wall_seconds']:.1f} s)"
         )
         print(
             f"  SIM-GRAD/SIM-FP {'pass' if good else 'FAIL'}: FD rel error "

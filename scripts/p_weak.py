@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from proofs_check.protocols import ProtocolContext
-from proofs_check.protocols.single_index import run_weak
-from proofs_check.report import write_json
+from proofs_check.commands.reproduce import reproduce
 
 
 def main(argv=None) -> int:
@@ -30,24 +27,15 @@ def main(argv=None) -> int:
         "--figures", type=Path, default=Path("figures"), help="figure directory"
     )
     args = ap.parse_args(argv)
-    ctx = ProtocolContext(
-        figures_dir=None if args.quick else args.figures,
-        progress=lambda m: print(m, file=sys.stderr, flush=True),
-    )
     kw = {"seeds": (1729,), "updates": 600, "n_eval": 2048} if args.quick else {}
-    t0 = time.perf_counter()
-    out = run_weak(ctx, workers=args.workers, **kw)
-    path = write_json(
-        args.out / f"weak{'-quick' if args.quick else ''}.json",
-        {
-            "protocol": "weak",
-            "spec_id": "P-WEAK",
-            "quick": args.quick,
-            "wall_seconds": time.perf_counter() - t0,
-            **out,
-        },
+    out, path = reproduce(
+        "weak",
+        json_path=args.out / f"weak{'-quick' if args.quick else ''}.json",
+        figures_dir=None if args.quick else args.figures,
+        options={"workers": args.workers, **kw},
+        extra={"quick": args.quick},
     )
-    print(f"weak: wrote {path} ({time.perf_counter() - t0:.1f} s)")
+    print(f"weak: wrote {path} ({out['wall_seconds']:.1f} s)")
     mono = all(a["risk_never_increased"] for a in out["aggregate"])
     for a in out["aggregate"]:
         print(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from dynamics.instances import (
+from dynamics.instances.linear import (
     MatrixInstance,
     ScalarInstance,
     matrix_instance,

@@ -9,7 +9,7 @@ import dataclasses
 import torch
 from hypothesis import strategies as st
 
-from dynamics.torch_backend.examples import TanhMap
+from dynamics.instances.torch_examples import TanhMap
 
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
 DTYPES = st.sampled_from([torch.float64, torch.float32])

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from dynamics.backprop import Neumann
+from dynamics.gradients import Neumann
 from proofs_check.checks import apx
 from proofs_check.protocols import load_protocols
 from proofs_check.protocols.apx import METHODS, apx_lin_run

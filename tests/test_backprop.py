@@ -13,7 +13,8 @@ from strategies import linear_deq_instances
 from support import assert_close
 
 from dynamics import gradient_descent
-from dynamics.backprop import (
+from dynamics.errors import InvalidInputError, UnknownOptionError
+from dynamics.gradients import (
     JFB,
     Damped,
     ExactIFT,
@@ -22,9 +23,8 @@ from dynamics.backprop import (
     approx_direction,
     parse_backprop,
 )
-from dynamics.errors import InvalidInputError, UnknownOptionError
-from dynamics.instances import matrix_instance
-from dynamics.single_index_instances import (
+from dynamics.instances.linear import matrix_instance
+from dynamics.instances.single_index import (
     APX_LIN_STARTS,
     apx_lin_model,
     local_instance,
@@ -52,10 +52,10 @@ V = np.r_[np.linspace(-3.0, 0.99, 200), np.linspace(1.01, 3.0, 100)]
 def test_linear_factor_equals_factor_times_one_minus_v(m):
     """APX-NEUMANN-FACTOR: c(v) = factor(v) (1 - v), numerically and in SymPy."""
     np.testing.assert_allclose(
-        m.factor(V) * (1 - V), m.linear_factor(V), rtol=1e-12, atol=1e-12
+        m.inverse_factor(V) * (1 - V), m.linear_factor(V), rtol=1e-12, atol=1e-12
     )
     v = sp.Symbol("v")
-    diff = sp.expand(m.factor(v) * (1 - v) - m.linear_factor(v))
+    diff = sp.expand(m.inverse_factor(v) * (1 - v) - m.linear_factor(v))
     # Float parameters (lambda = 0.3) leave rounding-size coefficients, not zeros.
     assert all(abs(float(c)) < 1e-14 for c in sp.Poly(diff, v).coeffs()) or diff == 0
 
@@ -68,8 +68,8 @@ def test_closed_forms_of_the_spec_table():
         Damped(2, 0.5).linear_factor(v), (1 - v) * (3 + v) / 4, atol=1e-15
     )
     # The authors' population-form factors are the table entries / (1 - v).
-    np.testing.assert_allclose(Neumann(2).factor(v), 1 + v)
-    np.testing.assert_allclose(Damped(2, 0.5).factor(v), 0.5 * (1.5 + 0.5 * v))
+    np.testing.assert_allclose(Neumann(2).inverse_factor(v), 1 + v)
+    np.testing.assert_allclose(Damped(2, 0.5).inverse_factor(v), 0.5 * (1.5 + 0.5 * v))
 
 
 @pytest.mark.claim("APX-STALL")
@@ -100,9 +100,9 @@ def test_phantom_unrolled_chain_rule_equals_closed_form(k, lam):
     J = np.linspace(-2, 2, 41)
     p = Phantom(k, lam)
     np.testing.assert_allclose(
-        p.unrolled_factor(J), p.factor(J), rtol=1e-13, atol=1e-14
+        p.unrolled_factor(J), p.inverse_factor(J), rtol=1e-13, atol=1e-14
     )
-    np.testing.assert_allclose(p.factor(J), Damped(k, lam).factor(J))
+    np.testing.assert_allclose(p.inverse_factor(J), Damped(k, lam).inverse_factor(J))
 
 
 def test_validation_and_registry():

@@ -11,29 +11,29 @@ import torch
 from support import TOL, assert_close
 
 from dynamics import MatrixLinearDEQ, gradient_descent, rates
-from dynamics.errors import InvalidInputError, ShapeError
-from dynamics.flows.gradient_flow import integrate
-from dynamics.integrators.implicit_midpoint import ImplicitMidpoint
-from dynamics.integrators.rk4 import RK4
-from dynamics.torch_backend import _small as sm
-from dynamics.torch_backend.batched_linear import (
+from dynamics.batched import _small as sm
+from dynamics.batched.batched_linear import (
     BatchedMatrixDEQ,
     hessian_norm,
     rate_constants,
     resolve_device,
     resolve_dtype,
 )
-from dynamics.torch_backend.instances_batched import (
+from dynamics.batched.instances_batched import (
     CATEGORIES,
     ScaleSpec,
     generate,
     instance,
 )
-from dynamics.torch_backend.linear_runs import (
+from dynamics.batched.linear_runs import (
     gradient_descent as batched_gd,
     gradient_flow as batched_gf,
 )
-from dynamics.torch_backend.scale import ScaleConfig, chunk_size, replay, run_scale
+from dynamics.batched.scale import ScaleConfig, chunk_size, replay, run_scale
+from dynamics.errors import InvalidInputError, ShapeError
+from dynamics.flows.gradient_flow import integrate
+from dynamics.integrators.implicit_midpoint import ImplicitMidpoint
+from dynamics.integrators.rk4 import RK4
 
 SPEC = ScaleSpec()
 

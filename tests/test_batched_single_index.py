@@ -8,13 +8,13 @@ import torch
 from support import TOL, assert_close
 
 from dynamics import gradient_descent
-from dynamics.errors import WellPosednessError
-from dynamics.models.single_index import SingleIndexDEQ
-from dynamics.torch_backend.batched_single_index import (
+from dynamics.batched.batched_single_index import (
     BatchedSingleIndexDEQ,
     gradient_descent as batched_gd,
     local_instances,
 )
+from dynamics.errors import WellPosednessError
+from dynamics.models.single_index import SingleIndexDEQ
 
 
 @pytest.mark.claim("SIM-GRAD")

@@ -8,9 +8,16 @@ from hypothesis import given, strategies as st
 from strategies import linear_deq_instances, matrix_deq_instances
 from support import TOL
 
-from dynamics import Result, gradient_descent
-from dynamics.errors import ShapeError, SingularEquilibriumError, StepSizeError
-from dynamics.instances import leg_model, scalar_instance, sweep_theta0
+from dynamics import RK4, Result, gradient_descent, integrate
+from dynamics.errors import (
+    ConvergenceError,
+    NonFiniteError,
+    ShapeError,
+    SingularEquilibriumError,
+    StepSizeError,
+    WellPosednessError,
+)
+from dynamics.instances.linear import leg_model, scalar_instance, sweep_theta0
 from dynamics.models.linear_deq import LinearDEQ
 
 ETAS = st.floats(min_value=-4.0, max_value=0.0).map(lambda e: 10.0**e)
@@ -136,3 +143,30 @@ def test_gd_crosses_singular_line_at_protocol_step():
         gaps = 1.0 - traj.thetas[:, -1]
         crossed += bool(np.any(np.sign(gaps) != np.sign(gaps[0])))
     assert crossed >= 1
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (SingularEquilibriumError, Result.singular),
+        (WellPosednessError, Result.guard_violated),
+        (ConvergenceError, Result.diverged),
+        (NonFiniteError, Result.nonfinite),
+    ],
+)
+def test_descent_and_flow_map_step_errors_alike(error, expected):
+    """GD (explicit Euler) and the gradient-flow integrators share one mapping from
+    the error a step raises to the result code (a failed inner solve is
+    ``diverged`` for both, not ``nonfinite`` for GD)."""
+    model = scalar_instance(np.random.default_rng(0), d=2).model
+    theta0 = np.array([0.3, -0.2, 0.2])
+
+    def direction(theta):
+        if theta[-1] < 0.15:
+            raise error("planted")
+        return 1.0, np.array([0.0, 0.0, 1.0])
+
+    gd = gradient_descent(model, theta0, eta=0.1, steps=5, direction=direction)
+    flow = integrate(model, theta0, 0.5, integrator=RK4(), h=0.1, direction=direction)
+    assert gd.result is expected and flow.result is expected
+    assert gd.stats["steps_taken"] == 1

@@ -11,8 +11,10 @@ from strategies_rev import contractive_maps, revdeq_configs
 from support import TOL, rel_err
 
 from dynamics import Result
+from dynamics._problem import Problem
 from dynamics.errors import InvalidInputError
-from dynamics.fixed_point import (
+from dynamics.instances.torch_examples import TanhMap
+from dynamics.solvers import (
     STATUS_CODES,
     Anderson,
     Broyden,
@@ -23,8 +25,6 @@ from dynamics.fixed_point import (
     iterate,
     relative_residual,
 )
-from dynamics.torch_backend._problem import Problem
-from dynamics.torch_backend.examples import TanhMap
 
 ALL = [
     Picard(),

@@ -16,7 +16,7 @@ from dynamics.errors import (
     SingularEquilibriumError,
 )
 from dynamics.flows.gradient_flow import flow_ivp, gradient_field, integrate
-from dynamics.instances import matrix_instance, scalar_instance
+from dynamics.instances.linear import matrix_instance, scalar_instance
 from dynamics.integrators import RK4, GaussLegendre, ImplicitMidpoint
 from dynamics.integrators._implicit_rk import fd_jacobian
 from dynamics.models.linear_deq import LinearDEQ

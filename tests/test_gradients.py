@@ -8,23 +8,25 @@ import torch
 from support import TOL, rel_err
 from torch import nn
 
-from dynamics import Result
+from dynamics import Result, fixed_point
 from dynamics.errors import (
     ConvergenceError,
     InvalidInputError,
     SingularEquilibriumError,
 )
-from dynamics.fixed_point import Anderson, Broyden, Picard, Relaxed, Reversible
 from dynamics.gradients import (
     JFB,
+    Damped,
     DenseIFT,
+    ExactIFT,
     ImplicitIFT,
+    Neumann,
     Phantom,
     ReversibleExact,
     Unrolled,
 )
-from dynamics.torch_backend import fixed_point
-from dynamics.torch_backend.examples import PairMLP, TanhMap, UnitMLP, loss_grads
+from dynamics.instances.torch_examples import PairMLP, TanhMap, UnitMLP, loss_grads
+from dynamics.solvers import Anderson, Broyden, Picard, Relaxed, Reversible
 
 X_UNIT = torch.tensor([[0.1]])
 TIGHT = {"tol": 1e-8, "max_steps": 500}
@@ -74,10 +76,10 @@ def test_implicit_matches_unrolled_when_tight(f, solver):
 
 @pytest.mark.parametrize("f", [UnitMLP(seed=0), PairMLP(seed=0)], ids=["mlp", "pair"])
 def test_phantom_matches_unrolled(f):
-    """Phantom (tau 0.5, 50 steps) after a relaxed forward = unrolled, atol 1e-5."""
+    """Phantom (lam 0.5, 50 steps) after a relaxed forward = unrolled, atol 1e-5."""
     z0 = None if isinstance(f, UnitMLP) else torch.zeros(1, 2)
     ref, _ = loss_grads(f, Relaxed(0.8), Unrolled(), X_UNIT, z0, **TIGHT)
-    got, st = loss_grads(f, Relaxed(0.8), Phantom(k=50, tau=0.5), X_UNIT, z0, **TIGHT)
+    got, st = loss_grads(f, Relaxed(0.8), Phantom(k=50, lam=0.5), X_UNIT, z0, **TIGHT)
     assert float((got - ref).abs().max()) <= TOL["REV-EXACT-unit-atol"]
     assert st["nfe_backward"] == 50
 
@@ -197,22 +199,28 @@ def test_implicit_linear_solver_choice(linear):
     "grad",
     [
         JFB(),
-        Phantom(k=3, tau=0.5),
-        Phantom(k=8, tau=1.0),
+        Phantom(k=3, lam=0.5),
+        Phantom(k=8, lam=1.0),
         ImplicitIFT(tol=1e-14, max_steps=2000),
         DenseIFT(),
         Unrolled(),
+        ExactIFT(),
+        Neumann(1),
+        Neumann(3),
+        Damped(2, 0.5),
+        Damped(4, 0.3),
     ],
     ids=repr,
 )
 def test_scalar_factor_matches_gradient(grad, v):
-    """Each method's gradient on f(z) = v z + u x equals c(v) times the exact one
-    (style §4: factor(v) is the same source for symbolic and numeric checks)."""
+    """Each method's torch gradient on f(z) = v z + u x equals c(v) times the exact
+    one: the closed form ``linear_factor`` that the symbolic and numeric theory read
+    is the factor of the method's own solve."""
     f = ScalarLinear(0.7, v)
     x = torch.tensor([[1.3]])
     got, _ = loss_grads(f, Picard(), grad, x, tol=1e-15, max_steps=5000)
     du_exact = 1.3 / (1 - v)
-    assert float(got[0]) == pytest.approx(grad.factor(v) * du_exact, rel=1e-9)
+    assert float(got[0]) == pytest.approx(grad.linear_factor(v) * du_exact, rel=1e-9)
 
 
 def test_reversible_gradient_needs_reversible_solver():
@@ -264,8 +272,8 @@ def test_plain_callables_work_with_autograd_methods():
     "make",
     [
         lambda: Phantom(k=0),
-        lambda: Phantom(tau=0.0),
-        lambda: Phantom(tau=1.5),
+        lambda: Phantom(lam=0.0),
+        lambda: Phantom(lam=1.5),
         lambda: ImplicitIFT(tol=-1),
         lambda: ImplicitIFT(max_steps=0),
         lambda: ImplicitIFT(linear_solver="picard"),

@@ -1,4 +1,4 @@
-"""DEQLayer and the functional entry point (torch_backend/layer.py, solve.py)."""
+"""DEQLayer and the functional entry point (layer.py, _fixed_point.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from dynamics import Result, Solution
+from dynamics import DEQLayer, Result, Solution, fixed_point
 from dynamics.errors import (
     ConvergenceError,
     InvalidInputError,
@@ -14,7 +14,6 @@ from dynamics.errors import (
     ShapeError,
     UnknownOptionError,
 )
-from dynamics.fixed_point import Anderson, Picard, Relaxed, Reversible
 from dynamics.gradients import (
     JFB,
     DenseIFT,
@@ -23,8 +22,8 @@ from dynamics.gradients import (
     ReversibleExact,
     Unrolled,
 )
-from dynamics.torch_backend import DEQLayer, fixed_point
-from dynamics.torch_backend.examples import TanhMap
+from dynamics.instances.torch_examples import TanhMap
+from dynamics.solvers import Anderson, Picard, Relaxed, Reversible
 
 
 class Block(nn.Module):

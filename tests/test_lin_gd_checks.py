@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from dynamics import rates
-from dynamics.instances import leg_model, sweep_theta0
+from dynamics.instances.linear import leg_model, sweep_theta0
 from dynamics.models.linear_deq import LinearDEQ
 from proofs_check.checks import (
     _lin_gd_common,
@@ -19,7 +19,7 @@ from proofs_check.checks import (
     lin_static,
     repro_leg,
 )
-from proofs_check.protocols import ProtocolContext, load_protocols
+from proofs_check.protocols import ProtocolContext, leg_linear, load_protocols
 from proofs_check.registry import Context, Status, load_checks
 
 MINE = (
@@ -111,7 +111,7 @@ def test_wrong_gradient_fails(monkeypatch):
 
 def test_step_condition_violated_in_control_fails(monkeypatch):
     """LIN-GD-STEP: if the control used the protocol step (not 1/ell), it crosses."""
-    monkeypatch.setattr(rates, "gd_step_bound", lambda *a, **k: lin_gd_step.SWEEP_ETA)
+    monkeypatch.setattr(rates, "gd_step_bound", lambda *a, **k: leg_linear.SWEEP_ETA)
     monkeypatch.setattr(lin_gd_step, "CONTROL_STEPS", 200)  # crossings happen early
     res = lin_gd_step.lin_gd_step(Context())
     assert res.status is Status.failed
@@ -121,7 +121,7 @@ def test_step_condition_violated_in_control_fails(monkeypatch):
 def test_step_check_fails_when_nothing_fails(monkeypatch):
     """LIN-GD-STEP must *exhibit* a failure: with an unreachable failure criterion and
     a protocol step inside the R6 condition, nothing fails and the check fails."""
-    monkeypatch.setattr(lin_gd_step, "SWEEP_ETA", 1e-7)
+    monkeypatch.setattr(leg_linear, "SWEEP_ETA", 1e-7)  # the protocol's step
     monkeypatch.setattr(lin_gd_step, "CONTROL_STEPS", 50)
     res = lin_gd_step.lin_gd_step(Context(), failure_risk=np.inf)
     assert res.status is Status.failed

@@ -11,7 +11,7 @@ from support import TOL
 
 from dynamics import LinearDEQ, MatrixLinearDEQ
 from dynamics.errors import NonFiniteError, ShapeError, SingularEquilibriumError
-from dynamics.instances import scalar_instance
+from dynamics.instances.linear import scalar_instance
 from proofs_check.checks.lin_static import autograd_grad, central_fd, gradcheck_ok
 
 

@@ -10,7 +10,7 @@ from support import TOL
 
 from dynamics import MatrixLinearDEQ
 from dynamics.errors import NonFiniteError, ShapeError, SingularEquilibriumError
-from dynamics.instances import MIN_SIGMA_A0, matrix_instance
+from dynamics.instances.linear import MIN_SIGMA_A0, matrix_instance
 from proofs_check.checks.lin_static import autograd_grad, central_fd, gradcheck_ok
 
 

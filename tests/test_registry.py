@@ -105,3 +105,45 @@ def test_registered_checks_use_catalogue_ids():
 def test_checkresult_defaults_are_honest():
     res = CheckResult(Status.skipped, reason="no CUDA")
     assert res.instances == 0 and res.measured is None
+
+
+def test_every_tolerance_has_a_value_and_a_reason():
+    """Tolerances live with their claim in the catalogue, each with its reason."""
+    from proofs_check.catalogue import CLAIMS, tol
+
+    named = [(c.id, k, t) for c in CLAIMS for k, t in c.tolerances.items()]
+    assert len(named) >= 20
+    for cid, name, t in named:
+        assert t.value > 0 and len(t.reason) > 20, (cid, name)
+        assert tol(cid, name) == t.value
+    # The two rate envelopes differ on purpose (integrator error vs rounding only).
+    assert tol("LIN-GF-RATE", "envelope") == 1e-8
+    assert tol("LIN-GD-RATE", "envelope") == 1e-9
+
+
+def test_a_protocol_runs_once_per_context(monkeypatch):
+    """protocol_data caches per context: two checks judging P-SWEEP share one run;
+    another seed or another context runs it again."""
+    from proofs_check import protocols
+
+    calls = []
+    fake = protocols.Protocol(
+        "fake", "P-FAKE", "counts calls", lambda ctx, **kw: calls.append(kw) or {}
+    )
+    monkeypatch.setattr(protocols, "load_protocols", lambda: {"fake": fake})
+    ctx = Context(seed=0)
+    a = protocols.protocol_data(ctx, "fake", n=1)
+    assert protocols.protocol_data(ctx, "fake", n=1) is a
+    protocols.protocol_data(ctx, "fake", n=2)
+    protocols.protocol_data(Context(seed=1), "fake", n=1)
+    assert calls == [{"n": 1}, {"n": 2}, {"n": 1}]
+
+
+def test_from_margins_passes_only_when_every_margin_holds():
+    from proofs_check.registry import CheckResult
+
+    ok = CheckResult.within([(1e-13, 1e-12), (5e-8, 1e-7)], measured=1e-13)
+    assert ok.status is Status.passed and ok.worst_margin == pytest.approx(0.5)
+    bad = CheckResult.within([(1e-13, 1e-12)], also=False)
+    assert bad.status is Status.failed
+    assert CheckResult.from_margins([0.3, -1e-3]).status is Status.failed

@@ -1,4 +1,4 @@
-"""The reversible autograd Function (dynamics/torch_backend/reversible.py)."""
+"""The reversible autograd Function (dynamics/gradients/_reversible_function.py)."""
 
 from __future__ import annotations
 
@@ -10,20 +10,24 @@ from hypothesis import given, settings
 from strategies_rev import revdeq_configs
 from support import TOL, rel_err
 
-from dynamics import Result
+from dynamics import DEQLayer, Result
+from dynamics._problem import Problem
 from dynamics.errors import ReconstructionError
-from dynamics.fixed_point import ReversibilityWarning, Reversible, iterate
-from dynamics.gradients import ReversibleExact, Unrolled
-from dynamics.torch_backend import DEQLayer, ReconstructionWarning, ReversibleFunction
-from dynamics.torch_backend._problem import Problem
-from dynamics.torch_backend.examples import (
+from dynamics.gradients import (
+    ReconstructionWarning,
+    RevConfig,
+    ReversibleExact,
+    ReversibleFunction,
+    Unrolled,
+)
+from dynamics.instances.torch_examples import (
     CountingMap,
     ReluMap,
     ResMLP,
     TanhMap,
     loss_grads,
 )
-from dynamics.torch_backend.reversible import RevConfig
+from dynamics.solvers import ReversibilityWarning, Reversible, iterate
 from proofs_check.checks.rev_fd import robust_tol
 
 

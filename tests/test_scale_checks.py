@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from dynamics.torch_backend import scale as scale_mod
-from dynamics.torch_backend.scale import ScaleConfig, run_scale, summarise
+from dynamics.batched import scale as scale_mod
+from dynamics.batched.scale import ScaleConfig, run_scale, summarise
 from proofs_check.checks.scale import FLOAT32_TOLERANCES, TOLERANCES, judge
 from proofs_check.cli import main
 from proofs_check.registry import Context, Status, run

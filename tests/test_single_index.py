@@ -9,6 +9,7 @@ from scipy.optimize import brentq
 from support import TOL, assert_close, central_fd_grad
 
 from dynamics import gradient_descent
+from dynamics.batched.single_index import autograd_grad, autograd_hessian
 from dynamics.errors import (
     NonFiniteError,
     ShapeError,
@@ -16,12 +17,11 @@ from dynamics.errors import (
     WellPosednessError,
 )
 from dynamics.flows.gradient_flow import integrate
+from dynamics.instances.single_index import local_instance
 from dynamics.integrators import RK4
 from dynamics.models.activations import get_activation
 from dynamics.models.scalar_root import solve_roots
 from dynamics.models.single_index import SingleIndexDEQ
-from dynamics.single_index_instances import local_instance
-from dynamics.torch_backend.single_index import autograd_grad, autograd_hessian
 
 SMOOTH = ["sigmoid", "tanh", "sigma_eps:0.25", "gelu"]
 TRAINABLE = SMOOTH + ["leaky_relu", "identity"]

@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from dynamics.fixed_point import Reversible
 from dynamics.gradients import Unrolled
-from dynamics.torch_backend.layer import DEQLayer
+from dynamics.layer import DEQLayer
+from dynamics.solvers import Reversible
 from dynamics.training import trainer
 from dynamics.training.arms import ALL_ARMS, build_model
 from dynamics.training.config import get_config
@@ -278,7 +278,7 @@ def test_run_task_writes_logs_and_table(tmp_path):
     assert [r["step"] for r in hist][:2] == [0, 4]
     assert all(r["grad_err_unrolled"] <= 1e-8 for r in hist[1:])
     assert summary["arms"]["revdeq"]["saved_mb"] > 0
-    from proofs_check import training_figures as figs
+    from proofs_check.figures import training as figs
 
     assert figs.gradient_error(summary, tmp_path / "g.png") == str(tmp_path / "g.png")
 

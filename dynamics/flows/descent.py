@@ -13,9 +13,9 @@ import numpy as np
 
 from .._result import Result
 from .._validate import param_vector, positive_int, positive_step
-from ..errors import DEQError, SingularEquilibriumError, WellPosednessError
+from ..errors import DEQError
 from ..models.base import AbstractModel
-from .trajectory import Recorder, Trajectory
+from .trajectory import Recorder, Trajectory, failure_result
 
 Direction = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -58,14 +58,8 @@ def gradient_descent(
     while True:
         try:
             risk, d = step_fn(theta)
-        except SingularEquilibriumError as exc:
-            result, message = Result.singular, f"step {k}: {exc}"
-            break
-        except WellPosednessError as exc:
-            result, message = Result.guard_violated, f"step {k}: {exc}"
-            break
         except DEQError as exc:
-            result, message = Result.nonfinite, f"step {k}: {exc}"
+            result, message = failure_result(exc), f"step {k}: {exc}"
             break
         gnorm = float(np.linalg.norm(d))
         if not (np.isfinite(risk) and np.isfinite(gnorm)):

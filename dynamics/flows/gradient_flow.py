@@ -24,18 +24,15 @@ import numpy as np
 from .._result import Result
 from .._validate import finite_array, param_vector, positive_int, positive_step
 from ..errors import (
-    ConvergenceError,
     DEQError,
     InvalidInputError,
-    SingularEquilibriumError,
-    WellPosednessError,
 )
 from ..integrators._implicit_rk import Jacobian
 from ..integrators.base import AbstractIntegrator, Field
 from ..integrators.scipy_ivp import ScipyIVP
 from ..models.base import AbstractModel
 from .descent import Direction
-from .trajectory import Recorder, Trajectory
+from .trajectory import Recorder, Trajectory, failure_result
 
 
 def gradient_field(model: AbstractModel, direction: Direction | None = None) -> Field:
@@ -53,19 +50,6 @@ def gradient_field(model: AbstractModel, direction: Direction | None = None) -> 
         return -np.asarray(step_fn(theta)[1], dtype=np.float64)
 
     return field
-
-
-def _failure(exc: Exception) -> Result:
-    """The result code of an exception raised inside a step."""
-    if isinstance(exc, SingularEquilibriumError):
-        return Result.singular
-    if isinstance(exc, WellPosednessError):
-        return Result.guard_violated
-    if isinstance(exc, ConvergenceError):
-        # A stage solve (or an adaptive solver) that gave up: the iteration did not
-        # converge, which ``raise_for`` turns back into ConvergenceError.
-        return Result.diverged
-    return Result.nonfinite
 
 
 def _horizon(t_final) -> float:
@@ -167,7 +151,7 @@ def integrate(
             try:
                 risk, d = step_fn(theta)
             except DEQError as exc:
-                result, message = _failure(exc), f"step {k} (t = {t!r}): {exc}"
+                result, message = failure_result(exc), f"step {k} (t = {t!r}): {exc}"
                 break
             nfev_record += 1
             gnorm = float(np.linalg.norm(d))
@@ -181,7 +165,7 @@ def integrate(
         try:
             new, nf = integrator.step(field, t, theta, float(times[k + 1]) - t)
         except DEQError as exc:
-            result, message = _failure(exc), f"step {k} (t = {t!r}): {exc}"
+            result, message = failure_result(exc), f"step {k} (t = {t!r}): {exc}"
             break
         nfev += nf
         if not np.all(np.isfinite(new)):
@@ -302,7 +286,7 @@ def flow_ivp(
     if sol.ok:
         result, message = Result.successful, ""
     elif sol.error is not None:
-        result, message = _failure(sol.error), sol.message
+        result, message = failure_result(sol.error), sol.message
     else:
         result, message = Result.diverged, sol.message
     rows = []
@@ -311,7 +295,7 @@ def flow_ivp(
             risk, d = step_fn(th)
         except DEQError as exc:
             if result is Result.successful:
-                result, message = _failure(exc), f"t = {t!r}: {exc}"
+                result, message = failure_result(exc), f"t = {t!r}: {exc}"
             risk, d = np.nan, np.full_like(th, np.nan)
         rows.append(
             (

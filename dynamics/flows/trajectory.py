@@ -7,6 +7,7 @@ import dataclasses
 import numpy as np
 
 from .._result import Result, raise_for
+from ..errors import ConvergenceError, SingularEquilibriumError, WellPosednessError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,3 +76,17 @@ class Recorder:
             message,
             dict(stats),
         )
+
+
+def failure_result(exc: Exception) -> Result:
+    """The result code of an exception raised inside a step, for gradient descent
+    and every gradient-flow integrator alike (one mapping)."""
+    if isinstance(exc, SingularEquilibriumError):
+        return Result.singular
+    if isinstance(exc, WellPosednessError):
+        return Result.guard_violated
+    if isinstance(exc, ConvergenceError):
+        # A stage solve (or an adaptive solver) that gave up: the iteration did not
+        # converge, which ``raise_for`` turns back into ConvergenceError.
+        return Result.diverged
+    return Result.nonfinite

@@ -16,9 +16,16 @@ Subclass contract:
    and report any backward solve in ``stats["backward_result"]`` and
    ``stats["backward_residual"]``; update ``stats["result"]`` to the worst of the two.
    A backward solve that does not converge raises when ``throw`` is true.
-3. Implement ``factor(v)``: the scalar linear-DEQ factor c(v) by which the method's
-   gradient multiplies the exact IFT gradient for ``f(z) = v z + u x`` at the exact
-   fixed point (``deq_gradient_dynamics.md`` §4); 1 for exact methods.
+3. The closed forms used by the scalar theory (single-index and scalar linear DEQs,
+   where J = d f / d z is a scalar per sample): ``inverse_factor(J)``, the method's
+   replacement for (1 - J)^{-1}, and ``linear_factor(v)`` = c(v), the factor by
+   which the method's gradient multiplies the exact IFT gradient for
+   ``f(z) = v z + u x`` at the exact fixed point; written in closed form (finite at
+   v = 1). Both use only +, -, * and ** with integer exponents, so that the same code
+   accepts NumPy arrays, floats and SymPy expressions (the symbolic certificate and
+   the numeric checks read one source). The defaults are the exact gradient's:
+   (1 - J)^{-1} and c = 1; ``local_factor`` = c(0) is the scale of the approximate
+   direction's Jacobian at theta* = (xi, 0) of the single-index DEQ (claim APX-LOCAL).
 4. Set ``requires_reversible = True`` when the method only works with the reversible
    coupled iteration; :meth:`check_solver` then rejects every other solver.
 """
@@ -31,9 +38,10 @@ from typing import ClassVar
 import torch
 
 from .._result import Result, raise_for
+from .._validate import positive_int
 from ..errors import InvalidInputError
-from ..fixed_point.base import AbstractFixedPointSolver
-from ..fixed_point.iterate import (
+from ..solvers.base import AbstractFixedPointSolver
+from ..solvers.iterate import (
     FixedPointRun,
     describe_failure,
     forward_stats as forward_stats,
@@ -61,9 +69,28 @@ class AbstractGradient(abc.ABC):
     ) -> tuple[torch.Tensor, dict]:
         """Forward solve from ``z0``; return the output wired for autograd and stats."""
 
-    @abc.abstractmethod
-    def factor(self, v: float) -> float:
-        """Scalar linear-DEQ factor c(v): this gradient = c(v) * exact IFT gradient."""
+    def inverse_factor(self, J):
+        """Replacement for (1 - J)^{-1} (elementwise); exact methods: itself."""
+        return 1 / (1 - J)
+
+    def linear_factor(self, v):
+        """c(v): this gradient = c(v) x the exact gradient on the scalar linear DEQ."""
+        return 1 + 0 * v
+
+    @property
+    def local_factor(self):
+        """c_0 = c(0): the Jacobian of the direction at theta* is c_0 H* (APX-LOCAL)."""
+        return self.linear_factor(0)
+
+    @property
+    def exact(self) -> bool:
+        """True when c(v) = 1 (the method's gradient is the exact IFT gradient)."""
+        return True
+
+    @property
+    def label(self) -> str:
+        """Short name for tables and legends, e.g. ``neumann-2``."""
+        return type(self).__name__.lower()
 
     def check_solver(self, solver) -> None:
         """Reject solvers this method cannot work with (a clear error, at set-up)."""
@@ -110,3 +137,20 @@ def record_backward(stats: dict, result: Result) -> None:
     """Store a backward result and fold it into ``stats["result"]``."""
     stats["backward_result"] = result
     stats["result"] = worst_result(stats["forward_result"], result)
+
+
+def check_terms(name: str, m) -> int:
+    """A number of series terms or unrolled steps: an integer >= 1."""
+    return positive_int(name, m, error=InvalidInputError, exact_type=True)
+
+
+def check_damping(lam) -> None:
+    """0 < lambda <= 1 (floats, or exact SymPy rationals for the certificate)."""
+    try:
+        ok = bool(0 < lam <= 1)
+    except TypeError as exc:
+        raise InvalidInputError(f"damping must be a real number; got {lam!r}") from exc
+    if not ok:
+        raise InvalidInputError(
+            f"damping lambda must satisfy 0 < lambda <= 1; got {lam!r}"
+        )

@@ -38,10 +38,6 @@ class DenseIFT(AbstractGradient):
 
     max_dim: int = 2048
 
-    def factor(self, v: float) -> float:
-        del v
-        return 1.0
-
     def solve(self, problem, solver, z0, *, tol, max_steps, throw):
         d = z0[0].numel()
         if d > self.max_dim:

@@ -8,8 +8,8 @@ from typing import final
 import torch
 
 from .._result import Result, raise_for
-from ..fixed_point.base import AbstractFixedPointSolver
-from ..fixed_point.iterate import (
+from ..solvers.base import AbstractFixedPointSolver
+from ..solvers.iterate import (
     check_tolerances,
     describe_failure,
     iterate,
@@ -52,10 +52,6 @@ class ImplicitIFT(AbstractGradient):
         check_tolerances(self.tol, self.max_steps)
         if self.linear_solver is not None:
             self.check_solver(self.linear_solver)
-
-    def factor(self, v: float) -> float:
-        del v
-        return 1.0
 
     def solve(self, problem, solver, z0, *, tol, max_steps, throw):
         f, zs, stats = solve_detached(

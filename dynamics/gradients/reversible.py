@@ -9,8 +9,8 @@ from torch import nn
 
 from .._result import raise_for
 from ..errors import InvalidInputError
-from ..fixed_point.iterate import describe_failure, should_raise
-from ..torch_backend.reversible import RECON_POLICIES, RevConfig, ReversibleFunction
+from ..solvers.iterate import describe_failure, should_raise
+from ._reversible_function import RECON_POLICIES, RevConfig, ReversibleFunction
 from .base import AbstractGradient
 
 
@@ -67,10 +67,6 @@ class ReversibleExact(AbstractGradient):
             raise InvalidInputError(
                 f"recon_threshold must be > 0 or None; got {self.recon_threshold!r}"
             )
-
-    def factor(self, v: float) -> float:
-        del v
-        return 1.0
 
     def solve(self, problem, solver, z0, *, tol, max_steps, throw):
         self.check_solver(solver)

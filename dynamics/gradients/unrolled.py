@@ -9,7 +9,7 @@ import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from .._result import Result
-from ..fixed_point.iterate import iterate
+from ..solvers.iterate import iterate
 from .base import AbstractGradient, finish_forward, forward_stats, record_backward
 
 
@@ -30,10 +30,6 @@ class Unrolled(AbstractGradient):
 
     checkpoint: bool = False
     record_trajectory: bool = False
-
-    def factor(self, v: float) -> float:
-        del v
-        return 1.0  # exact for the iteration run; -> the IFT gradient as N -> infinity
 
     def solve(self, problem, solver, z0, *, tol, max_steps, throw):
         f = problem.bind()

@@ -32,6 +32,7 @@ from collections.abc import Callable
 import numpy as np
 import scipy.linalg
 
+from .._validate import positive_int
 from ..errors import ConvergenceError, DEQError, InvalidInputError, reject_unknown
 from .base import Field
 from .tableaux import ButcherTableau
@@ -63,8 +64,7 @@ def validate_options(tol: float, solver: str, max_iter: int) -> None:
             f"tol = {tol!r} is below float64 rounding (4 eps = 8.9e-16): the stage "
             "solve could never meet it; use tol >= 1e-15"
         )
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise InvalidInputError(f"max_iter must be an integer >= 1; got {max_iter!r}")
+    positive_int("max_iter", max_iter, error=InvalidInputError, exact_type=True)
 
 
 def fd_jacobian(field: Field, t: float, y: np.ndarray, f0: np.ndarray) -> np.ndarray:

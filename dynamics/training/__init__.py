@@ -5,7 +5,13 @@ data (Fashion-MNIST image classification, King James Bible character LM).
 """
 
 from .arms import ALL_ARMS as ALL_ARMS, DEFAULT_ARMS as DEFAULT_ARMS
-from .config import TrainConfig as TrainConfig, get_config as get_config
+from .config import (
+    ImageConfig as ImageConfig,
+    TextConfig as TextConfig,
+    TrainConfig as TrainConfig,
+    get_config as get_config,
+    get_preset as get_preset,
+)
 from .tasks import ImageTask as ImageTask, TextTask as TextTask, make_task as make_task
 from .trainer import (
     memory_sweep as memory_sweep,

@@ -12,115 +12,168 @@
                     count matches the DEQ's within ``cfg.untied_ratio``.
 Extra: ``jfb``      Anderson forward, Jacobian-free backprop (not in the default set).
 
-The solvers and gradient methods are the library's (:mod:`dynamics.fixed_point`,
-:mod:`dynamics.gradients`, :class:`dynamics.torch_backend.layer.DEQLayer`); this module
-only chooses and wires them.
+The solvers and gradient methods are the library's (:mod:`dynamics.solvers`,
+:mod:`dynamics.gradients`, :class:`dynamics.layer.DEQLayer`); each arm is
+a record of :data:`ARMS` naming its solver, its gradient method (built from the
+configuration's :class:`DEQSettings`) and its core, so adding an arm is adding a row.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..errors import reject_unknown
-from ..fixed_point import Anderson, Reversible
 from ..gradients import JFB, ImplicitIFT, Phantom, ReversibleExact, Unrolled
-from ..torch_backend.layer import DEQLayer
+from ..layer import DEQLayer
+from ..solvers import Anderson, Reversible
 from .config import DEQSettings, TrainConfig
 from .models import EquilibriumCore, TiedUnrolledCore, UntiedCore, n_params
 
-DEFAULT_ARMS = ("revdeq", "deq_ift", "deq_ift_jr", "phantom", "tied", "untied")
-ALL_ARMS = DEFAULT_ARMS + ("jfb",)
-
-LABELS = {
-    "revdeq": "(a) RevDEQ",
-    "deq_ift": "(b) DEQ Anderson+IFT",
-    "deq_ift_jr": "(b') DEQ Anderson+IFT+JacReg",
-    "phantom": "(c) Phantom gradient",
-    "tied": "(d) explicit weight-tied",
-    "untied": "(e) explicit untied",
-    "jfb": "DEQ Anderson+JFB",
-}
-
 _DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-@dataclasses.dataclass(frozen=True)
-class Arm:
-    """What the trainer needs to know about an arm.
-
-    Attributes:
-        name, label: registry key and plot label.
-        kind: ``"deq"`` (an :class:`EquilibriumCore`) or ``"explicit"``.
-        fixed_steps: the forward solve is meant to stop at its step cap (RevDEQ), so
-            ``max_steps_reached`` is not counted as non-convergence.
-        jac_weight, jac_probes: Jacobian regulariser gamma and Hutchinson probes.
-    """
-
-    name: str
-    label: str
-    kind: str
-    fixed_steps: bool = False
-    jac_weight: float = 0.0
-    jac_probes: int = 1
-
-
-def arm_info(name: str, deq: DEQSettings) -> Arm:
-    """The :class:`Arm` record of ``name``."""
-    if name not in ALL_ARMS:
-        raise reject_unknown("arm", name, ALL_ARMS)
-    kind = "explicit" if name in ("tied", "untied") else "deq"
-    jac = deq.jac_weight if name == "deq_ift_jr" else 0.0
-    return Arm(
-        name,
-        LABELS[name],
-        kind,
-        fixed_steps=name == "revdeq",
-        jac_weight=jac,
-        jac_probes=deq.jac_probes,
-    )
 
 
 def _anderson(deq: DEQSettings) -> Anderson:
     return Anderson(m=deq.anderson_m, beta=deq.anderson_beta)
 
 
+def _reversible(deq: DEQSettings) -> Reversible:
+    return Reversible(beta=deq.rev_beta)
+
+
+@dataclasses.dataclass(frozen=True)
+class Arm:
+    """One compared arm, as data: which core it trains and, for a DEQ arm, which
+    solver object and gradient object its layer uses.
+
+    Attributes:
+        name, label: registry key and plot label.
+        kind: ``"deq"`` (an :class:`EquilibriumCore`), ``"tied"`` or ``"untied"``
+            (explicit cores of depth ``1 + 2N``).
+        solver: ``DEQSettings -> solver`` of the forward pass (DEQ arms).
+        gradient: ``DEQSettings -> gradient method`` of the backward pass (DEQ arms).
+        fixed_steps: the forward solve is meant to stop at its step cap (RevDEQ: tol
+            0, exactly N steps, as the authors' configurations do in practice), so
+            ``max_steps_reached`` is not counted as non-convergence.
+        regularised: trained with the Hutchinson Jacobian regulariser.
+        jac_weight, jac_probes: Jacobian regulariser gamma (0: none) and Hutchinson
+            probes, filled in from :class:`DEQSettings` by :func:`arm_info`.
+    """
+
+    name: str
+    label: str
+    kind: str
+    solver: Callable[[DEQSettings], object] | None = None
+    gradient: Callable[[DEQSettings], object] | None = None
+    fixed_steps: bool = False
+    regularised: bool = False
+    jac_weight: float = 0.0
+    jac_probes: int = 1
+
+    @property
+    def explicit(self) -> bool:
+        """True for the explicit (non-equilibrium) arms."""
+        return self.kind != "deq"
+
+    def forward_settings(self, deq: DEQSettings) -> dict:
+        """Tolerance, step cap and state dtype of this arm's forward solve."""
+        if self.fixed_steps:
+            # RevDEQ always keeps a float64 state (the reversible inverse needs it).
+            return {
+                "tol": 0.0,
+                "max_steps": deq.rev_steps,
+                "state_dtype": torch.float64,
+            }
+        return {
+            "tol": deq.fwd_tol,
+            "max_steps": deq.fwd_max_steps,
+            "state_dtype": _DTYPES[deq.baseline_state_dtype],
+        }
+
+
+#: Every arm, in the order of the default run (``jfb`` is an extra).
+ARMS: dict[str, Arm] = {
+    a.name: a
+    for a in (
+        Arm(
+            "revdeq",
+            "(a) RevDEQ",
+            "deq",
+            _reversible,
+            lambda deq: ReversibleExact(recon_threshold=1.0, recon_policy="ignore"),
+            fixed_steps=True,
+        ),
+        Arm(
+            "deq_ift",
+            "(b) DEQ Anderson+IFT",
+            "deq",
+            _anderson,
+            lambda deq: ImplicitIFT(tol=deq.bwd_tol, max_steps=deq.bwd_max_steps),
+        ),
+        Arm(
+            "deq_ift_jr",
+            "(b') DEQ Anderson+IFT+JacReg",
+            "deq",
+            _anderson,
+            lambda deq: ImplicitIFT(tol=deq.bwd_tol, max_steps=deq.bwd_max_steps),
+            regularised=True,
+        ),
+        Arm(
+            "phantom",
+            "(c) Phantom gradient",
+            "deq",
+            _anderson,
+            lambda deq: Phantom(k=deq.phantom_k, lam=deq.phantom_lam),
+        ),
+        Arm("tied", "(d) explicit weight-tied", "tied"),
+        Arm("untied", "(e) explicit untied", "untied"),
+        Arm("jfb", "DEQ Anderson+JFB", "deq", _anderson, lambda deq: JFB()),
+    )
+}
+
+DEFAULT_ARMS = ("revdeq", "deq_ift", "deq_ift_jr", "phantom", "tied", "untied")
+ALL_ARMS = tuple(ARMS)
+LABELS = {name: arm.label for name, arm in ARMS.items()}
+
+
+def arm_info(name: str, deq: DEQSettings) -> Arm:
+    """The :class:`Arm` record of ``name`` with the regulariser of ``deq``."""
+    if name not in ARMS:
+        raise reject_unknown("arm", name, ALL_ARMS)
+    arm = ARMS[name]
+    return dataclasses.replace(
+        arm,
+        jac_weight=deq.jac_weight if arm.regularised else 0.0,
+        jac_probes=deq.jac_probes,
+    )
+
+
 def make_layer(name: str, f: nn.Module, deq: DEQSettings) -> DEQLayer:
     """The DEQ layer of arm ``name`` around block ``f`` (``throw=False``: failures are
     read from ``last_stats`` and counted by the trainer, never raised mid-training)."""
-    base = _DTYPES[deq.baseline_state_dtype]
-    if name == "revdeq":
-        # tol 0: exactly N steps, as the authors' configurations do in practice (§4).
-        return DEQLayer(
-            f,
-            Reversible(beta=deq.rev_beta),
-            ReversibleExact(recon_threshold=1.0, recon_policy="ignore"),
-            tol=0.0,
-            max_steps=deq.rev_steps,
-            throw=False,
-            state_dtype=torch.float64,
-        )
-    if name in ("deq_ift", "deq_ift_jr"):
-        grad = ImplicitIFT(tol=deq.bwd_tol, max_steps=deq.bwd_max_steps)
-    elif name == "phantom":
-        grad = Phantom(k=deq.phantom_k, tau=deq.phantom_tau)
-    elif name == "jfb":
-        grad = JFB()
-    else:
-        raise reject_unknown(
-            "DEQ arm", name, ("revdeq", "deq_ift", "deq_ift_jr", "phantom", "jfb")
-        )
+    arm = ARMS.get(name)
+    if arm is None or arm.explicit:
+        deq_arms = tuple(n for n, a in ARMS.items() if not a.explicit)
+        raise reject_unknown("DEQ arm", name, deq_arms)
     return DEQLayer(
         f,
-        _anderson(deq),
-        grad,
-        tol=deq.fwd_tol,
-        max_steps=deq.fwd_max_steps,
+        arm.solver(deq),
+        arm.gradient(deq),
         throw=False,
-        state_dtype=base,
+        **arm.forward_settings(deq),
+    )
+
+
+def unrolled_layer(name: str, f: nn.Module, deq: DEQSettings) -> DEQLayer:
+    """Arm ``name``'s solver with its tolerance and cap, differentiated by autograd
+    through every step actually run."""
+    arm = ARMS[name]
+    return DEQLayer(
+        f, arm.solver(deq), Unrolled(), throw=False, **arm.forward_settings(deq)
     )
 
 
@@ -132,26 +185,7 @@ def reference_layers(name: str, f: nn.Module, deq: DEQSettings) -> dict[str, DEQ
     ``equilibrium``: Anderson solved tightly (``probe_tol``) with a tight IFT adjoint:
     the gradient of the idealised equilibrium model with the same f.
     """
-    if name == "revdeq":
-        unrolled = DEQLayer(
-            f,
-            Reversible(beta=deq.rev_beta),
-            Unrolled(),
-            tol=0.0,
-            max_steps=deq.rev_steps,
-            throw=False,
-            state_dtype=torch.float64,
-        )
-    else:
-        unrolled = DEQLayer(
-            f,
-            _anderson(deq),
-            Unrolled(),
-            tol=deq.fwd_tol,
-            max_steps=deq.fwd_max_steps,
-            throw=False,
-            state_dtype=_DTYPES[deq.baseline_state_dtype],
-        )
+    unrolled = unrolled_layer(name, f, deq)
     tight = DEQLayer(
         f,
         _anderson(deq),
@@ -227,7 +261,7 @@ def build_model(task, cfg: TrainConfig, name: str) -> tuple[nn.Module, Arm]:
     if arm.kind == "deq":
         f = task.make_block()
         core = DEQCore(f, make_layer(name, f, cfg.deq), keep_io=arm.jac_weight > 0)
-    elif name == "tied":
+    elif arm.kind == "tied":
         core = TiedUnrolledCore(task.make_block(), depth)
     else:
         width = untied_width(task, cfg, depth)

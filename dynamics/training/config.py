@@ -13,8 +13,9 @@ weight 1 and one probe; phantom damping 0.5.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
-from ..errors import InvalidInputError
+from ..errors import InvalidInputError, reject_unknown
 
 TASKS = ("images", "text")
 SCALES = ("cpu", "full")
@@ -31,7 +32,7 @@ class DEQSettings:
         fwd_tol, fwd_max_steps: Anderson forward tolerance and cap.
         bwd_tol, bwd_max_steps: IFT adjoint-solve tolerance and cap.
         jac_weight, jac_probes: Jacobian regulariser gamma and Hutchinson probes.
-        phantom_k, phantom_tau: phantom unroll steps and damping.
+        phantom_k, phantom_lam: phantom unroll steps and damping.
         probe_tol, probe_max_steps: the tightly solved reference equilibrium and adjoint
             used to measure gradient errors (not used in training).
         baseline_state_dtype: "float32" or "float64" state for the Anderson arms
@@ -49,7 +50,7 @@ class DEQSettings:
     jac_weight: float = 1.0
     jac_probes: int = 1
     phantom_k: int = 5
-    phantom_tau: float = 0.5
+    phantom_lam: float = 0.5
     probe_tol: float = 1e-6
     probe_max_steps: int = 100
     baseline_state_dtype: str = "float32"
@@ -62,12 +63,11 @@ class DEQSettings:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Everything that defines a run of one task at one scale.
+    """What defines a run of one task at one scale, common to both tasks (the model
+    sizes are in :class:`ImageConfig` / :class:`TextConfig`).
 
-    Model attributes: images use ``channels`` C, ``hidden`` H of the conv block,
-    encoder ``stride``; text uses ``embed`` E, ``heads``, ``mlp_hidden`` M, ``context``
-    T. ``n_train``/``n_test`` are subsample sizes (None: everything); for text they
-    count sequences of ``context`` characters.
+    ``n_train``/``n_test`` are subsample sizes (None: everything); for text they count
+    sequences of ``context`` characters.
     """
 
     task: str
@@ -85,21 +85,20 @@ class TrainConfig:
     probe_batch: int = 8
     grad_clip: float | None = None
     untied_ratio: tuple[float, float] = (0.85, 1.15)
-    # images
-    channels: int = 32
-    hidden: int = 32
-    stride: int = 2
-    # text
-    embed: int = 64
-    heads: int = 4
-    mlp_hidden: int = 128
-    context: int = 64
     threads: int | None = None
+
+    #: The task this class configures (None: the common part only).
+    TASK: ClassVar[str | None] = None
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise InvalidInputError(
                 f"unknown task {self.task!r}; choose one of {TASKS}"
+            )
+        if self.TASK is not None and self.task != self.TASK:
+            raise InvalidInputError(
+                f"{type(self).__name__} configures task {self.TASK!r}, not "
+                f"{self.task!r}; use get_config({self.task!r}, scale)"
             )
         if self.scale not in SCALES:
             raise InvalidInputError(
@@ -115,8 +114,31 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
+@dataclasses.dataclass(frozen=True)
+class ImageConfig(TrainConfig):
+    """Image classification: conv block of ``channels`` C and ``hidden`` H, encoder
+    ``stride``."""
+
+    TASK: ClassVar[str | None] = "images"
+    channels: int = 32
+    hidden: int = 32
+    stride: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class TextConfig(TrainConfig):
+    """Character LM: embedding ``embed`` E, ``heads``, MLP width ``mlp_hidden`` M,
+    ``context`` T characters."""
+
+    TASK: ClassVar[str | None] = "text"
+    embed: int = 64
+    heads: int = 4
+    mlp_hidden: int = 128
+    context: int = 64
+
+
 CONFIGS: dict[tuple[str, str], TrainConfig] = {
-    ("images", "cpu"): TrainConfig(
+    ("images", "cpu"): ImageConfig(
         task="images",
         scale="cpu",
         deq=DEQSettings(rev_beta=0.8, rev_steps=2, phantom_k=5),
@@ -133,7 +155,7 @@ CONFIGS: dict[tuple[str, str], TrainConfig] = {
         hidden=32,
         stride=2,
     ),
-    ("images", "full"): TrainConfig(
+    ("images", "full"): ImageConfig(
         task="images",
         scale="full",
         deq=DEQSettings(
@@ -159,7 +181,7 @@ CONFIGS: dict[tuple[str, str], TrainConfig] = {
         hidden=128,
         stride=1,
     ),
-    ("text", "cpu"): TrainConfig(
+    ("text", "cpu"): TextConfig(
         task="text",
         scale="cpu",
         deq=DEQSettings(rev_beta=0.5, rev_steps=2, phantom_k=5),
@@ -178,7 +200,7 @@ CONFIGS: dict[tuple[str, str], TrainConfig] = {
         mlp_hidden=128,
         context=64,
     ),
-    ("text", "full"): TrainConfig(
+    ("text", "full"): TextConfig(
         task="text",
         scale="full",
         deq=DEQSettings(
@@ -218,3 +240,82 @@ def get_config(task: str, scale: str = "cpu") -> TrainConfig:
             f"no configuration for task {task!r} at scale "
             f"{scale!r}; tasks {TASKS}, scales {SCALES}"
         ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A named set of changes applied on top of a (task, scale) configuration, with the
+    data source and memory sweep that go with it.
+
+    Attributes:
+        name: the preset's name (``default``, ``quick``).
+        changes: fields of :class:`TrainConfig` to replace, for every task.
+        task_changes: model fields to replace, per task.
+        deq_changes: fields of :class:`DEQSettings` to replace.
+        data: the data source per task when the user asked for ``auto`` (absent: the
+            loader's own fallbacks).
+        memory_steps: solver steps of the memory-vs-N sweep (None: the caller's).
+        threads: torch threads when the user gave none (None: torch's choice).
+    """
+
+    name: str
+    changes: dict = dataclasses.field(default_factory=dict)
+    task_changes: dict = dataclasses.field(default_factory=dict)
+    deq_changes: dict = dataclasses.field(default_factory=dict)
+    data: dict = dataclasses.field(default_factory=dict)
+    memory_steps: tuple[int, ...] | None = None
+    threads: int | None = None
+
+    def apply(self, cfg: TrainConfig, threads: int | None = None) -> TrainConfig:
+        """``cfg`` with this preset's changes (``threads``: the user's choice)."""
+        return cfg.replace(**self.changes_for(cfg, threads))
+
+    def changes_for(self, cfg: TrainConfig, threads: int | None = None) -> dict:
+        """The field changes this preset makes to ``cfg``."""
+        if not (self.changes or self.task_changes or self.deq_changes):
+            return {}
+        out = {**self.changes, **self.task_changes.get(cfg.task, {})}
+        if self.deq_changes:
+            out["deq"] = dataclasses.replace(cfg.deq, **self.deq_changes)
+        out["threads"] = threads or self.threads
+        return out
+
+
+PRESETS: dict[str, Preset] = {
+    "default": Preset("default"),
+    # CI smoke run: generated / built-in data and a small model, 3 s per arm; a short
+    # reference solve and one thread keep it to seconds.
+    "quick": Preset(
+        "quick",
+        changes=dict(
+            budget_s=3.0,
+            eval_every_s=1.5,
+            eval_every_steps=None,
+            max_epochs=1000,
+            n_train=None,
+            n_test=64,
+            batch_size=32,
+            probe_batch=4,
+        ),
+        task_changes={
+            "images": dict(channels=16, hidden=16),
+            "text": dict(embed=32, heads=2, mlp_hidden=64, context=32),
+        },
+        deq_changes=dict(probe_max_steps=20),
+        data={"images": "synthetic", "text": "builtin"},
+        memory_steps=(1, 2),
+        threads=1,
+    ),
+}
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name`` (see :data:`PRESETS`)."""
+    if name not in PRESETS:
+        raise reject_unknown("preset", name, tuple(PRESETS))
+    return PRESETS[name]
+
+
+def quick_config(task: str, scale: str = "cpu") -> TrainConfig:
+    """The configuration of ``task`` at ``scale`` with the ``quick`` preset applied."""
+    return PRESETS["quick"].apply(get_config(task, scale))

@@ -646,10 +646,7 @@ def memory_sweep(task, cfg: TrainConfig, steps=(1, 2, 4, 8, 16), seed: int = 0) 
     iteration differentiated by storing it); ``tied`` (explicit weight-tied, 1 + 2N
     evaluations); ``deq_ift`` (Anderson run for exactly N steps, IFT backward).
     """
-    from ..fixed_point import Reversible
-    from ..gradients import Unrolled
-    from ..torch_backend.layer import DEQLayer
-    from .arms import arm_info
+    from .arms import unrolled_layer
 
     out: dict = {
         "N": list(steps),
@@ -667,17 +664,9 @@ def memory_sweep(task, cfg: TrainConfig, steps=(1, 2, 4, 8, 16), seed: int = 0) 
             model.to(task.device)
             out[name].append(_measure_saved(model, task, arm, seed))
             if name == "revdeq":
-                layer = DEQLayer(
-                    model.core.f,
-                    Reversible(beta=deq.rev_beta),
-                    Unrolled(),
-                    tol=0.0,
-                    max_steps=n,
-                    throw=False,
-                    state_dtype=torch.float64,
-                )
+                layer = unrolled_layer(name, model.core.f, deq)
                 with model.core.using(layer):
                     out["unrolled_reversible"].append(
-                        _measure_saved(model, task, arm_info("revdeq", deq), seed)
+                        _measure_saved(model, task, arm, seed)
                     )
     return out

@@ -35,23 +35,26 @@ from dynamics import gradient_descent, rates
 from dynamics._result import Result
 from dynamics.flows.gradient_flow import flow_ivp, gradient_field, integrate
 from dynamics.flows.trajectory import Trajectory
-from dynamics.instances import (
+from dynamics.instances.linear import (
     matrix_instance,
     scalar_instance,
 )
 from dynamics.integrators._implicit_rk import fd_jacobian
 from dynamics.models.linear_deq import LinearDEQ
 
+from ..catalogue import tol
 from ..registry import Context
 
 #: Tolerances of spec/claims.md (float64).
-TOL_CONS = 1e-9  # LIN-GF-CONS / LIN-SPHERE, DOP853: max_t ||C(t)-C0|| / max(1, ||C0||)
-STAGE_TOL = 1e-14  # stage-solve tolerance of the implicit Gauss rules
-IMPLICIT_FACTOR = 10.0  # implicit midpoint / Gauss-Legendre drift <= 10 x STAGE_TOL
-TOL_COND = 1e-9  # LIN-COND: measured / bound - 1 >= -1e-9
-TOL_RATE = 1e-8  # LIN-GF-RATE: R(t) <= (1 + 1e-8) bound ...
+#: LIN-GF-CONS and LIN-SPHERE, DOP853: max_t ||C(t)-C0|| / max(1, ||C0||).
+TOL_CONS = tol("LIN-GF-CONS", "dop853")
+STAGE_TOL = tol("LIN-GF-CONS", "stage")
+IMPLICIT_FACTOR = tol("LIN-GF-CONS", "implicit-factor")  # drift <= 10 x STAGE_TOL
+TOL_COND = tol("LIN-COND", "bound")  # measured / bound - 1 >= -TOL_COND
+#: Not LIN-GD-RATE's 1e-9: the DOP853 error of R(t) adds to the rounding.
+TOL_GF_RATE = tol("LIN-GF-RATE", "envelope")  # R(t) <= (1 + TOL_GF_RATE) bound ...
 RATE_WINDOW = 1e-12  # ... wherever R(t) > 1e-12 R0
-TOL_LIMIT = 1e-7  # LIN-GF-LIMIT: ||theta(T) - theta_inf|| <= 1e-7 ...
+TOL_LIMIT = tol("LIN-GF-LIMIT", "limit")  # ||theta(T) - theta_inf|| <= TOL_LIMIT ...
 LIMIT_RISK = 1e-14  # ... once R(T) <= 1e-14
 #: Reference flows stop at R <= STOP_REL R0 (the RATE window); scalar flows go on to
 #: min(STOP_REL R0, STOP_ABS), below the LIMIT level, so LIN-GF-LIMIT applies to all.

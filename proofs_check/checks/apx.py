@@ -3,7 +3,7 @@ APX-JFB (numeric part), APX-LOCAL, and the REPRO-APX record.
 
 The symbolic parts of APX-NEUMANN-FACTOR and APX-JFB are SymPy certificates registered
 elsewhere (part ``symbolic``); they read the same ``linear_factor`` of the
-:mod:`dynamics.backprop` objects that these numeric checks use.
+:mod:`dynamics.gradients` objects that these numeric checks use.
 
 Margins: ``1 - error / tolerance`` for identities and thresholds (>= 0 when met);
 for sign statements, the smallest normalised inner product on the side where it must
@@ -19,19 +19,21 @@ from pathlib import Path
 
 import numpy as np
 
-from dynamics.backprop import (
+from dynamics.gradients import (
     JFB,
-    AbstractBackprop,
+    AbstractGradient,
     Damped,
     ExactIFT,
     Neumann,
     Phantom,
     approx_direction,
 )
-from dynamics.instances import scalar_instance
-from dynamics.single_index_instances import APX_LIN_STARTS, local_instance
+from dynamics.instances.linear import scalar_instance
+from dynamics.instances.single_index import APX_LIN_STARTS, local_instance
+from dynamics.measure import central_jacobian, rel_norm, tol_margin
 
 from .. import sim_tools as st
+from ..catalogue import tol
 from ..protocols import ProtocolContext
 from ..protocols.apx import (
     CONVERGED_RISK,
@@ -46,10 +48,10 @@ from ..protocols.apx import (
 from ..registry import CheckResult, Context, Status, check, judged
 from ..report import write_json
 
-TOL_FACTOR = 1e-12  # APX-NEUMANN-FACTOR / APX-JFB identities, relative
-TOL_LOCAL_FD = 1e-6  # APX-LOCAL: FD Jacobian against c0 H*, relative
+TOL_FACTOR = tol("APX-NEUMANN-FACTOR", "identity")  # and the APX-JFB identities
+TOL_LOCAL_FD = tol("APX-LOCAL", "fd")  # FD Jacobian against c0 H*, relative
 #: Every object of spec §4, with non-default parameters too.
-ALL_METHODS: tuple[AbstractBackprop, ...] = (
+ALL_METHODS: tuple[AbstractGradient, ...] = (
     ExactIFT(),
     JFB(),
     Neumann(1),
@@ -61,15 +63,6 @@ ALL_METHODS: tuple[AbstractBackprop, ...] = (
     Phantom(5, 0.5),
     Phantom(2, 1.0),
 )
-
-
-def _margin(err: float, tol: float) -> float:
-    return 1.0 - err / tol
-
-
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-300))
 
 
 def linear_points(ctx: Context, tag: str, count: int):
@@ -108,7 +101,7 @@ def apx_neumann_factor_numeric(ctx: Context) -> CheckResult:
         for m in ALL_METHODS:
             _, d = approx_direction(model, m)(theta)
             c = float(m.linear_factor(v))
-            worst["factor"] = max(worst["factor"], _rel(d, c * exact))
+            worst["factor"] = max(worst["factor"], rel_norm(d, c * exact))
             worst["orthogonality"] = max(
                 worst["orthogonality"],
                 abs(d @ gen) / max(np.linalg.norm(d) * np.linalg.norm(gen), 1e-300),
@@ -123,14 +116,13 @@ def apx_neumann_factor_numeric(ctx: Context) -> CheckResult:
     J = np.linspace(-3.0, 3.0, 61)
     for m in (Phantom(5, 0.5), Phantom(3, 0.25), Phantom(1, 1.0)):
         worst["phantom_unrolled"] = max(
-            worst["phantom_unrolled"], _rel(m.unrolled_factor(J), m.factor(J))
+            worst["phantom_unrolled"],
+            rel_norm(m.unrolled_factor(J), m.inverse_factor(J)),
         )
-    margin = min(_margin(e, TOL_FACTOR) for e in worst.values())
-    return judged(
-        margin >= 0,
+    return CheckResult.within(
+        [(e, TOL_FACTOR) for e in worst.values()],
         measured=max(worst.values()),
         tolerance=TOL_FACTOR,
-        worst_margin=margin,
         instances=n,
         details={
             "worst_relative_errors": worst,
@@ -159,11 +151,11 @@ def apx_stall(ctx: Context) -> CheckResult:
         even = r["method"] == "neumann-2"
         if even:
             mg = min(
-                _margin(abs(r["v_final_plus_1"]), STALL_V_TOL),
+                tol_margin(abs(r["v_final_plus_1"]), STALL_V_TOL),
                 math.log10(r["risk_final"] / (STALL_RISK_FRAC * r["risk_initial"])),
             )
         else:
-            mg = _margin(r["risk_final"], CONVERGED_RISK)
+            mg = tol_margin(r["risk_final"], CONVERGED_RISK)
         margins.append(mg)
         table.append(
             {
@@ -240,7 +232,7 @@ def apx_jfb_numeric(ctx: Context) -> CheckResult:
         g = model.grad(theta)
         _, d = approx_direction(model, JFB())(theta)
         v = float(theta[-1])
-        ident = max(ident, _rel(d, (1.0 - v) * g))
+        ident = max(ident, rel_norm(d, (1.0 - v) * g))
         ip = float(d @ g) / max(np.linalg.norm(d) * np.linalg.norm(g), 1e-300)
         signs.append(ip if v < 1 else -ip)
         n += 1
@@ -253,13 +245,13 @@ def apx_jfb_numeric(ctx: Context) -> CheckResult:
         theta = inst.theta0.copy()
         theta[-1] = 0.0
         _, d = approx_direction(inst.model, JFB())(theta)
-        sim = max(sim, _rel(d, inst.model.grad(theta)))
+        sim = max(sim, rel_norm(d, inst.model.grad(theta)))
         n += 1
     margin = min(
-        _margin(ident, TOL_FACTOR),
-        _margin(sim, TOL_FACTOR),
+        tol_margin(ident, TOL_FACTOR),
+        tol_margin(sim, TOL_FACTOR),
         min(signs),
-        min(_margin(r, CONVERGED_RISK) for r in finals),
+        min(tol_margin(r, CONVERGED_RISK) for r in finals),
     )
     return judged(
         margin >= 0,
@@ -280,13 +272,7 @@ def apx_jfb_numeric(ctx: Context) -> CheckResult:
 # ----------------------------------------------------------------------- APX-LOCAL
 
 
-def fd_jacobian(fn, theta: np.ndarray) -> np.ndarray:
-    """Central differences of a vector function, step eps^(1/3) per coordinate."""
-    h = np.finfo(float).eps ** (1 / 3)
-    cols = [
-        (fn(theta + h * e) - fn(theta - h * e)) / (2 * h) for e in np.eye(theta.size)
-    ]
-    return np.array(cols).T
+fd_jacobian = central_jacobian
 
 
 @check("APX-LOCAL", part="jacobian", kind="numeric")
@@ -306,7 +292,7 @@ def apx_local_jacobian(ctx: Context) -> CheckResult:
         for m in ALL_METHODS:
             fn = approx_direction(inst.model, m)
             J = fd_jacobian(lambda th, fn=fn: fn(th)[1], inst.theta_star)
-            err = _rel(J, float(m.local_factor) * H)
+            err = rel_norm(J, float(m.local_factor) * H)
             worst = max(worst, err)
             rows.append(
                 {
@@ -317,12 +303,10 @@ def apx_local_jacobian(ctx: Context) -> CheckResult:
                 }
             )
             n += 1
-    margin = _margin(worst, TOL_LOCAL_FD)
-    return judged(
-        margin >= 0,
+    return CheckResult.within(
+        [(worst, TOL_LOCAL_FD)],
         measured=worst,
         tolerance=TOL_LOCAL_FD,
-        worst_margin=margin,
         instances=n,
         details={"rows": rows, "margin": "1 - error / 1e-6"},
     )
@@ -369,7 +353,7 @@ def apx_local_rates(ctx: Context) -> CheckResult:
     for r in runs:
         fit = r["local_rate"]
         ok_ci = fit["reached"] and fit["ci"][1] < 0
-        mg = _margin(fit["rel_error"], st.RATE_RTOL) if fit["reached"] else -1.0
+        mg = tol_margin(fit["rel_error"], st.RATE_RTOL) if fit["reached"] else -1.0
         margins.append(mg if ok_ci else min(mg, -1.0))
         rows.append(
             {

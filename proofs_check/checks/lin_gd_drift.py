@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from dynamics.instances import leg_model, leg_perturbation, sweep_theta0
+from dynamics.instances.linear import leg_model, leg_perturbation, sweep_theta0
+from dynamics.measure import tol_margin
 from dynamics.models.linear_deq import LinearDEQ
 
+from ..figures import figure, save, style, theory
+from ..figures.lin_gd import draw_distances
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gd_common import (
     SWEEP_STEPS,
@@ -24,8 +27,6 @@ from ._lin_gd_common import (
     drift_residuals,
     mono_violations,
 )
-from ._lin_gd_figures import draw_distances
-from .lin_static import tol_margin
 
 
 def _worst_step(ctx: Context, tag: str, per_step):
@@ -46,13 +47,12 @@ def _worst_step(ctx: Context, tag: str, per_step):
 # ------------------------------------------------------------------ LIN-GD-DRIFT
 
 
+@style()
 def draw_drift_vs_eta(path, ctx: Context):
     """GD drift of Q against eta (log-log), slope-2 theory eta^2 ||grad R||^2 dashed;
     and the cumulative drift over a fixed horizon against its R5 bound (slope 1)."""
-    from ..plotting import THEORY, figure, save
-
     model = leg_model()
-    fig, axes = figure(2, 1, size=(4.6, 3.6))
+    fig, axes = figure(1, 2, size=(4.6, 3.6))
     etas = np.logspace(-6, -1.5, 12)
     for i, (th0, name) in enumerate(
         [(leg_perturbation(), "P-LEG start p"), (sweep_theta0(6), "P-SWEEP seed 6")]
@@ -62,12 +62,15 @@ def draw_drift_vs_eta(path, ctx: Context):
         axes[0, 0].loglog(
             etas, one, "o", ms=4, color=f"C{i}", label=f"measured, {name}"
         )
-        axes[0, 0].loglog(
+        theory(
+            axes[0, 0],
             etas,
             etas**2 * (g @ g),
             label=r"$\eta^2\|\nabla\widehat R\|^2$ (slope 2)" if i == 0 else None,
-            **{**THEORY, "linewidth": 1.0},
+            linewidth=1.0,
         )
+        axes[0, 0].set_xscale("log")
+        axes[0, 0].set_yscale("log")
     axes[0, 0].set_xlabel(r"step size $\eta$")
     axes[0, 0].set_ylabel(r"one-step drift $Q_1-Q_0$")
     axes[0, 0].set_title(
@@ -85,9 +88,7 @@ def draw_drift_vs_eta(path, ctx: Context):
     axes[0, 1].loglog(
         etas2, tot, "o-", ms=4, color="C0", label=rf"$Q_K-Q_0$ at $K\eta={T:g}$"
     )
-    axes[0, 1].loglog(
-        etas2, bnd, label=r"R5 bound $2\eta(R_0-R_K)$ (slope 1)", **THEORY
-    )
+    theory(axes[0, 1], etas2, bnd, label=r"R5 bound $2\eta(R_0-R_K)$ (slope 1)")
     axes[0, 1].set_xlabel(r"step size $\eta$")
     axes[0, 1].set_ylabel("cumulative drift")
     axes[0, 1].set_title("total drift over a fixed horizon is $O(\\eta)$", fontsize=9)
@@ -129,15 +130,14 @@ def lin_gd_drift(ctx: Context) -> CheckResult:
 
 
 @check("LIN-GD-MONO", part="scalar+matrix", kind="numeric")
+@style()
 def lin_gd_mono(ctx: Context) -> CheckResult:
     """LIN-GD-MONO (R5): ||theta_k - (0,1)|| non-decreasing; C_{k+1} >= C_k."""
     worst, where, n, runs, skipped = _worst_step(ctx, "LIN-GD-MONO", mono_violations)
     figs = []
     if ctx.figures_dir is not None:
-        from ..plotting import figure, save
-
         model = leg_model()
-        fig, axes = figure(2, 1, size=(4.6, 3.6))
+        fig, axes = figure(1, 2, size=(4.6, 3.6))
         for ax, th0, eta, ttl in [
             (axes[0, 0], leg_perturbation(), 0.01, "P-LEG start, eta=0.01"),
             (axes[0, 1], sweep_theta0(6), 0.01, "P-SWEEP seed 6, eta=0.01"),

@@ -11,19 +11,20 @@ import math
 import numpy as np
 
 from dynamics import rates
-from dynamics.instances import leg_model, leg_perturbation
+from dynamics.instances.linear import leg_model, leg_perturbation
 from dynamics.models.base import LOSS_FACTOR
 
+from .. import figures
+from ..figures.lin_gd import draw_risk
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gd_common import (
     SWEEP_ETA,
     SWEEP_STEPS,
-    TOL_RATE,
+    TOL_GD_RATE,
     _gd_cases,
     analyse_gd,
     rate_slack,
 )
-from ._lin_gd_figures import draw_risk
 from .lin_static import n_instances, scalar_cases
 
 # ------------------------------------------------------------------- LIN-GD-RATE
@@ -59,7 +60,7 @@ def lin_gd_rate_a(ctx: Context) -> CheckResult:
         measured=worst,
         predicted=0.0,
         worst_margin=worst,
-        tolerance=TOL_RATE,
+        tolerance=TOL_GD_RATE,
         instances=runs,
         reason=(
             f"worst relative slack of R_k <= (1+1e-9) q^k R_0: {worst:.3g} "
@@ -99,7 +100,7 @@ def lin_gd_rate_b(ctx: Context) -> CheckResult:
         measured=worst,
         predicted=0.0,
         worst_margin=worst,
-        tolerance=TOL_RATE,
+        tolerance=TOL_GD_RATE,
         instances=runs,
         reason=(
             f"worst relative slack {worst:.3g} ({where}) over "
@@ -114,15 +115,16 @@ def lin_gd_rate_b(ctx: Context) -> CheckResult:
     )
 
 
+@figures.style()
 def draw_rate_figure(ctx: Context):
     """Risk against updates with the R6 bound dashed: (a) eta = 1/ell on a random
     scalar instance, (b) the P-LEG linear run (eta = 0.01 > 1/ell, conditional
     bound)."""
-    from dynamics.instances import scalar_instance
+    from dynamics.instances.linear import scalar_instance
 
-    from ..plotting import figure, save
+    from ..figures import figure, save
 
-    fig, axes = figure(2, 1, size=(4.6, 3.6))
+    fig, axes = figure(1, 2, size=(4.6, 3.6))
     inst = scalar_instance(ctx.rng("LIN-GD-RATE/figure"), 2)
     eta = rates.gd_step_bound(inst.model, inst.theta0)
     run = analyse_gd(inst.model, inst.theta0, eta, 6000)

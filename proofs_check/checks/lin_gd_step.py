@@ -1,5 +1,9 @@
 """LIN-GD-STEP (R6): the step-size sweep of P-SWEEP and its control runs.
 
+The runs are the ``sweep`` protocol's (:mod:`..protocols.leg_linear`), produced once
+per ``verify`` run; this module only judges them, with the one pass rule
+:func:`sweep_verdict` that ``scripts/p_sweep.py`` prints too.
+
 Run analysis, tolerances and case streams: :mod:`._lin_gd_common`.
 """
 
@@ -7,111 +11,95 @@ from __future__ import annotations
 
 import numpy as np
 
-from dynamics import rates
-from dynamics.instances import leg_model, sweep_theta0
+from dynamics.instances.linear import leg_model
 
+from .. import figures
+from ..figures import figure, save, style
+from ..protocols import protocol_data
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gd_common import (
     CONTROL_STEPS,
     FAILURE_RISK,
-    SWEEP_ETA,
-    SWEEP_SEEDS,
-    SWEEP_STEPS,
     TOL_DELTA,
     analyse_gd,
 )
 
 # ------------------------------------------------------------------- LIN-GD-STEP
 
+#: Record fields of the P-SWEEP protocol reported per run by LIN-GD-STEP.
+KEEP = (
+    "seed",
+    "eta",
+    "risk_final",
+    "max_step_length",
+    "sign_flip",
+    "failed",
+    "result",
+    "min_gap_ratio",
+    "descent_inequality_prefix",
+    "min_gap_over_delta",
+)
 
-def sweep_table(
-    eta_of, steps_of, failure_risk: float = FAILURE_RISK, seeds=SWEEP_SEEDS
-) -> list[dict]:
-    """Run P-SWEEP (spec §6.2) and return one row per seed.
 
-    Args:
-        eta_of: seed, model, theta0 -> step size.
-        steps_of: seed, model, theta0, eta -> number of steps.
-        failure_risk: a run "failed" when its final risk exceeds this, or when it
-            stopped early (singular equilibrium, non-finite values).
-        seeds: the seeds (default 0-19).
+def control_steps(ctx: Context) -> int:
+    """Length of each control run at eta = 1/ell: CONTROL_STEPS, 10x in full."""
+    return 10 * CONTROL_STEPS if ctx.full else CONTROL_STEPS
+
+
+def sweep_data(ctx: Context, failure_risk: float = FAILURE_RISK) -> dict:
+    """The P-SWEEP protocol (spec §6.2) with its eta = 1/ell control, run once per
+    ``verify`` and judged by LIN-GD-STEP and REPRO-LEG."""
+    return protocol_data(
+        ctx, "sweep", failure_risk=failure_risk, control_steps=control_steps(ctx)
+    )
+
+
+def sweep_verdict(payload: dict, tol_delta: float = TOL_DELTA) -> dict:
+    """The one pass rule of LIN-GD-STEP, for the check and ``scripts/p_sweep.py``.
+
+    Passes when some protocol seed (eta = 0.01) crossed v = 1 or failed, no control
+    seed (eta = 1/ell) crossed, and every control run kept the R6 (a) floor
+    |1 - v_k| >= delta up to the relative slack ``tol_delta``.
     """
-    model = leg_model()
-    rows = []
-    for s in seeds:
-        th0 = sweep_theta0(s)
-        eta = eta_of(s, model, th0)
-        run = analyse_gd(model, th0, eta, steps_of(s, model, th0, eta))
-        fin = run.risks[np.isfinite(run.risks)][-1]
-        gaps = 1.0 - run.thetas[:, -1]
-        rows.append(
-            {
-                "seed": s,
-                "theta0": th0,
-                "eta": eta,
-                "steps": len(run.grads),
-                "result": run.traj.result.value,
-                "final_risk": float(fin),
-                "theta_final": run.thetas[-1],
-                "max_step_length": run.traj.stats["max_step_length"],
-                "crossed_v_eq_1": run.crossed,
-                "failed": bool(fin > failure_risk or not run.ok),
-                "min_gap_ratio": float(np.min(gaps * np.sign(gaps[0])) / abs(gaps[0])),
-                "min_gap_over_delta": float(
-                    np.min(gaps * np.sign(gaps[0])) / rates.delta(model, th0)
-                ),
-                "descent_prefix": run.prefix,
-                "one_over_ell": rates.gd_step_bound(model, th0),
-            }
-        )
-    return rows
+    proto, control = payload["runs"], payload["control_runs"]
+    bad = [r["seed"] for r in proto if r["sign_flip"] or r["failed"]]
+    crossed_ctl = [r["seed"] for r in control if r["sign_flip"]]
+    ctl_delta = min(r["min_gap_over_delta"] for r in control)
+    return {
+        "ok": bool(bad) and not crossed_ctl and ctl_delta >= 1.0 - tol_delta,
+        "bad": bad,
+        "crossed_control": crossed_ctl,
+        "min_gap_over_delta": ctl_delta,
+        # R6 (a) floor slack, or -1 when no protocol seed crossed or failed.
+        "margin": min(ctl_delta - 1.0, 1.0 if bad else -1.0),
+    }
 
 
 @check("LIN-GD-STEP", part="sweep+control", kind="benchmark")
 def lin_gd_step(ctx: Context, failure_risk: float = FAILURE_RISK) -> CheckResult:
     """LIN-GD-STEP (R6, P2): at eta = 0.01 near (0,1) GD crosses v = 1 or fails on some
     P-SWEEP seed; with eta = 1/ell (R6) no seed crosses."""
-    proto = sweep_table(
-        lambda s, m, t: SWEEP_ETA, lambda s, m, t, e: SWEEP_STEPS, failure_risk
-    )
-    control_steps = 10 * CONTROL_STEPS if ctx.full else CONTROL_STEPS
-    control = sweep_table(
-        lambda s, m, t: rates.gd_step_bound(m, t),
-        lambda s, m, t, e: control_steps,
-        failure_risk,
-    )
-    bad = [r["seed"] for r in proto if r["crossed_v_eq_1"] or r["failed"]]
-    crossed_ctl = [r["seed"] for r in control if r["crossed_v_eq_1"]]
-    # R6 (a) mechanism: eta <= 1/ell keeps |1 - v_k| >= delta = r0/sqrt(1+bbar^2).
-    ctl_delta = min(r["min_gap_over_delta"] for r in control)
-    ok = bool(bad) and not crossed_ctl and ctl_delta >= 1.0 - TOL_DELTA
+    data = sweep_data(ctx, failure_risk)
+    proto, control = data["runs"], data["control_runs"]
+    v = sweep_verdict(data)
     figs = []
     if ctx.figures_dir is not None:
-        figs.append(draw_sweep_figure(ctx.figure_path("lin-gd-step-sweep"), proto))
-    keep = (
-        "seed",
-        "eta",
-        "final_risk",
-        "max_step_length",
-        "crossed_v_eq_1",
-        "failed",
-        "result",
-        "min_gap_ratio",
-        "descent_prefix",
-        "min_gap_over_delta",
-    )
+        figs.append(
+            draw_sweep_figure(ctx.figure_path("lin-gd-step-sweep"), figure_rows(proto))
+        )
     return judged(
-        ok,
-        measured=float(len(bad)),
+        v["ok"],
+        measured=float(len(v["bad"])),
         predicted=1.0,
-        worst_margin=min(ctl_delta - 1.0, 1.0 if bad else -1.0),
+        worst_margin=v["margin"],
         tolerance=TOL_DELTA,
         instances=len(proto) + len(control),
         reason=(
-            f"eta={SWEEP_ETA}: {len(bad)}/{len(proto)} seeds crossed v=1 or failed "
-            f"(final risk > {failure_risk:g}) — seeds {bad}; control eta=1/ell "
-            f"({control_steps} steps): {len(crossed_ctl)} crossings, "
-            f"min_k |1-v_k|/delta = {ctl_delta:.4g} (R6 predicts >= 1)"
+            f"eta={data['eta']}: {len(v['bad'])}/{len(proto)} seeds crossed v=1 or "
+            f"failed (final risk > {failure_risk:g}) — seeds {v['bad']}; control "
+            f"eta=1/ell ({control_steps(ctx)} steps): {len(v['crossed_control'])} "
+            f"crossings, min_k |1-v_k|/delta = {v['min_gap_over_delta']:.4g} (R6 "
+            "predicts >= 1)"
         ),
         details={
             "margin": "min over control runs and steps of sign(1-v0)(1-v_k)/delta - 1 "
@@ -119,21 +107,47 @@ def lin_gd_step(ctx: Context, failure_risk: float = FAILURE_RISK) -> CheckResult
             "protocol seed crossed or failed. In d = 1 a start with beta_0 beyond "
             "beta* has |1-v_0| = delta exactly, so the margin is 0 up to rounding",
             "failure_risk": failure_risk,
-            "protocol": [{k: r[k] for k in keep} for r in proto],
-            "control": [{k: r[k] for k in (*keep, "one_over_ell")} for r in control],
+            "protocol": [_row(r, KEEP) for r in proto],
+            "control": [_row(r, (*KEEP, "one_over_ell")) for r in control],
         },
         figures=figs,
     )
 
 
+#: Report names of the protocol's record fields (kept for the report's readers).
+_REPORT_NAMES = {
+    "risk_final": "final_risk",
+    "sign_flip": "crossed_v_eq_1",
+    "descent_inequality_prefix": "descent_prefix",
+}
+
+
+def _row(rec: dict, keys) -> dict:
+    return {_REPORT_NAMES.get(k, k): rec[k] for k in keys}
+
+
+def figure_rows(recs: list[dict]) -> list[dict]:
+    """The per-seed rows :func:`draw_sweep_figure` draws from P-SWEEP records."""
+    return [
+        {
+            "theta0": r["theta0"],
+            "eta": r["eta"],
+            "steps": r["steps"],
+            "seed": r["seed"],
+            "crossed_v_eq_1": r["sign_flip"],
+            "failed": r["failed"],
+        }
+        for r in recs
+    ]
+
+
+@style()
 def draw_sweep_figure(path, rows, highlight: int = 6):
     """P-SWEEP: (theta_1, theta_2) iterates of every seed (crossing/failing seeds in
     red, the illustration seed in green), a zoom on (0, 1), and the distance to (0, 1)
     per seed."""
-    from ..plotting import THEORY, figure, save
-
     model = leg_model()
-    fig, axes = figure(3, 1, size=(4.3, 4.0))
+    fig, axes = figure(1, 3, size=(4.3, 4.0))
     ax, zx, bx = axes[0]
     for r in rows:
         run = analyse_gd(model, r["theta0"], r["eta"], r["steps"])
@@ -157,7 +171,7 @@ def draw_sweep_figure(path, rows, highlight: int = 6):
             lw=1.2,
             label=r"zero risk $\theta_1=2(1-\theta_2)$",
         )
-        a.axhline(1.0, label="singular line v = 1", **{**THEORY, "linewidth": 0.9})
+        figures.theory_hline(a, 1.0, label="singular line v = 1", linewidth=0.9)
         a.plot(0, 1, "X", color="k", ms=8, label="(0, 1)", zorder=6)
         a.set_xlabel(r"$\theta_1$")
         a.set_ylabel(r"$\theta_2$")

@@ -13,7 +13,7 @@ import numpy as np
 from dynamics import gradient_descent, rates
 from dynamics.models.linear_deq import LinearDEQ
 
-from .. import plotting
+from .. import figures
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gf_flows import (
     GD_ETA_FRACTION,
@@ -199,9 +199,10 @@ def lin_cond_matrix_gd(ctx: Context) -> CheckResult:
     return _cond_gd(ctx, "matrix")
 
 
+@figures.style()
 def _draw_cond(fl, per, family, path) -> str:
     picks = list(zip(fl, per, strict=True))[:4]
-    fig, axes = plotting.figure(ncols=len(picks), size=(3.6, 3.4))
+    fig, axes = figures.figure(ncols=len(picks), size=(3.6, 3.4))
     for i, (ax, (f, p)) in enumerate(zip(axes[0], picks, strict=True)):
         th = f.traj.thetas[np.all(np.isfinite(f.traj.thetas), axis=1)]
         t = f.traj.times[: len(th)]
@@ -233,7 +234,7 @@ def _draw_cond(fl, per, family, path) -> str:
             linewidth=2.0,
             label="|1 - v(t)|" if family == "scalar" else "sigma_min(I - W(t))",
         )
-        ax.axhline(b, label="a-priori bound (R3)", **plotting.THEORY)
+        figures.theory_hline(ax, b, label="a-priori bound (R3)")
         ax.set_xscale("log")
         ax.set_ylim(bottom=0.0)
         ax.set_xlabel("flow time t")
@@ -251,4 +252,4 @@ def _draw_cond(fl, per, family, path) -> str:
     )
     for ax in fig.axes:
         _tidy(ax)
-    return plotting.save(fig, path)
+    return figures.save(fig, path)

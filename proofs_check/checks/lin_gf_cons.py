@@ -11,8 +11,9 @@ import math
 from dynamics._result import Result
 from dynamics.flows.gradient_flow import flow_ivp, integrate
 from dynamics.integrators import RK4, GaussLegendre, ImplicitMidpoint
+from dynamics.measure import tol_margin
 
-from .. import plotting
+from .. import figures
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gf_flows import (
     IMPLICIT_FACTOR,
@@ -31,7 +32,6 @@ from ._lin_gf_flows import (
     flows,
     implicit_run,
 )
-from .lin_static import tol_margin
 
 # --------------------------------------------------------------------- LIN-GF-CONS
 
@@ -157,9 +157,10 @@ def lin_gf_cons_readout(ctx: Context) -> CheckResult:
     return _cons(ctx, "readout")
 
 
+@figures.style()
 def _draw_cons(fl, runs, tight_runs, family, path) -> str:
     labels = list(runs)[: 2 if family == "scalar" else 1]
-    fig, axes = plotting.figure(ncols=len(labels), size=(5.2, 3.9))
+    fig, axes = figures.figure(ncols=len(labels), size=(5.2, 3.9))
     name = {
         "scalar": "|Q(t) - Q0| / max(1, Q0)",
         "matrix": "||C(t) - C0||_F / max(1, ||C0||_F)",
@@ -226,4 +227,4 @@ def _draw_cons(fl, runs, tight_runs, family, path) -> str:
     )
     for ax in fig.axes:
         _tidy(ax)
-    return plotting.save(fig, path)
+    return figures.save(fig, path)

@@ -11,23 +11,23 @@ import math
 import numpy as np
 
 from dynamics import rates
+from dynamics.measure import tol_margin
 from dynamics.models.base import LOSS_FACTOR
 
-from .. import plotting
+from .. import figures
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gf_flows import (
     LIMIT_RISK,
     OVERLAY_ETA_FRACTION,
     RATE_WINDOW,
+    TOL_GF_RATE,
     TOL_LIMIT,
-    TOL_RATE,
     Flow,
     _failed_flows,
     _tidy,
     flows,
     gd_overlay,
 )
-from .lin_static import tol_margin
 
 # --------------------------------------------------------------------- LIN-GF-RATE
 
@@ -66,11 +66,11 @@ def _rate(ctx: Context, family: str, loss_factor: float = LOSS_FACTOR) -> CheckR
     if path is not None:
         figures.append(_draw_rate(fl, family, loss_factor, path))
     return judged(
-        margin >= -TOL_RATE and not bad,
+        margin >= -TOL_GF_RATE and not bad,
         measured=float(np.nanmin(fits)),
         predicted=1.0,
         worst_margin=margin,
-        tolerance=TOL_RATE,
+        tolerance=TOL_GF_RATE,
         instances=len(fl),
         reason="; ".join(bad)
         or (
@@ -104,8 +104,9 @@ def lin_gf_rate_matrix(ctx: Context) -> CheckResult:
     return _rate(ctx, "matrix")
 
 
+@figures.style()
 def _draw_rate(fl, family, loss_factor, path) -> str:
-    fig, axes = plotting.figure(size=(5.6, 4.0))
+    fig, axes = figures.figure(size=(5.6, 4.0))
     ax = axes[0, 0]
     xmax, lowest = 0.0, 1.0
     for i, f in enumerate(fl[:4]):
@@ -131,7 +132,7 @@ def _draw_rate(fl, family, loss_factor, path) -> str:
         )
         xmax = max(xmax, kappa * f.t_end)
     x = np.linspace(0.0, xmax, 200)
-    ax.plot(x, np.exp(-x), label="R4 envelope R0 exp(-kappa t)", **plotting.THEORY)
+    figures.theory(ax, x, np.exp(-x), label="R4 envelope R0 exp(-kappa t)")
     ax.plot(
         [],
         [],
@@ -151,7 +152,7 @@ def _draw_rate(fl, family, loss_factor, path) -> str:
     ax.legend(fontsize=6)
     for ax in fig.axes:
         _tidy(ax)
-    return plotting.save(fig, path)
+    return figures.save(fig, path)
 
 
 # -------------------------------------------------------------------- LIN-GF-LIMIT

@@ -12,13 +12,14 @@ import numpy as np
 
 from dynamics import gradient_descent, rates
 from dynamics.flows.gradient_flow import flow_ivp
-from dynamics.instances import (
+from dynamics.instances.linear import (
     leg_model,
     leg_perturbation,
 )
+from dynamics.measure import rel_slack, tol_margin
 from dynamics.models.linear_deq import LinearDEQ
 
-from .. import plotting
+from .. import figures
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gf_flows import (
     TOL_CONS,
@@ -27,7 +28,6 @@ from ._lin_gf_flows import (
     flows,
     hessian_norm,
 )
-from .lin_static import rel_slack, tol_margin
 
 # ---------------------------------------------------------------------- LIN-SPHERE
 
@@ -110,6 +110,7 @@ def lin_sphere_matrix(ctx: Context) -> CheckResult:
     )
 
 
+@figures.style()
 def _draw_uv(fl, path) -> str:
     """(u, v) plane for d = 1: GF and GD on a random instance (starts on both
     branches, 1.2 rad along the circle from the zero-risk line) and on the P-LEG data
@@ -140,7 +141,7 @@ def _draw_uv(fl, path) -> str:
         )
     )
     cases.append((leg, np.array([-0.3, 0.6]), "P-LEG data (beta* = 2)"))
-    fig, axes = plotting.figure(ncols=4, size=(3.6, 3.9))
+    fig, axes = figures.figure(ncols=4, size=(3.6, 3.9))
     for ax, (model, theta0, what) in zip(axes[0], cases, strict=True):
         bs = float(model.beta_star[0])
         rr = math.sqrt(LinearDEQ.Q(theta0))
@@ -148,11 +149,8 @@ def _draw_uv(fl, path) -> str:
         gf = flow_ivp(model, theta0, t_end, stop_risk=1e-20)
         span = 1.5 * rr
         v_line = np.linspace(1.0 - span, 1.0 + span, 2)
-        ax.plot(
-            bs * (1.0 - v_line),
-            v_line,
-            label="zero-risk line u = beta*(1-v)",
-            **plotting.THEORY,
+        figures.theory(
+            ax, bs * (1.0 - v_line), v_line, label="zero-risk line u = beta*(1-v)"
         )
         ang = np.linspace(0.0, 2.0 * np.pi, 400)
         ax.plot(
@@ -215,4 +213,4 @@ def _draw_uv(fl, path) -> str:
     )
     for ax in fig.axes:
         _tidy(ax)
-    return plotting.save(fig, path)
+    return figures.save(fig, path)

@@ -16,43 +16,31 @@ import math
 
 import numpy as np
 
-from dynamics.instances import matrix_instance, scalar_instance
+from dynamics.instances.linear import matrix_instance, scalar_instance
+from dynamics.measure import (
+    FD_STEP,
+    central_difference,
+    rel_norm,
+    rel_slack,
+    tol_margin,
+)
 from dynamics.models.base import LOSS_FACTOR
 from dynamics.models.linear_deq import LinearDEQ
 from dynamics.models.matrix_deq import MatrixLinearDEQ
 
+from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 
 #: Tolerances of spec/claims.md (float64).
-TOL_AUTOGRAD = 1e-12  # LIN-GRAD against autograd through the closed form
-TOL_FD = 1e-7  # LIN-GRAD against central finite differences
-TOL_FACTOR = 1e-12  # LIN-FACTOR numeric
-TOL_PL_IDENTITY = 1e-12  # LIN-PL identity
-TOL_PL_INEQ = 1e-12  # LIN-PL inequality, relative
+TOL_AUTOGRAD = tol("LIN-GRAD", "autograd")  # against autograd through the closed form
+TOL_FD = tol("LIN-GRAD", "fd")  # against central finite differences
+TOL_FACTOR = tol("LIN-FACTOR", "numeric")
+TOL_PL_IDENTITY = tol("LIN-PL", "identity")
+TOL_PL_INEQ = tol("LIN-PL", "inequality")  # relative
 
 
 def n_instances(ctx: Context, quick: int, full: int) -> int:
     return full if ctx.full else quick
-
-
-def tol_margin(err: float, tol: float) -> float:
-    """1 - err / tol: the unused fraction of the tolerance (>= 0 when within it)."""
-    return 1.0 - err / tol
-
-
-def rel_slack(lhs: float, rhs: float) -> float:
-    """(lhs - rhs) / |rhs|: the relative slack of ``lhs >= rhs`` (inf when rhs = 0)."""
-    if rhs == 0.0:
-        return math.inf if lhs >= 0.0 else -math.inf
-    return (lhs - rhs) / abs(rhs)
-
-
-def rel_norm(a, b) -> float:
-    """||a - b|| / ||b|| (Frobenius), with 0/0 = 0."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    den = float(np.linalg.norm(b))
-    num = float(np.linalg.norm(a - b))
-    return num / den if den > 0 else num
 
 
 # ------------------------------------------------------------------ instance streams
@@ -178,13 +166,8 @@ def gradcheck_ok(model, theta) -> bool:
 def central_fd(model, theta) -> np.ndarray:
     """Central FD gradient with step eps^(1/3) * scale, scale = min(1, distance to the
     singular set): the risk varies on that length scale near v = 1 or singular I - W."""
-    h = np.finfo(float).eps ** (1.0 / 3.0) * min(1.0, singular_scale(model, theta))
-    g = np.empty_like(theta)
-    for i in range(theta.size):
-        e = np.zeros_like(theta)
-        e[i] = h
-        g[i] = (model.risk(theta + e) - model.risk(theta - e)) / (2.0 * h)
-    return g
+    h = FD_STEP * min(1.0, singular_scale(model, theta))
+    return central_difference(model.risk, theta, h)
 
 
 # --------------------------------------------------------------------- LIN-GRAD

@@ -10,12 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics.measure import tol_margin
+
 from ..registry import CheckResult, Context, Status, check, judged
-from ._lin_gd_common import (
-    SWEEP_STEPS,
-    TOL_DRIFT,
-)
-from .lin_static import tol_margin
+from ._lin_gd_common import TOL_DRIFT
+from .lin_gd_step import sweep_data
 
 # --------------------------------------------------------------------- REPRO-LEG
 
@@ -41,21 +40,19 @@ LEG_FIGURES = {
 }
 
 
-def _repro_leg_linear(figures_dir) -> CheckResult:
+def _repro_leg_linear(ctx: Context) -> CheckResult:
     import json
 
-    from ..protocols import ProtocolContext, load_protocols
+    from ..protocols import ProtocolContext, load_protocols, protocol_data
     from ..report import to_jsonable
 
+    figures_dir = ctx.figures_dir
     protocols = load_protocols()
-    pctx = ProtocolContext(figures_dir=figures_dir)
     problems: list[str] = []
     worst, runs = 0.0, 0
     for name, figs in LEG_FIGURES.items():
-        # The sweep's long control runs belong to LIN-GD-STEP; here the protocol's
-        # recording is checked, so its control is shortened to the protocol length.
-        kw = {"control_steps": SWEEP_STEPS} if name == "sweep" else {}
-        payload = protocols[name].fn(pctx, **kw)
+        # The sweep (with its control) is the one LIN-GD-STEP judges, run once.
+        payload = sweep_data(ctx) if name == "sweep" else protocol_data(ctx, name)
         text = json.dumps(to_jsonable(payload), allow_nan=False)  # JSON-able, no NaN
         data = json.loads(text)
         recs = data["runs"] + data.get("control_runs", [])
@@ -91,7 +88,7 @@ def _repro_leg_linear(figures_dir) -> CheckResult:
             ):
                 problems.append(f"{name}: figure {fig} not written as PNG")
     again = protocols["leg-linear"].fn(ProtocolContext(figures_dir=None))
-    first = protocols["leg-linear"].fn(ProtocolContext(figures_dir=None))
+    first = protocol_data(ctx, "leg-linear")
     if not np.array_equal(
         again["runs"][0]["theta_final"], first["runs"][0]["theta_final"]
     ):
@@ -127,7 +124,7 @@ def repro_leg_linear(ctx: Context) -> CheckResult:
     """REPRO-LEG (linear runs): P-LEG linear, near-singular and P-SWEEP write per-run
     JSON and figures (§6.1-6.2); the recorded data satisfy R5. Figures are rendered
     and checked only when ``ctx.figures_dir`` is set (``verify --figures``)."""
-    return _repro_leg_linear(ctx.figures_dir)
+    return _repro_leg_linear(ctx)
 
 
 @check("REPRO-LEG", part="src", kind="benchmark")

@@ -8,15 +8,16 @@ import math
 
 import torch
 
-from dynamics.fixed_point import (
+from dynamics.instances.torch_examples import (
+    TanhMap,
+)
+from dynamics.solvers import (
     Picard,
     Reversible,
     iterate,
 )
-from dynamics.torch_backend.examples import (
-    TanhMap,
-)
 
+from ..catalogue import tol
 from ..registry import CheckResult, Context, judged
 from ._rev_common import (
     F64,
@@ -25,8 +26,11 @@ from ._rev_common import (
     check,
 )
 
-
 # ----------------------------------------------------------------------- SAME-FP
+TOL_SAME_FP = tol("REV-SAME-FP", "fixed-point")
+TOL_FP_DRIFT = tol("REV-SAME-FP", "drift")
+TOL_RATE_SLACK = tol("REV-RATE", "slack")
+
 def _picard_star(fm, z0, tol=1e-15):
     with torch.no_grad():
         r = iterate(Picard(), fm, z0, tol=tol, max_steps=5000)
@@ -65,7 +69,7 @@ def rev_same_fp(ctx: Context) -> CheckResult:
                     float((r.state["y"] - zs).abs().max()),
                 )
                 fix = max(float((y1 - zs).abs().max()), float((z1 - zs).abs().max()))
-                worst = min(worst, 1 - err / 1e-10, 1 - fix / 1e-13)
+                worst = min(worst, 1 - err / TOL_SAME_FP, 1 - fix / TOL_FP_DRIFT)
                 rows.append(
                     {
                         "L": lip,
@@ -79,7 +83,7 @@ def rev_same_fp(ctx: Context) -> CheckResult:
         worst >= 0,
         measured=max(r["err"] for r in rows),
         worst_margin=worst,
-        tolerance=1e-10,
+        tolerance=TOL_SAME_FP,
         instances=len(rows),
         details={
             "margin": "min(1 - err/1e-10, 1 - fixed-point drift/1e-13)",
@@ -126,7 +130,7 @@ def rev_rate(ctx: Context) -> CheckResult:
                 ratio = (e[1:] / e[:-1])[ok]
                 if ratio.numel():
                     m = float(ratio.max())
-                    worst = min(worst, 1 - m / ((1 + 1e-9) * bound))
+                    worst = min(worst, 1 - m / ((1 + TOL_RATE_SLACK) * bound))
                     ratios[f"L={lip} beta={beta:.3f}"] = {
                         "max_ratio": m,
                         "bound": bound,
@@ -138,7 +142,7 @@ def rev_rate(ctx: Context) -> CheckResult:
         measured=max(v["measured/bound"] for v in ratios.values()),
         predicted=1.0,
         worst_margin=worst,
-        tolerance=1e-9,
+        tolerance=TOL_RATE_SLACK,
         instances=n_checked,
         details={"margin": "1 - max ratio / ((1+1e-9) bound)", "per_case": ratios},
     )

@@ -9,21 +9,21 @@ import math
 
 import torch
 
-from dynamics.fixed_point import (
-    Picard,
-    Relaxed,
-    Reversible,
-)
 from dynamics.gradients import (
     ImplicitIFT,
     Phantom,
     ReversibleExact,
     Unrolled,
 )
-from dynamics.torch_backend.examples import (
+from dynamics.instances.torch_examples import (
     PairMLP,
     TanhMap,
     loss_grads,
+)
+from dynamics.solvers import (
+    Picard,
+    Relaxed,
+    Reversible,
 )
 
 from ..registry import CheckResult, Context, judged
@@ -136,7 +136,7 @@ def rev_exact_unit(ctx: Context) -> CheckResult:
             f"{tag} phantom",
             fn,
             Relaxed(0.8),
-            Phantom(k=50, tau=0.5),
+            Phantom(k=50, lam=0.5),
             None if z0 is None else torch.zeros_like(z0),
         )
     atol = 1e-5

@@ -9,18 +9,18 @@ import math
 
 import torch
 
-from dynamics.fixed_point import (
-    Reversible,
-    iterate,
-)
-from dynamics.torch_backend import ReversibleFunction
-from dynamics.torch_backend._problem import Problem
-from dynamics.torch_backend.examples import (
+from dynamics._problem import Problem
+from dynamics.gradients import RevConfig, ReversibleFunction
+from dynamics.instances.torch_examples import (
     TanhMap,
     loss_grads,
 )
-from dynamics.torch_backend.reversible import RevConfig
+from dynamics.solvers import (
+    Reversible,
+    iterate,
+)
 
+from ..catalogue import tol
 from ..registry import CheckResult, Context, judged
 from ._rev_common import (
     EXACT_TOY_MAX_N,
@@ -32,6 +32,7 @@ from ._rev_common import (
     check,
 )
 
+TOL_FD = tol("REV-FD", "fd")
 
 def robust_tol(f, x, z0, beta, max_steps, lo=1e-6, hi=1e-1) -> float:
     """A tolerance whose log-distance to every residual of the run is maximal, so that
@@ -111,7 +112,7 @@ def rev_fd(ctx: Context) -> CheckResult:
         worst >= 0,
         measured=max(rows.values()),
         worst_margin=worst,
-        tolerance=1e-6,
+        tolerance=TOL_FD,
         instances=len(rows),
         details={
             "margin": "1 - rel_err/1e-6 (directional derivatives)",
@@ -164,5 +165,5 @@ def _fd_case(ctx: Context, lip: float, nsteps: int):
             an = float(torch.dot(gparams, torch.cat([d.reshape(-1) for d in dirs])))
             err = abs(fd - an) / max(1.0, abs(an))
             errs[f"beta={beta} dir={k}"] = err
-            worst = min(worst, 1 - err / 1e-6)
+            worst = min(worst, 1 - err / TOL_FD)
     return worst, errs

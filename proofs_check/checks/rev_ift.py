@@ -10,13 +10,6 @@ import math
 import numpy as np
 import torch
 
-from dynamics.fixed_point import (
-    Anderson,
-    Picard,
-    Relaxed,
-    Reversible,
-    iterate,
-)
 from dynamics.gradients import (
     JFB,
     DenseIFT,
@@ -25,11 +18,19 @@ from dynamics.gradients import (
     ReversibleExact,
     Unrolled,
 )
-from dynamics.torch_backend.examples import (
+from dynamics.instances.torch_examples import (
     TanhMap,
     loss_grads,
 )
+from dynamics.solvers import (
+    Anderson,
+    Picard,
+    Relaxed,
+    Reversible,
+    iterate,
+)
 
+from ..catalogue import tol
 from ..registry import CheckResult, Context, judged
 from ._rev_common import (
     F64,
@@ -41,8 +42,11 @@ from ._rev_common import (
     check,
 )
 
-
 # ----------------------------------------------------------------------- IFT-APPROX
+TOL_TIGHT = tol("REV-IFT-APPROX", "tight")
+TOL_TIGHT_ABS = tol("REV-IFT-APPROX", "tight-abs")
+TOL_REV_OWN = tol("REV-IFT-APPROX", "reversible-own")
+
 @check("REV-IFT-APPROX", part="tight", kind="numeric")
 def rev_ift_tight(ctx: Context) -> CheckResult:
     """REV-IFT-APPROX (tight, E-UNIT): implicit gradient (tol 1e-8, 500 steps) vs the
@@ -63,12 +67,15 @@ def rev_ift_tight(ctx: Context) -> CheckResult:
             "rel": _rel(den, ref),
             "abs": float((den - ref).abs().max()),
         }
-    worst = min(min(1 - e["rel"] / 1e-6, 1 - e["abs"] / 1e-5) for e in errs.values())
+    worst = min(
+        min(1 - e["rel"] / TOL_TIGHT, 1 - e["abs"] / TOL_TIGHT_ABS)
+        for e in errs.values()
+    )
     return judged(
         worst >= 0,
         measured=max(e["rel"] for e in errs.values()),
         worst_margin=worst,
-        tolerance=1e-6,
+        tolerance=TOL_TIGHT,
         instances=len(errs),
         details={"margin": "min(1 - rel/1e-6, 1 - abs/1e-5)", "errors": errs},
     )
@@ -109,7 +116,7 @@ def gradient_quality(
                 ImplicitIFT(tol=1e-3, max_steps=8),
                 8,
             ),
-            "phantom k=10": (Anderson(), Phantom(k=10, tau=0.5), 8),
+            "phantom k=10": (Anderson(), Phantom(k=10, lam=0.5), 8),
             "JFB": (Anderson(), JFB(), 8),
             "reversible N=4": (Reversible(0.8), ReversibleExact(), 4),
         }
@@ -162,12 +169,12 @@ def rev_ift_loose(ctx: Context) -> CheckResult:
         if len(rows) > 2
         else float("nan")
     )
-    ok = finite and rev_exact <= 1e-10
+    ok = finite and rev_exact <= TOL_REV_OWN
     return judged(
         ok,
         measured=max(ift_err),
-        worst_margin=1 - rev_exact / 1e-10,
-        tolerance=1e-10,
+        worst_margin=1 - rev_exact / TOL_REV_OWN,
+        tolerance=TOL_REV_OWN,
         instances=len(rows),
         details={
             "margin": "1 - (reversible rel err vs its own unroll)/1e-10; "

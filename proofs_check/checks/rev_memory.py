@@ -7,16 +7,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from dynamics.fixed_point import (
-    Reversible,
-)
 from dynamics.gradients import (
     ReversibleExact,
     Unrolled,
 )
-from dynamics.torch_backend.examples import (
+from dynamics.instances.torch_examples import (
     CountingMap,
     TanhMap,
+)
+from dynamics.solvers import (
+    Reversible,
 )
 
 from ..registry import CheckResult, Context, judged
@@ -52,8 +52,8 @@ def saved_bytes(fn) -> int:
 
 def memory_profile(d: int, batch: int, ns, seed: int = 0, checkpointed: bool = True):
     """Saved bytes for reversible and unrolled (stored, and checkpointed) vs N."""
-    from dynamics.torch_backend import DEQLayer
-    from dynamics.torch_backend.examples import ResMLP
+    from dynamics import DEQLayer
+    from dynamics.instances.torch_examples import ResMLP
 
     f = ResMLP(d, seed=seed, dtype=torch.float32)
     x = torch.randn(batch, d, generator=torch.Generator().manual_seed(seed))
@@ -125,7 +125,7 @@ def rev_memory(ctx: Context) -> CheckResult:
 def rev_nfe(ctx: Context) -> CheckResult:
     """REV-NFE: forward NFE = 1 + 2N; backward = 2N evaluations and 2N VJPs (counted by
     a wrapper around f, and reported identically in the stats)."""
-    from dynamics.torch_backend import DEQLayer
+    from dynamics import DEQLayer
 
     ns = (1, 2, 3, 4, 7, 16) if ctx.full else (1, 2, 4, 7)
     f = CountingMap(TanhMap(8, 4, 0.8, seed=_seed(ctx, "nfe")))

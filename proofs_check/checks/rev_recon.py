@@ -8,16 +8,16 @@ import warnings
 
 import torch
 
-from dynamics.fixed_point import (
-    Reversible,
-    iterate,
-)
 from dynamics.gradients import (
     ReversibleExact,
 )
-from dynamics.torch_backend.examples import (
+from dynamics.instances.torch_examples import (
     ReluMap,
     TanhMap,
+)
+from dynamics.solvers import (
+    Reversible,
+    iterate,
 )
 
 from ..registry import CheckResult, Context, judged
@@ -49,8 +49,7 @@ def replay_reconstruction(f, x, beta, y_n, z_n, n, z0) -> list[float]:
 def recon_sweep(ctx: Context, d: int = 16):
     """Sweep beta, dtype, N far past convergence (tol = 0), bounded (tanh) and
     unbounded (ReLU) f; one row per case with the layer kept for replays."""
-    from dynamics import Result
-    from dynamics.torch_backend import DEQLayer
+    from dynamics import DEQLayer, Result
 
     rows = []
     # float32 states overflow by N = 100, float64 ReLU by N = 400
@@ -111,8 +110,8 @@ def rev_recon(ctx: Context) -> CheckResult:
     recomputation (exactly); a non-finite gradient never comes without result
     nonfinite; the sweep reaches the overflow regime (N far past convergence); with
     throw=True the overflow raises ReconstructionError."""
+    from dynamics import DEQLayer
     from dynamics.errors import ReconstructionError
-    from dynamics.torch_backend import DEQLayer
 
     rows = recon_sweep(ctx)
     mismatch, silent_nan, overflow, replayed = 0, 0, 0, 0

@@ -10,12 +10,12 @@ import math
 import numpy as np
 import torch
 
-from dynamics.fixed_point import (
+from dynamics.instances.torch_examples import (
+    TanhMap,
+)
+from dynamics.solvers import (
     Reversible,
     iterate,
-)
-from dynamics.torch_backend.examples import (
-    TanhMap,
 )
 
 from ..registry import CheckResult, Context, judged

@@ -1,7 +1,7 @@
 """SCALE-COND and SCALE-RATE: LIN-COND (b), LIN-GF-RATE and LIN-GD-RATE (b) on many
 batched matrix linear-DEQ instances at once (protocol P-SCALE, spec §6.8).
 
-One batched run (:func:`dynamics.torch_backend.scale.run_scale`) per (seed, profile)
+One batched run (:func:`dynamics.batched.scale.run_scale`) per (seed, profile)
 serves both claims: quick profile 512 instances (a few seconds on 2 CPU cores), full
 profile 10^4. The verdict logic (:func:`judge`) is shared with ``deq-dynamics scale``.
 
@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from dynamics.torch_backend.scale import (
+from dynamics.batched.scale import (
     ScaleConfig,
     ScaleResult,
     replay,
@@ -188,17 +188,19 @@ def replay_worst(result: ScaleResult, verdicts: dict) -> dict:
 
 
 def _figures(ctx: Context, result: ScaleResult, rp) -> list[str]:
-    from .. import plotting
+    from ..figures import scale as scale_figures
 
     out = []
     path = ctx.figure_path("scale_rate_ratio_hist")
     if path is not None:
-        out.append(plotting.scale_rate_histogram(result.arrays, path))
+        out.append(scale_figures.scale_rate_histogram(result.arrays, path))
         out.append(
-            plotting.scale_worst_sigma(rp, ctx.figure_path("scale_worst_sigma_min"))
+            scale_figures.scale_worst_sigma(
+                rp, ctx.figure_path("scale_worst_sigma_min")
+            )
         )
         out.append(
-            plotting.scale_drift_vs_dtype(
+            scale_figures.scale_drift_vs_dtype(
                 drift_by_dtype(result), ctx.figure_path("scale_drift_vs_dtype")
             )
         )
@@ -213,9 +215,9 @@ def drift_by_dtype(result: ScaleResult, instances: int = 128) -> dict:
     """
     import torch
 
-    from dynamics.torch_backend.batched_linear import BatchedMatrixDEQ
-    from dynamics.torch_backend.instances_batched import generate
-    from dynamics.torch_backend.linear_runs import gradient_flow
+    from dynamics.batched.batched_linear import BatchedMatrixDEQ
+    from dynamics.batched.instances_batched import generate
+    from dynamics.batched.linear_runs import gradient_flow
 
     cfg = result.config
     n = min(instances, cfg.instances)

@@ -18,28 +18,31 @@ from scipy.optimize import brentq
 
 from dynamics.errors import WellPosednessError
 from dynamics.flows.gradient_flow import integrate
+from dynamics.instances.single_index import WEAK_SEEDS, local_instance, weak_data
 from dynamics.integrators import RK4
+from dynamics.measure import FD_STEP, central_difference, rel_error, tol_margin
 from dynamics.models.activations import get_activation, sigma_eps
 from dynamics.models.scalar_root import ROOT_TOL, solve_roots
 from dynamics.models.single_index import SingleIndexDEQ
-from dynamics.single_index_instances import WEAK_SEEDS, local_instance, weak_data
 
 from .. import sim_tools as st
-from ..plotting import THEORY, figure, save
+from ..catalogue import tol
+from ..figures import COLORS, figure, save, style, theory, theory_hline
 from ..protocols import ProtocolContext
 from ..protocols.single_index import risk_mono, run_leg_sigmoid, run_weak
 from ..registry import CheckResult, Context, Status, check, judged
 from .apx import verify_written
 
-TOL_GRAD_FD = 1e-7  # SIM-GRAD against central FD
-TOL_GRAD_AUTOGRAD = 1e-10  # SIM-GRAD against autograd through the Newton solve
-TOL_FP_BRENT = 1e-12  # SIM-FP agreement with bracketed Brent (absolute)
-TOL_HESS_TORCH = 1e-10  # SIM-HESS against torch.func.hessian
-TOL_HESS_FD = 1e-6  # SIM-HESS against an FD Hessian
-TOL_NULL = 1e-10  # SIM-HESS identity null vector, relative to ||H*||
-TOL_EPS2_BOUND = 1e-12  # SIM-EPS2 Rayleigh upper bound, relative
+TOL_GRAD_FD = tol("SIM-GRAD", "fd")
+TOL_GRAD_AUTOGRAD = tol("SIM-GRAD", "autograd")
+TOL_FP_BRENT = tol("SIM-FP", "brent")  # absolute
+TOL_HESS_TORCH = tol("SIM-HESS", "torch")
+TOL_HESS_FD = tol("SIM-HESS", "fd")
+TOL_HESS_STAR = tol("SIM-HESS", "at-target")  # H*(theta*) against the model
+TOL_NULL = tol("SIM-HESS", "null")  # relative to ||H*||
+TOL_EPS2_BOUND = tol("SIM-EPS2", "bound")  # relative
 EPS2_SLOPE, EPS2_BAND = 2.0, 0.15
-TOL_NONCONS = 1e-10  # SIM-NONCONS formula against <grad Q, -grad R>
+TOL_NONCONS = tol("SIM-NONCONS", "formula")
 #: SIM-LOCAL-RATE step: eta = LOCAL_ETA / lambda_max(H*), so |1 - eta lambda_max| = 0.5
 #: and the slow mode (1 - eta lambda_min) sets rho_lin.
 LOCAL_ETA = 1.5
@@ -50,15 +53,6 @@ def plt_null():
     from matplotlib.ticker import NullFormatter
 
     return NullFormatter()
-
-
-def _margin(err: float, tol: float) -> float:
-    return 1.0 - err / tol
-
-
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
 
 
 def sim_points(
@@ -85,13 +79,8 @@ def sim_points(
 
 
 def central_fd(fun, theta: np.ndarray) -> np.ndarray:
-    h = np.finfo(float).eps ** (1 / 3) * max(1.0, float(np.max(np.abs(theta))))
-    return np.array(
-        [
-            (fun(theta + h * e) - fun(theta - h * e)) / (2 * h)
-            for e in np.eye(theta.size)
-        ]
-    )
+    h = FD_STEP * max(1.0, float(np.max(np.abs(theta))))
+    return central_difference(fun, theta, h)
 
 
 # ---------------------------------------------------------------------------- SIM-GRAD
@@ -102,26 +91,21 @@ def sim_grad(ctx: Context) -> CheckResult:
     """IFT gradient w_i = 2 (f_i - y_i) s'(s_i)/(1 - v s'(s_i)) against central FD
     (rel <= 1e-7) and reverse-mode autograd through a converged torch Newton solve
     (rel <= 1e-10); forward residual <= 1e-13."""
-    from dynamics.torch_backend.single_index import autograd_grad
+    from dynamics.batched.single_index import autograd_grad
 
     fd_err = ag_err = res_max = 0.0
     n = 0
     for _, model, theta in sim_points(ctx, "SIM-GRAD", 6 if ctx.full else 2):
         g = model.grad(theta)
         res_max = max(res_max, model.last_residual)
-        fd_err = max(fd_err, _rel(g, central_fd(model.risk, theta)))
-        ag_err = max(ag_err, _rel(g, autograd_grad(model.X, model.y, model.act, theta)))
+        fd_err = max(fd_err, rel_error(g, central_fd(model.risk, theta)))
+        ag = autograd_grad(model.X, model.y, model.act, theta)
+        ag_err = max(ag_err, rel_error(g, ag))
         n += 1
-    margin = min(
-        _margin(fd_err, TOL_GRAD_FD),
-        _margin(ag_err, TOL_GRAD_AUTOGRAD),
-        _margin(res_max, ROOT_TOL),
-    )
-    return judged(
-        margin >= 0,
+    return CheckResult.within(
+        [(fd_err, TOL_GRAD_FD), (ag_err, TOL_GRAD_AUTOGRAD), (res_max, ROOT_TOL)],
         measured=ag_err,
         tolerance=TOL_GRAD_AUTOGRAD,
-        worst_margin=margin,
         instances=n,
         details={
             "fd_rel_error": fd_err,
@@ -211,13 +195,11 @@ def sim_fp(ctx: Context) -> CheckResult:
             raised.append(False)
         except WellPosednessError:
             raised.append(True)
-    margin = min(_margin(brent_err, TOL_FP_BRENT), _margin(res_max, ROOT_TOL))
-    ok = margin >= 0 and all(raised)
-    return judged(
-        ok,
+    return CheckResult.within(
+        [(brent_err, TOL_FP_BRENT), (res_max, ROOT_TOL)],
+        also=all(raised),
         measured=brent_err,
         tolerance=TOL_FP_BRENT,
-        worst_margin=margin,
         instances=len(cases) * a.size + len(outside),
         reason="" if all(raised) else "a v outside the guard did not raise",
         details={
@@ -240,7 +222,7 @@ def sim_hess_numeric(ctx: Context) -> CheckResult:
     1e-10) and an FD Hessian (rel <= 1e-6); H* = (2/n) sum s'(z_i)^2 w_i w_i^T equals
     the Hessian at theta*, lambda_min(H*) > 0 for non-affine s, and H*(-xi, 1) = 0 for
     s = id."""
-    from dynamics.torch_backend.single_index import autograd_hessian
+    from dynamics.batched.single_index import autograd_hessian
 
     torch_err = fd_err = star_err = 0.0
     lam_min = math.inf
@@ -248,34 +230,33 @@ def sim_hess_numeric(ctx: Context) -> CheckResult:
     for _, model, theta in sim_points(ctx, "SIM-HESS", 4 if ctx.full else 1):
         H = model.hessian(theta)
         torch_err = max(
-            torch_err, _rel(H, autograd_hessian(model.X, model.y, model.act, theta))
+            torch_err,
+            rel_error(H, autograd_hessian(model.X, model.y, model.act, theta)),
         )
-        fd_err = max(fd_err, _rel(H, central_fd(model.grad, theta)))
+        fd_err = max(fd_err, rel_error(H, central_fd(model.grad, theta)))
         n += 1
     rng = ctx.rng("SIM-HESS target")
     lams = {}
     for name in SMOOTH:
         inst = local_instance(rng, name, d=3, n=100)
         Hs = inst.model.hessian_at_target(inst.xi)
-        star_err = max(star_err, _rel(Hs, inst.model.hessian(inst.theta_star)))
+        star_err = max(star_err, rel_error(Hs, inst.model.hessian(inst.theta_star)))
         lams[name] = float(np.linalg.eigvalsh(Hs)[0])
         lam_min = min(lam_min, lams[name])
         n += 1
     inst = local_instance(rng, "identity", d=3, n=100)
     Hid = inst.model.hessian_at_target(inst.xi)
     null = float(np.linalg.norm(Hid @ np.r_[-inst.xi, 1.0]) / np.linalg.norm(Hid, 2))
-    margin = min(
-        _margin(torch_err, TOL_HESS_TORCH),
-        _margin(fd_err, TOL_HESS_FD),
-        _margin(star_err, 1e-12),
-        _margin(null, TOL_NULL),
-    )
-    ok = margin >= 0 and lam_min > 0
-    return judged(
-        ok,
+    return CheckResult.within(
+        [
+            (torch_err, TOL_HESS_TORCH),
+            (fd_err, TOL_HESS_FD),
+            (star_err, TOL_HESS_STAR),
+            (null, TOL_NULL),
+        ],
+        also=lam_min > 0,
         measured=torch_err,
         tolerance=TOL_HESS_TORCH,
-        worst_margin=margin,
         instances=n + 1,
         details={
             "torch_hessian_rel_error": torch_err,
@@ -317,6 +298,7 @@ def eps2_table(X: np.ndarray, xi: np.ndarray, epsilons) -> list[dict]:
 
 
 @check("SIM-EPS2", part="main", kind="numeric")
+@style()
 def sim_eps2(ctx: Context) -> CheckResult:
     """sigma_eps: lambda_min(H*) <= eps^2 (2/n) sum s'(z)^2 tanh^2 z / (1 + ||xi||^2);
     the least-squares slope of log lambda_min against log eps on the three smallest
@@ -350,7 +332,7 @@ def sim_eps2(ctx: Context) -> CheckResult:
     if ctx.figures_dir is not None:
         fig, axes = figure()
         ax = axes[0, 0]
-        for res, color in zip(results, st.COLORS[1:], strict=False):
+        for res, color in zip(results, COLORS[1:], strict=False):
             e = [r["eps"] for r in res["rows"]]
             ax.loglog(
                 e,
@@ -370,9 +352,9 @@ def sim_eps2(ctx: Context) -> CheckResult:
             )
         e = np.array(epsilons)
         ref = results[0]["rows"][-1]
-        ax.loglog(
-            e, ref["lambda_min"] * (e / ref["eps"]) ** 2, label="slope 2", **THEORY
-        )
+        theory(ax, e, ref["lambda_min"] * (e / ref["eps"]) ** 2, label="slope 2")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
         ax.set_xticks(e, [f"1/{round(1 / x)}" for x in e])
         ax.xaxis.set_minor_formatter(plt_null())
         ax.set(
@@ -439,7 +421,9 @@ def sim_noncons_numeric(ctx: Context) -> CheckResult:
     settle = abs(ratios[-1] - ratios[-2]) / abs(ratios[-1])
     figs, gf = _q_flow_figure(ctx, rng)
     margin = min(
-        _margin(err, TOL_NONCONS), _margin(ident, TOL_NONCONS), 1.0 - settle / 0.05
+        tol_margin(err, TOL_NONCONS),
+        tol_margin(ident, TOL_NONCONS),
+        1.0 - settle / 0.05,
     )
     ok = (
         margin >= 0
@@ -467,6 +451,7 @@ def sim_noncons_numeric(ctx: Context) -> CheckResult:
     )
 
 
+@style()
 def _q_flow_figure(ctx: Context, rng) -> tuple[list[str], dict]:
     """GF with RK4 for sigma = id (Q conserved) and tanh (Q drifts), same inputs and
     start. For sigma = id the drift is RK4's own error: it must fall ~16x when h is
@@ -498,7 +483,7 @@ def _q_flow_figure(ctx: Context, rng) -> tuple[list[str], dict]:
         return [], out
     fig, axes = figure()
     ax = axes[0, 0]
-    for (name, (t, Q)), color in zip(curves.items(), st.COLORS[1:], strict=False):
+    for (name, (t, Q)), color in zip(curves.items(), COLORS[1:], strict=False):
         ax.plot(
             t,
             Q,
@@ -507,8 +492,8 @@ def _q_flow_figure(ctx: Context, rng) -> tuple[list[str], dict]:
             label=f"sigma = {name}: max |Q - Q0|/Q0 = "
             f"{out[f'{name}_rel_drift_h0.01']:.1e}",
         )
-    ax.axhline(
-        curves["identity"][1][0], label="Q(0) (R1: conserved when sigma = id)", **THEORY
+    theory_hline(
+        ax, curves["identity"][1][0], label="Q(0) (R1: conserved when sigma = id)"
     )
     ax.set(
         xlabel="flow time t",
@@ -554,7 +539,7 @@ def sim_local_rate(ctx: Context) -> CheckResult:
                 2 * math.log(rho),
             )
             ok_ci = fit["reached"] and fit["ci"][1] < 0
-            mg = _margin(fit["rel_error"], st.RATE_RTOL) if fit["reached"] else -1.0
+            mg = tol_margin(fit["rel_error"], st.RATE_RTOL) if fit["reached"] else -1.0
             margins.append(mg if ok_ci else min(mg, -1.0))
             rows.append(
                 {
@@ -575,7 +560,7 @@ def sim_local_rate(ctx: Context) -> CheckResult:
             out = run_leg_sigmoid(run, ProtocolContext())
             fit = out["local_rate"]
             ok_ci = fit["reached"] and fit["ci"][1] < 0
-            mg = _margin(fit["rel_error"], st.RATE_RTOL) if fit["reached"] else -1.0
+            mg = tol_margin(fit["rel_error"], st.RATE_RTOL) if fit["reached"] else -1.0
             margins.append(mg if ok_ci else min(mg, -1.0))
             rows.append(
                 {
@@ -613,14 +598,15 @@ def _report_only_runs() -> str:
     )
 
 
+@style()
 def _rate_figure(ctx, curves) -> list[str]:
-    fig, axes = figure(len(curves), 1, size=(3.6, 3.2))
+    fig, axes = figure(1, len(curves), size=(3.6, 3.2))
     for ax, (name, res, fit) in zip(axes[0], curves, strict=True):
         k = res["steps"]
         ax.semilogy(
             k,
             np.where(res["risks"] > 0, res["risks"], np.nan),
-            color=st.COLORS[1],
+            color=COLORS[1],
             label="risk",
         )
         if fit["reached"]:
@@ -630,17 +616,18 @@ def _rate_figure(ctx, curves) -> list[str]:
             ax.semilogy(
                 kk,
                 res["risks"][k0] * np.exp(fit["fitted_log_ratio"] * (kk - a)),
-                color=st.COLORS[2],
+                color=COLORS[2],
                 lw=2,
                 alpha=0.7,
                 label=f"fit {fit['fitted_log_ratio']:.4f}/step",
             )
-            ax.semilogy(
+            theory(
+                ax,
                 kk,
                 res["risks"][k0] * np.exp(fit["predicted_log_ratio"] * (kk - a)),
                 label=f"2 log rho_lin = {fit['predicted_log_ratio']:.4f}",
-                **THEORY,
             )
+            ax.set_yscale("log")
         ax.set(xlabel="GD step", ylabel="risk", title=f"{name}: eta = 1.5 / lambda_max")
         ax.legend(fontsize=7)
     return [save(fig, ctx.figure_path("sim-local-rate"))]
@@ -772,7 +759,7 @@ def repro_leg_sigmoid_runs(ctx: Context) -> CheckResult:
         instances=len(outs),
         figures=figs,
         worst_margin=min(
-            w["margin"], _margin(val, TOL_GRAD_FD), _margin(brent, TOL_FP_BRENT)
+            w["margin"], tol_margin(val, TOL_GRAD_FD), tol_margin(brent, TOL_FP_BRENT)
         ),
         reason="protocol code ran and its JSON was written and read back at full "
         "precision; comparison with the authors' result files is not possible "

@@ -39,6 +39,55 @@ def register(sub) -> None:
     p.set_defaults(func=_main)
 
 
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def reproduce(
+    name: str,
+    *,
+    json_path: Path | None = None,
+    figures_dir: Path | None = Path("figures"),
+    options: dict | None = None,
+    extra: dict | None = None,
+    progress: bool = True,
+) -> tuple[dict, Path]:
+    """Run protocol ``name`` and write its full-precision JSON; the one code path of
+    ``deq-dynamics reproduce`` and the ``scripts/p_*.py`` wrappers.
+
+    Args:
+        name: a registered protocol (``deq-dynamics reproduce list``).
+        json_path: results file (default ``reports/<name>.json``).
+        figures_dir: figure directory, or None for no figures.
+        options: keyword options of the protocol function (e.g. reduced sizes).
+        extra: fields added to the payload (e.g. ``{"quick": True}``).
+        progress: print the protocol's progress lines on stderr.
+
+    Returns:
+        The payload written and the path it was written to.
+    """
+    protocols = load_protocols()
+    if name not in protocols:
+        raise KeyError(
+            f"unknown protocol {name!r}; choose one of: {', '.join(protocols)}"
+        )
+    proto = protocols[name]
+    ctx = ProtocolContext(
+        figures_dir=figures_dir, progress=_stderr if progress else lambda msg: None
+    )
+    t0 = time.perf_counter()
+    result = proto.fn(ctx, **(options or {}))
+    payload = {
+        "protocol": proto.name,
+        "spec_id": proto.spec_id,
+        **(extra or {}),
+        "wall_seconds": time.perf_counter() - t0,
+        **result,
+    }
+    path = write_json(json_path or Path("reports") / f"{proto.name}.json", payload)
+    return payload, path
+
+
 def _main(args: argparse.Namespace) -> int:
     protocols = load_protocols()
     if args.protocol == "list":
@@ -52,19 +101,8 @@ def _main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    proto = protocols[args.protocol]
-    ctx = ProtocolContext(
-        figures_dir=args.figures,
-        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    payload, path = reproduce(
+        args.protocol, json_path=args.json, figures_dir=args.figures
     )
-    t0 = time.perf_counter()
-    result = proto.fn(ctx)
-    payload = {
-        "protocol": proto.name,
-        "spec_id": proto.spec_id,
-        "wall_seconds": time.perf_counter() - t0,
-        **result,
-    }
-    path = write_json(args.json or Path("reports") / f"{proto.name}.json", payload)
-    print(f"{proto.name}: wrote {path} in {payload['wall_seconds']:.1f} s")
+    print(f"{args.protocol}: wrote {path} in {payload['wall_seconds']:.1f} s")
     return 0

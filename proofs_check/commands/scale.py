@@ -95,8 +95,8 @@ def _fmt(x) -> str:
 
 
 def _main(args: argparse.Namespace) -> int:
-    from dynamics.torch_backend.batched_linear import resolve_device
-    from dynamics.torch_backend.scale import ScaleConfig, run_scale, summarise
+    from dynamics.batched.batched_linear import resolve_device
+    from dynamics.batched.scale import ScaleConfig, run_scale, summarise
 
     from ..checks.scale import drift_by_dtype, judge, replay_worst, tolerances
     from ..report import environment, write_json
@@ -137,22 +137,22 @@ def _main(args: argparse.Namespace) -> int:
         rep = replay_worst(result, verdicts)
     figures = []
     if args.figures is not None:
-        from .. import plotting
+        from ..figures import scale as scale_figures
 
         args.figures.mkdir(parents=True, exist_ok=True)
         figures.append(
-            plotting.scale_rate_histogram(
+            scale_figures.scale_rate_histogram(
                 result.arrays, args.figures / "scale_rate_ratio_hist.png"
             )
         )
         if rep is not None:
             figures.append(
-                plotting.scale_worst_sigma(
+                scale_figures.scale_worst_sigma(
                     rep["_replay"], args.figures / "scale_worst_sigma_min.png"
                 )
             )
         figures.append(
-            plotting.scale_drift_vs_dtype(
+            scale_figures.scale_drift_vs_dtype(
                 drift_by_dtype(result), args.figures / "scale_drift_vs_dtype.png"
             )
         )

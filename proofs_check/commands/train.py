@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
@@ -114,13 +113,14 @@ def _main(args: argparse.Namespace) -> int:
         ALL_ARMS,
         DEFAULT_ARMS,
         get_config,
+        get_preset,
         make_task,
         memory_sweep,
         results_table,
         run_task,
     )
 
-    from .. import training_figures as figs
+    from ..figures import training as figs
 
     arms = tuple(args.arms) if args.arms else DEFAULT_ARMS
     unknown = [a for a in arms if a not in ALL_ARMS]
@@ -140,29 +140,13 @@ def _main(args: argparse.Namespace) -> int:
     if args.threads is not None:
         changes["threads"] = args.threads
     if args.quick:
-        changes.update(
-            budget_s=3.0,
-            eval_every_s=1.5,
-            eval_every_steps=None,
-            max_epochs=1000,
-            n_train=None,
-            n_test=64,
-            batch_size=32,
-            channels=16,
-            hidden=16,
-            embed=32,
-            heads=2,
-            mlp_hidden=64,
-            context=32,
-            probe_batch=4,
-            # a short reference solve and one thread keep the smoke run to seconds
-            deq=dataclasses.replace(cfg.deq, probe_max_steps=20),
-            threads=args.threads or 1,
-        )
+        preset = get_preset("quick")
+        # the preset wins over --epochs / --budget (a smoke run stays seconds long)
+        changes.update(preset.changes_for(cfg, threads=args.threads))
         if args.data == "auto":
-            args.data = "synthetic" if args.task == "images" else "builtin"
+            args.data = preset.data[args.task]
         if args.memory_steps == [1, 2, 4, 8, 16]:
-            args.memory_steps = [1, 2]
+            args.memory_steps = list(preset.memory_steps)
     cfg = cfg.replace(**changes)
     device = args.device
     if device == "auto":
@@ -224,7 +208,7 @@ def _main(args: argparse.Namespace) -> int:
 def _replot(args: argparse.Namespace, out: Path, stem: str) -> int:
     from dynamics.training import results_table
 
-    from .. import training_figures as figs
+    from ..figures import training as figs
 
     path = out / "summary.json"
     if not path.is_file():

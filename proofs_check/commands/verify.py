@@ -49,10 +49,97 @@ def _progress(i: int, n: int, row: Row) -> None:
     )
 
 
+def verify(
+    claims: list[str] | None,
+    *,
+    seed: int = 0,
+    profile: str = "quick",
+    figures_dir: Path | None = None,
+    json_path: Path | None = None,
+    extra: dict | None = None,
+    progress=None,
+) -> list[Row]:
+    """Run the checks of ``claims`` (globs; all when None) in one context, so each
+    protocol runs once, and write the JSON report when ``json_path`` is given (with
+    the ``extra`` fields). The one code path of ``deq-dynamics verify`` and the
+    claim-running scripts."""
+    ctx = Context(seed=seed, profile=profile, figures_dir=figures_dir)
+    rows = run(claims, ctx, progress=progress)
+    if json_path:
+        write_json(json_path, {**(extra or {}), **report_payload(rows, seed, profile)})
+    return rows
+
+
+def claim_lines(rows: list[Row], prefix: str = "", width: int = 16) -> list[str]:
+    """One summary line per claim (status, worst margin, instances, seconds), and
+    the reason of every failing part."""
+    lines = []
+    for cid, status in claim_status(rows).items():
+        parts = [r for r in rows if r.claim_id == cid]
+        margins = [
+            r.result.worst_margin for r in parts if r.result.worst_margin is not None
+        ]
+        worst = f"{min(margins):.3g}" if margins else "-"
+        secs = sum(r.seconds for r in parts)
+        lines.append(
+            f"{prefix}{cid:<{width}} {status.value:<{width}} worst margin {worst:>10}"
+            f"  instances {sum(r.result.instances for r in parts):>5}  {secs:6.2f} s"
+        )
+        lines += [
+            f"    {r.part}: {r.result.reason}"
+            for r in parts
+            if r.result.status is Status.failed
+        ]
+    return lines
+
+
+def claims_script(
+    claims: list[str],
+    argv: list[str] | None,
+    *,
+    doc: str,
+    figures: Path | None = None,
+    json_path: Path | None = None,
+    protocol: str | None = None,
+) -> int:
+    """``main`` of a script that runs some claims: options ``--quick`` (CI-sized
+    profile; the default is full), ``--seed``, ``--figures``, ``--json``; prints
+    :func:`claim_lines`; exit 1 if a claim fails. ``protocol`` names the protocol
+    the claims belong to (a line prefix and a field of the JSON report)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="CI-sized profile")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--figures", type=Path, default=figures, help="figure directory")
+    ap.add_argument("--json", type=Path, default=json_path, help="JSON report")
+    args = ap.parse_args(argv)
+    profile = "quick" if args.quick else "full"
+    rows = verify(
+        claims,
+        seed=args.seed,
+        profile=profile,
+        figures_dir=args.figures,
+        json_path=args.json,
+        extra={"protocol": protocol} if protocol else None,
+    )
+    prefix, width = (f"{protocol} ", 13) if protocol else ("", 16)
+    print("\n".join(claim_lines(rows, prefix=prefix, width=width)))
+    if args.json:
+        print(
+            f"wrote {args.json} and {sum(len(r.result.figures) for r in rows)} "
+            f"figures under {args.figures} (seed {args.seed}, profile {profile})"
+        )
+    return 1 if any(s is Status.failed for s in claim_status(rows).values()) else 0
+
+
 def _main(args: argparse.Namespace) -> int:
     try:
-        ctx = Context(seed=args.seed, profile=args.profile, figures_dir=args.figures)
-        rows = run(args.claims, ctx, progress=None if args.quiet else _progress)
+        rows = verify(
+            args.claims,
+            seed=args.seed,
+            profile=args.profile,
+            figures_dir=args.figures,
+            progress=None if args.quiet else _progress,
+        )
     except ValueError as exc:
         print(f"deq-dynamics verify: {exc}", file=sys.stderr)
         return 2

@@ -1,8 +1,10 @@
 """Named experiment protocols of spec §6, run by ``deq-dynamics reproduce NAME``.
 
 Each module in this package registers its protocols with :func:`protocol`. A protocol
-function takes a :class:`ProtocolContext` and returns a JSON-able dict; it must record
-the full-precision final parameters and the risk history, and may write figures.
+function takes a :class:`ProtocolContext` (and optional keyword options, e.g. reduced
+sizes) and returns a JSON-able dict; it must record the full-precision final
+parameters and the risk history, and may write figures. Checks get a protocol's data
+through :func:`protocol_data`, which runs it once per ``verify`` run.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ class Protocol:
     name: str
     spec_id: str  # e.g. "P-LEG"
     description: str
-    fn: Callable[[ProtocolContext], dict]
+    fn: Callable[..., dict]  # (ctx: ProtocolContext, **options) -> payload
 
 
 _PROTOCOLS: dict[str, Protocol] = {}
@@ -53,3 +55,15 @@ def load_protocols() -> dict[str, Protocol]:
     for mod in pkgutil.iter_modules(__path__):
         importlib.import_module(f"{__name__}.{mod.name}")
     return dict(sorted(_PROTOCOLS.items()))
+
+
+def protocol_data(ctx, name: str, **options) -> dict:
+    """The payload of protocol ``name`` run with ``options``, produced once per check
+    context (one ``verify`` run) and shared by every check that judges it.
+
+    ``ctx`` is a :class:`proofs_check.registry.Context`; figures go to its
+    ``figures_dir``. Checks must not mutate the returned payload.
+    """
+    key = ("protocol", name, tuple(sorted(options.items())))
+    pctx = ProtocolContext(figures_dir=ctx.figures_dir)
+    return ctx.memo(key, lambda: load_protocols()[name].fn(pctx, **options))

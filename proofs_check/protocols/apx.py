@@ -10,7 +10,7 @@
   Held-out risk every 20 steps (the authors' evaluation stride).
 
 Every run goes through :func:`dynamics.gradient_descent` with the direction of
-:func:`dynamics.backprop.approx_direction`.
+:func:`dynamics.gradients.approx_direction`.
 """
 
 from __future__ import annotations
@@ -21,16 +21,15 @@ import time
 import numpy as np
 
 from dynamics import rates
-from dynamics.backprop import (
+from dynamics.gradients import (
     JFB,
-    AbstractBackprop,
+    AbstractGradient,
     Damped,
     ExactIFT,
     Neumann,
     approx_direction,
 )
-from dynamics.models.single_index import SingleIndexDEQ
-from dynamics.single_index_instances import (
+from dynamics.instances.single_index import (
     APX_LIN_ETA,
     APX_LIN_STARTS,
     APX_LIN_STEPS,
@@ -39,13 +38,14 @@ from dynamics.single_index_instances import (
     apx_lin_model,
     apx_tanh_data,
 )
+from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
-from ..plotting import figure, save
+from ..figures import COLORS, band_plot, figure, save, style, theory_hline
 from . import ProtocolContext, protocol
 
 #: The five methods of §6.3-6.4, in the authors' order.
-METHODS: tuple[AbstractBackprop, ...] = (
+METHODS: tuple[AbstractGradient, ...] = (
     ExactIFT(),
     JFB(),
     Neumann(2),
@@ -63,7 +63,7 @@ CONVERGED_RISK = 1e-20
 
 
 def apx_lin_run(
-    method: AbstractBackprop,
+    method: AbstractGradient,
     theta0,
     steps: int = APX_LIN_STEPS,
     eta: float = APX_LIN_ETA,
@@ -171,11 +171,12 @@ def run_apx_lin(
     return out
 
 
+@style()
 def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[str]:
     """(c, b) plane with the initial circle, zero-risk line and b = -1; risk."""
     if ctx.figures_dir is None:
         return []
-    fig, axes = figure(2, 1, size=(5.0, 4.2))
+    fig, axes = figure(1, 2, size=(5.0, 4.2))
     ax = axes[0, 0]
     r0 = math.sqrt(runs[0]["Q0"])
     t = np.linspace(0, 2 * np.pi, 400)
@@ -188,8 +189,8 @@ def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[st
     )
     b = np.linspace(-3, 1, 50)
     ax.plot(1 - b, b, color="0.4", lw=1, ls=":", label="zero risk c = 1 - b")
-    ax.axhline(-1.0, color="black", ls="--", lw=1.2, label="b = -1 (c = 0 for even m)")
-    for r, color in zip(runs, st.COLORS, strict=False):
+    theory_hline(ax, -1.0, label="b = -1 (c = 0 for even m)", linewidth=1.2)
+    for r, color in zip(runs, COLORS, strict=False):
         ax.plot(
             r["thetas"][:, 0], r["thetas"][:, 1], color=color, lw=1.4, label=r["method"]
         )
@@ -204,7 +205,7 @@ def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[st
     )
     ax.legend(fontsize=7, loc="upper right")
     ax = axes[0, 1]
-    for r, color in zip(runs, st.COLORS, strict=False):
+    for r, color in zip(runs, COLORS, strict=False):
         ax.plot(np.maximum(r["risks"], 1e-32), color=color, label=r["method"])
     ax.set_yscale("log")
     ax.set(xlabel="GD step", ylabel="risk", title="risk (floored at 1e-32)")
@@ -218,8 +219,8 @@ def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[st
     "linear counterexample (c/(1-b)-1)^2, eta 0.02, 5000 "
     "steps, 5 starts x {exact, JFB, Neumann-2/3, damped-2}",
 )
-def apx_lin(ctx: ProtocolContext) -> dict:
-    return run_apx_lin(ctx)
+def apx_lin(ctx: ProtocolContext, **options) -> dict:
+    return run_apx_lin(ctx, **options)
 
 
 # -------------------------------------------------------------------------- P-APX-TANH
@@ -360,17 +361,18 @@ def run_apx_tanh(
     return out
 
 
+@style()
 def _tanh_figures(ctx, runs, labels, prefix) -> list[str]:
     if ctx.figures_dir is None:
         return []
-    fig, axes = figure(2, 1)
+    fig, axes = figure(1, 2)
     for field, ax, ylabel in (
         ("train_risk", axes[0, 0], "training risk"),
         ("parameter_error", axes[0, 1], "||theta - theta*||"),
     ):
-        for label, color in zip(labels, st.COLORS, strict=False):
+        for label, color in zip(labels, COLORS, strict=False):
             rs = [r for r in runs if r["method"] == label]
-            st.band_plot(
+            band_plot(
                 ax,
                 rs[0]["eval_steps"],
                 np.stack([r[field] for r in rs]),
@@ -394,5 +396,5 @@ def _tanh_figures(ctx, runs, labels, prefix) -> list[str]:
     "tanh DEQ, d=20, n=8000+8000, seeds 100-104, eta 0.2, "
     "40000 steps, {exact, JFB, Neumann-2/3, damped-2}",
 )
-def apx_tanh(ctx: ProtocolContext) -> dict:
-    return run_apx_tanh(ctx)
+def apx_tanh(ctx: ProtocolContext, **options) -> dict:
+    return run_apx_tanh(ctx, **options)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from dynamics import rates
-from dynamics.instances import (
+from dynamics.instances.linear import (
     LEG_BETA_STAR,
     LEG_DATA_SEED,
     LEG_N,
@@ -38,9 +38,9 @@ from ..checks._lin_gd_common import (
     GDRun,
     analyse_gd,
 )
-from ..checks._lin_gd_figures import draw_distances, draw_dynamics, draw_risk
-from ..checks.lin_gd_step import draw_sweep_figure
-from ..plotting import figure, save
+from ..checks.lin_gd_step import draw_sweep_figure, figure_rows
+from ..figures import figure, save, style, theory
+from ..figures.lin_gd import draw_distances, draw_dynamics, draw_risk
 from . import ProtocolContext, protocol
 
 LEG_ETA, LEG_STEPS = 0.01, 200
@@ -132,14 +132,13 @@ def _common() -> dict:
     }
 
 
+@style()
 def _learned_figure(path, run: GDRun):
     fig, axes = figure(1, 1, size=(4.6, 3.4))
     ax = axes[0, 0]
     grid = np.linspace(-2, 2, 201)
     beta = run.thetas[-1][0] / (1 - run.thetas[-1][1])
-    ax.plot(
-        grid, LEG_BETA_STAR * grid, color="k", ls="--", lw=1.3, label="target f(x)=2x"
-    )
+    theory(ax, grid, LEG_BETA_STAR * grid, label="target f(x)=2x")
     ax.plot(
         grid,
         beta * grid,
@@ -154,6 +153,7 @@ def _learned_figure(path, run: GDRun):
     return save(fig, path)
 
 
+@style()
 def _leg(ctx: ProtocolContext, near_singular: bool) -> dict:
     p = _check_rng()
     theta0 = p + np.array([0.0, 1.0]) if near_singular else p
@@ -220,6 +220,7 @@ def leg_linear_near_singular(ctx: ProtocolContext) -> dict:
     "P-SWEEP",
     "seeds 0-19 near (0,1), eta=0.01, 200 steps, plus control at eta=1/ell",
 )
+@style()
 def sweep(
     ctx: ProtocolContext,
     failure_risk: float = FAILURE_RISK,
@@ -239,24 +240,20 @@ def sweep(
             rec = run_record(run, f"{kind}-seed{s}")
             rec["seed"] = s
             rec["failed"] = bool(rec["risk_final"] > failure_risk or not run.ok)
+            # R6 (a): how close |1 - v_k| came to 0, relative to |1 - v_0| and delta.
+            gaps = 1.0 - run.thetas[:, -1]
+            closest = np.min(gaps * np.sign(gaps[0]))
+            rec["min_gap_ratio"] = float(closest / abs(gaps[0]))
+            rec["min_gap_over_delta"] = float(closest / rates.delta(model, th0))
             recs.append(rec)
         out[kind] = recs
     figs = {}
     if ctx.figures_dir is not None:
-        rows = [
-            {
-                "theta0": r["theta0"],
-                "eta": r["eta"],
-                "steps": r["steps"],
-                "seed": r["seed"],
-                "crossed_v_eq_1": r["sign_flip"],
-                "failed": r["failed"],
-            }
-            for r in out["protocol"]
-        ]
-        figs["sweep-lm"] = draw_sweep_figure(ctx.figure_path("sweep-lm"), rows)
+        figs["sweep-lm"] = draw_sweep_figure(
+            ctx.figure_path("sweep-lm"), figure_rows(out["protocol"])
+        )
         six = analyse_gd(model, sweep_theta0(6), SWEEP_ETA, SWEEP_STEPS)
-        fig, axes = figure(2, 1, size=(4.8, 4.0))
+        fig, axes = figure(1, 2, size=(4.8, 4.0))
         draw_dynamics(axes[0, 0], [six], LEG_BETA_STAR)
         axes[0, 0].set_title("P-SWEEP seed 6: GD iterates", fontsize=9)
         draw_distances(axes[0, 1], six)

@@ -25,10 +25,8 @@ import numpy as np
 from scipy.optimize import brentq
 from scipy.special import expit
 
-from dynamics.instances import LEG_PERTURBATION, leg_perturbation
-from dynamics.models.activations import sigma_eps
-from dynamics.models.single_index import SingleIndexDEQ
-from dynamics.single_index_instances import (
+from dynamics.instances.linear import LEG_PERTURBATION, leg_perturbation
+from dynamics.instances.single_index import (
     LEG_SIGMOID_RUNS,
     LEG_SIGMOID_XI,
     WEAK,
@@ -36,9 +34,11 @@ from dynamics.single_index_instances import (
     leg_sigmoid_model,
     weak_data,
 )
+from dynamics.models.activations import sigma_eps
+from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
-from ..plotting import figure, save
+from ..figures import COLORS, band_plot, figure, save, style, trajectory_plot
 from . import ProtocolContext, protocol
 
 #: SIM-MONO rounding allowance: R_{k+1} - R_k <= 1e-14 R_k + 10 eps64 sqrt(R_k) max|f|.
@@ -190,6 +190,7 @@ def run_leg_sigmoid(
     return out
 
 
+@style()
 def _leg_figures(run, ctx, model, res, window) -> list[str]:
     """The authors' panels: loss, learned, dynamics, distances (the extended runs
     carry their names, drawn over the plot window of §6.1)."""
@@ -204,7 +205,7 @@ def _leg_figures(run, ctx, model, res, window) -> list[str]:
     x = np.arange(stop)
     fig, axes = figure(2, 2, size=(4.6, 3.4))
     ax = axes[0, 0]
-    ax.plot(x, res["risks"][:stop], color=st.COLORS[1])
+    ax.plot(x, res["risks"][:stop], color=COLORS[1])
     ax.set_yscale("log")
     ax.set(xlabel="GD updates", ylabel="training risk", title=f"loss ({run})")
     ax = axes[0, 1]
@@ -220,13 +221,13 @@ def _leg_figures(run, ctx, model, res, window) -> list[str]:
     ax.set(xlabel="x", ylabel="y", title="learned function")
     ax.legend(fontsize=8)
     ax = axes[1, 0]
-    sc = st.trajectory_plot(ax, res["thetas"][:stop], every=max(1, stop // 1000))
+    sc = trajectory_plot(ax, res["thetas"][:stop], every=max(1, stop // 1000))
     ax.plot(LEG_SIGMOID_XI, 0.0, "r*", ms=10, label="target (2, 0)")
     ax.set(xlabel="theta_1 (u)", ylabel="theta_2 (v)", title="(u, v) trajectory")
     ax.legend(fontsize=8)
     ax.figure.colorbar(sc, ax=ax, label="update")
     ax = axes[1, 1]
-    ax.plot(x, res["dist"][:stop], color=st.COLORS[2])
+    ax.plot(x, res["dist"][:stop], color=COLORS[2])
     ax.set_yscale("log")
     ax.set(xlabel="GD updates", ylabel="||theta - (2, 0)||", title="distance to target")
     paths.append(save(fig, ctx.figure_path(f"leg-{tag}")))
@@ -241,8 +242,8 @@ def _register_leg(name: str, run: str):
         "P-LEG",
         f"sigmoid DEQ on U[0,1], theta0 = p + {offset}, eta {eta}, {steps} steps",
     )
-    def _proto(ctx: ProtocolContext) -> dict:
-        return run_leg_sigmoid(run, ctx)
+    def _proto(ctx: ProtocolContext, **options) -> dict:
+        return run_leg_sigmoid(run, ctx, **options)
 
     return _proto
 
@@ -389,6 +390,7 @@ def run_weak(
     return out
 
 
+@style()
 def _weak_figures(ctx, runs, epsilons, prefix) -> list[str]:
     if ctx.figures_dir is None:
         return []
@@ -399,9 +401,9 @@ def _weak_figures(ctx, runs, epsilons, prefix) -> list[str]:
     ):
         fig, axes = figure()
         ax = axes[0, 0]
-        for e, color in zip(epsilons, st.COLORS[1:], strict=False):
+        for e, color in zip(epsilons, COLORS[1:], strict=False):
             rs = [r for r in runs if r["epsilon"] == e]
-            st.band_plot(
+            band_plot(
                 ax,
                 rs[0]["updates"],
                 np.stack([r[field] for r in rs]),
@@ -425,5 +427,5 @@ def _weak_figures(ctx, runs, epsilons, prefix) -> list[str]:
     "sigma_eps DEQ, d=10, eps in {1/2,1/4,1/8}, seeds "
     "1729-1733, eta 0.05, 60000 updates recorded every 100",
 )
-def weak(ctx: ProtocolContext) -> dict:
-    return run_weak(ctx)
+def weak(ctx: ProtocolContext, **options) -> dict:
+    return run_weak(ctx, **options)

@@ -12,7 +12,7 @@ and the NumPy model cannot drift apart:
 - single-index DEQ: :func:`single_index.single_index_gradient` (implicit
   differentiation) vs ``SingleIndexDEQ.value_and_grad``, and the SIM-HESS Hessian
   formula vs ``SingleIndexDEQ.hessian_at_target``;
-- approximate backprop: the certificate's c(v) table vs ``dynamics.backprop``.
+- approximate backprop: the certificate's c(v) table vs ``dynamics.gradients``.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import dataclasses
 
 import numpy as np
 import sympy as sp
+
+from dynamics.measure import rel_error
 
 from . import approx, linear, single_index
 
@@ -41,11 +43,6 @@ class Agreement:
     @property
     def passed(self) -> bool:
         return self.max_rel_err <= CONSISTENCY_TOL
-
-
-def _rel(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return float(np.max(np.abs(a - b)) / max(1.0, float(np.max(np.abs(b)))))
 
 
 def _mse_beta(X, y):
@@ -70,7 +67,7 @@ def scalar_linear(rng: np.random.Generator, d: int, points: int = 3) -> Agreemen
     err = 0.0
     for _ in range(points):
         theta = np.concatenate([rng.normal(size=d), [rng.uniform(-1.5, 0.5)]])
-        err = max(err, _rel(fn(*theta), model.grad(theta)))
+        err = max(err, rel_error(fn(*theta), model.grad(theta)))
     return Agreement(
         "scalar linear DEQ gradient (SymPy vs LinearDEQ)", f"d={d}", points, err
     )
@@ -109,7 +106,7 @@ def matrix_general(
         G = np.asarray(g_fn(Phi_val, X.T, Y.T, n), float).reshape(kk, d)
         vals = [A, U, G] + ([B] if readout else [])
         sym = np.concatenate([np.asarray(f(*vals), float).ravel() for f in fns])
-        err = max(err, _rel(sym, model.grad(model.pack(W, U, B))))
+        err = max(err, rel_error(sym, model.grad(model.pack(W, U, B))))
     return Agreement(
         "matrix linear DEQ gradients, general-shape matrix calculus "
         "(SymPy vs MatrixLinearDEQ)",
@@ -140,7 +137,7 @@ def matrix_explicit(
     for _ in range(points):
         theta = rng.normal(size=model.n_params)
         theta[: m * m] /= m
-        err = max(err, _rel(fn(*theta), model.grad(theta)))
+        err = max(err, rel_error(fn(*theta), model.grad(theta)))
     return Agreement(
         "matrix linear DEQ gradients, explicit entries (SymPy vs MatrixLinearDEQ)",
         f"m={m}, d={d}" + (f", k={k}" if k else ""),
@@ -174,7 +171,7 @@ def single_index_gradient(
         )
         f = model.predict(theta)
         sym = fn(*theta, *f, *X.ravel(), *y)
-        err = max(err, _rel(sym, model.grad(theta)))
+        err = max(err, rel_error(sym, model.grad(theta)))
     return Agreement(
         "single-index DEQ gradient, implicit differentiation (SymPy vs "
         "SingleIndexDEQ, tanh)",
@@ -194,7 +191,7 @@ def single_index_hessian(rng: np.random.Generator, d: int, n: int) -> Agreement:
     X = rng.normal(size=(n, d))
     xi = rng.normal(size=d)
     model = SingleIndexDEQ(X, np.tanh(X @ xi), "tanh")
-    err = _rel(fn(*xi, *X.ravel()), model.hessian_at_target(xi))
+    err = rel_error(fn(*xi, *X.ravel()), model.hessian_at_target(xi))
     return Agreement(
         "single-index Hessian at theta* (SymPy's Hessian vs "
         "SingleIndexDEQ.hessian_at_target, tanh)",
@@ -205,8 +202,8 @@ def single_index_hessian(rng: np.random.Generator, d: int, n: int) -> Agreement:
 
 
 def backprop_factors(rng: np.random.Generator, points: int = 5) -> Agreement:
-    """The certificate's c(v) (APX-NEUMANN-FACTOR) vs ``dynamics.backprop``."""
-    from dynamics.backprop import JFB, Damped, Neumann, Phantom
+    """The certificate's c(v) (APX-NEUMANN-FACTOR) vs ``dynamics.gradients``."""
+    from dynamics.gradients import JFB, Damped, Neumann, Phantom
 
     v = sp.Symbol("v", real=True)
     cases = [
@@ -223,9 +220,9 @@ def backprop_factors(rng: np.random.Generator, points: int = 5) -> Agreement:
             c = c.subs(approx.LAM, lam)
         fn = sp.lambdify(v, c, "numpy")
         for vv in rng.uniform(-3, 3, size=points):
-            err = max(err, _rel(float(fn(vv)), float(obj.linear_factor(vv))))
+            err = max(err, rel_error(float(fn(vv)), float(obj.linear_factor(vv))))
     return Agreement(
-        "approximate-backprop factors c(v) (certificate table vs dynamics.backprop)",
+        "approximate-backprop factors c(v) (certificate table vs dynamics.gradients)",
         "jfb, neumann-2/3, damped-2, phantom-3",
         points * len(cases),
         err,
