@@ -20,6 +20,7 @@ import numpy as np
 from dynamics.models.linear_deq import LinearDEQ
 from dynamics.optim import HeavyBall, Nesterov, optimize
 
+from ..catalogue import tol
 from ..registry import Context
 from .lin_static import matrix_cases, n_instances, scalar_cases
 
@@ -30,10 +31,11 @@ EPS = float(np.finfo(np.float64).eps)
 #: gradient, times cond(I - W) in the matrix case, where the generator identity
 #: G_W A^T = G_U U^T holds to cond(A) eps). 64 ulps covers the dozen roundings of one
 #: step (update, two quantities, their difference) with a margin of 4.
-TOL_ULPS = 64.0
+TOL_ULPS = tol("LIN-MOM-DRIFT", "ulps")
 #: LIN-MOM-SPHERE bound: relative slack allowed on Q_k <= Q_0 + 2 eta (1+mu)/(1-mu)^2
 #: (R_0 - R_k), the same relative tolerance as LIN-GD-CUMDRIFT (1e-12).
-TOL_BOUND = 1e-12
+TOL_BOUND = tol("LIN-MOM-SPHERE", "bound")
+TOL_MONO_ULPS = tol("LIN-MOM-SPHERE", "mono-ulps")
 
 
 def rel_point(model, theta: np.ndarray) -> np.ndarray:
@@ -147,14 +149,15 @@ def drift_ratios(model, traj, method: str) -> np.ndarray:
 @np.errstate(over="ignore", invalid="ignore")
 def mono_ratios(model, traj) -> np.ndarray:
     """Per step: the decrease of Q (scalar) or -lambda_min(C_{k+1} - C_k) (matrix, and
-    C' with readout), over TOL_ULPS eps (|Q_k| + |Q_{k+1}|) (Frobenius norms for C).
+    C' with readout), over TOL_MONO_ULPS eps (|Q_k| + |Q_{k+1}|) (Frobenius norms
+    for C).
     <= 1 means non-decreasing within rounding."""
     out = []
     for k in range(len(traj.thetas) - 1):
         a, b = traj.thetas[k], traj.thetas[k + 1]
         if isinstance(model, LinearDEQ):
             qa, qb = LinearDEQ.Q(a), LinearDEQ.Q(b)
-            out.append(max(0.0, qa - qb) / (TOL_ULPS * EPS * (qa + qb)))
+            out.append(max(0.0, qa - qb) / (TOL_MONO_ULPS * EPS * (qa + qb)))
             continue
         fns = (model.C, model.C_readout) if model.readout else (model.C,)
         v = 0.0
@@ -162,7 +165,7 @@ def mono_ratios(model, traj) -> np.ndarray:
             ca, cb = f(a), f(b)
             dec = max(0.0, -np.linalg.eigvalsh(cb - ca)[0])
             scale = np.linalg.norm(ca) + np.linalg.norm(cb)
-            v = max(v, dec / (TOL_ULPS * EPS * scale))
+            v = max(v, dec / (TOL_MONO_ULPS * EPS * scale))
         out.append(v)
     return np.array(out)
 

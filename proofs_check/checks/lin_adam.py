@@ -23,19 +23,21 @@ import numpy as np
 
 from dynamics import gradient_descent
 from dynamics.instances import leg_model, matrix_instance, scalar_instance
+from dynamics.measure import tol_margin
 from dynamics.models.linear_deq import LinearDEQ
 from dynamics.optim import Adam, RMSProp, optimize
 
+from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 from ._lin_mom_common import trace_quantity
-from .lin_static import n_instances, singular_scale, tol_margin
+from .lin_static import n_instances, singular_scale
 
 #: torch-oracle: both implementations round each step differently (fused vs
 #: separate operations), a few ulps per step; over ORACLE_STEPS steps of a converging
 #: run the differences stay below ORACLE_STEPS x 1e3 eps relative to max(1, |theta|)
 #: (measured: about 1e-15).
 ORACLE_STEPS = 200
-TOL_ORACLE = ORACLE_STEPS * 1e3 * float(np.finfo(np.float64).eps)
+TOL_ORACLE = tol("LIN-ADAM-COND", "oracle")
 #: first-order: fitted slope of log|Q_1 - Q_0| against log eta on eta in
 #: FIRST_ETAS. The first step from rest is about -eta s sign(g) (s = 1 for Adam,
 #: 1/sqrt(1 - alpha) = 10 for RMSProp), so Q_1 - Q_0 = eta s coef + O(eta^2 s^2 P)
@@ -45,10 +47,10 @@ TOL_ORACLE = ORACLE_STEPS * 1e3 * float(np.finfo(np.float64).eps)
 #: (GD, whose change is exactly eta^2 ||g||^2, is reported on GD_ETAS for reference.)
 FIRST_ETAS = np.logspace(-8, -6, 5)
 GD_ETAS = np.logspace(-4, -2, 5)
-SLOPE_TOL = 0.05
+SLOPE_TOL = tol("LIN-ADAM-COND", "slope")
 #: conditioning: a run counts as keeping the bound when min_k scale_k / bound >=
 #: 1 - TOL_COND (claims.md LIN-COND margin -1e-9).
-TOL_COND = 1e-9
+TOL_COND = tol("LIN-ADAM-COND", "bound")
 #: Adam, RMSProp step sizes and run length of the conditioning study; the matched
 #: risk is MATCH_FRACTION R_0 (or the larger of the two final risks when a run does
 #: not get there).
@@ -286,7 +288,7 @@ def lin_adam_conditioning(ctx: Context) -> CheckResult:
     below = [r for r in adap if r["min_ratio"] < 1.0 - TOL_COND]
     figs = []
     if ctx.figures_dir is not None and worst is not None:
-        from ..figures_momentum import draw_adam_conditioning
+        from ..figures.momentum import draw_adam_conditioning
 
         case = [r for r in rows if r["case"] == worst["case"]]
         figs.append(draw_adam_conditioning(

@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from dynamics.instances import leg_model, leg_perturbation
+from dynamics.measure import tol_margin
 from dynamics.optim import HeavyBall, Nesterov, optimize
 
+from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 from ._lin_mom_common import (
     TOL_BOUND,
@@ -24,14 +26,13 @@ from ._lin_mom_common import (
     mono_ratios,
     sphere_bound_slack,
 )
-from .lin_static import tol_margin
 
 #: LIN-MOM-SPHERE scaling: at the smallest eta the measured final drift over
 #: eta (R_0 - R_K) must be within this relative distance of the eta -> 0 constant.
 #: The correction is O(eta): measured 0.03 % (heavy ball) to 1.2 % (Nesterov,
 #: mu = 0.9) at eta = 1e-3 on P-LEG; 5 % leaves room for eta = 2e-3 (quick profile,
 #: measured 3.2 %).
-TOL_SCALING = 0.05
+TOL_SCALING = tol("LIN-MOM-SPHERE", "scaling")
 #: Runs of the scaling study last 30 / eta_eff flow-time units (eta_eff = eta/(1-mu)),
 #: long enough for R_K < 1e-15 R_0 on P-LEG, so that the radial velocity P_K = 0.
 SCALING_TIME = 30.0
@@ -166,7 +167,7 @@ def lin_mom_sphere(ctx: Context) -> CheckResult:
     scal, bad = _judge_scaling(rows)
     figs = []
     if ctx.figures_dir is not None:
-        from ..figures_momentum import draw_drift_scaling
+        from ..figures.momentum import draw_drift_scaling
 
         figs.append(draw_drift_scaling(rows, ctx.figure_path("lin-mom-drift-eta-mu")))
     ok = mono <= 1.0 and bound <= TOL_BOUND and scal <= TOL_SCALING and not bad

@@ -22,7 +22,7 @@ from dynamics.optim import Adam, RMSProp, optimize
 from ..checks._lin_mom_common import trace_quantity
 from ..checks.lin_adam import LEG_START, _gd_step, cond_bound
 from ..checks.lin_mom import FULL_ETAS, FULL_MUS, scaling_table
-from ..figures_momentum import draw_adam_conditioning, draw_drift_scaling
+from ..figures.momentum import draw_adam_conditioning, draw_drift_scaling
 from . import ProtocolContext, protocol
 
 ADAM_STEPS = 3000

@@ -1,18 +1,19 @@
 """Figures of the momentum and Adam claims (LIN-MOM-SPHERE, LIN-ADAM-COND):
-measured values in colour, theory dashed black (:mod:`.plotting` style)."""
+measured values in colour, theory dashed black (the package style)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .plotting import THEORY, figure, save
+from . import THEORY, figure, save, style
 
 
+@style()
 def draw_drift_scaling(rows: list[dict], path):
     """Left: final drift Q_K - Q_0 against eta (log-log), one colour per mu, heavy ball
     (circles) and Nesterov (squares), theory eta c(mu) (R_0 - R_K) dashed. Right: the
     same drift over eta (R_0 - R_K) against 1 - mu (log-log), theory c(mu) dashed."""
-    fig, axes = figure(2, 1, size=(4.8, 3.8))
+    fig, axes = figure(1, 2, size=(4.8, 3.8))
     mus = sorted({r["mu"] for r in rows})
     marks = {"heavy-ball": "o", "nesterov": "s"}
     ax = axes[0, 0]
@@ -57,16 +58,17 @@ def draw_drift_scaling(rows: list[dict], path):
 
 
 def _c(method: str, mu: float) -> float:
-    from .checks._lin_mom_common import drift_constant
+    from ..checks._lin_mom_common import drift_constant
 
     return drift_constant(method, mu)
 
 
+@style()
 def draw_adam_conditioning(runs: dict, path, case: str = ""):
     """Distance to the singular set over the LIN-COND bound (left) and Q_k / Q_0
     (right, scalar: Q; matrix: tr C) along training, per optimiser, for one instance;
     the bound (ratio 1) dashed."""
-    fig, axes = figure(2, 1, size=(4.6, 3.6))
+    fig, axes = figure(1, 2, size=(4.6, 3.6))
     for i, (name, rec) in enumerate(runs.items()):
         k = np.asarray(rec["steps"])
         axes[0, 0].plot(k, rec["scale_over_bound"], color=f"C{i}", label=name)
