@@ -72,17 +72,17 @@ CLAIMS: tuple[Claim, ...] = (
     _c("LIN-GD-STEP", "R6, P2", "beyond the step-size condition GD near (0,1) can cross "
        "v = 1 or fail; with eta <= 1/ell it never crosses (P-SWEEP)", "benchmark"),
     # Linear DEQ under momentum and adaptive optimisers (docs/momentum.md)
-    _c("LIN-MOM-DRIFT", "docs/momentum.md", "heavy ball D = mu p - eta g: Q_{k+1} - Q_k = "
+    _c("LIN-MOM-DRIFT", "M-HB, M-NAG", "heavy ball D = mu p - eta g: Q_{k+1} - Q_k = "
        "||D||^2 + 2 mu P_k, P_{k+1} = mu P_k + ||D||^2 (P = <theta - c, p>), E = Q + "
        "2mu/(1-mu) P gains (1+mu)/(1-mu)||D||^2; Nesterov: Q_{k+1} - Q_k = eta^2 "
        "||g(y_k)||^2 + 2 mu P_k + mu^2 ||p_k||^2; matrix: same with C = Phi Phi^T, "
        "P = Phi V^T", "symbolic", "numeric"),
-    _c("LIN-MOM-SPHERE", "docs/momentum.md", "heavy ball and Nesterov from rest, "
+    _c("LIN-MOM-SPHERE", "M-SPHERE, P-MOM", "heavy ball and Nesterov from rest, "
        "0 <= mu < 1, any eta: Q_k (C_k) non-decreasing; under the heavy-ball descent "
        "inequality Q_k <= Q_0 + 2 eta (1+mu)/(1-mu)^2 (R_0 - R_k); as eta -> 0 the final "
        "drift / (eta (R_0 - R_K)) -> (1+mu)/(1-mu)^2 (HB), (1-mu+2mu^2)/(1-mu)^2 "
        "(Nesterov)", "numeric"),
-    _c("LIN-ADAM-COND", "docs/momentum.md", "Adam/RMSProp (checked against torch.optim) "
+    _c("LIN-ADAM-COND", "M-ADAM, P-MOM", "Adam/RMSProp (checked against torch.optim) "
        "break the law at first order (|Q_1 - Q_0| = Theta(eta)); tested conjecture: the "
        "LIN-COND bound |1-v_k| >= r_0/sqrt(1+bbar^2) (matrix sigma_min(I-W_k)^2 >= "
        "lambda_min(C_0)/(1+Mbar^2)) survives along Adam/RMSProp runs whose risk never "
