@@ -173,3 +173,15 @@ def test_figures_are_written(tmp_path):
     ctx = Context(seed=0, profile="quick", figures_dir=tmp_path)
     res = lin_mom.lin_mom_sphere(ctx)
     assert res.figures and all(Path(f).stat().st_size > 10_000 for f in res.figures)
+
+
+def test_figure_theory_curve_is_the_checked_constant():
+    """The dashed c(mu) of the figure is the constant the scaling check judges."""
+    from proofs_check.checks._lin_mom_common import drift_constant
+    from proofs_check.figures.momentum import _c
+
+    for method in ("heavy-ball", "nesterov"):
+        for mu in (0.0, 0.3, 0.9):
+            assert _c(method, mu) == drift_constant(method, mu)
+    assert drift_constant("heavy-ball", 0.9) == pytest.approx(190.0)
+    assert drift_constant("nesterov", 0.5) == pytest.approx(4.0)

@@ -106,6 +106,7 @@ def scaling_table(etas, mus, history: int = 0) -> list[dict]:
                     "result": t.result.value,
                     "drift": float(q[-1] - q[0]),
                     "predicted": float(pred),
+                    "constant": drift_constant(method, mu),
                     "rel_dev": float((q[-1] - q[0]) / pred - 1.0),
                     "final_risk_ratio": float(R[-1] / R[0]),
                 }
