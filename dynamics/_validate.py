@@ -32,7 +32,20 @@ def finite_array(
 
 
 def positive_step(name: str, value) -> float:
-    """Return ``value`` as a float after checking that it is positive and finite."""
+    """Return ``value`` as a float after checking that it is positive and finite.
+
+    Only real numbers pass: a string (``'0.1'``) or a boolean is refused, since
+    ``float(True) == 1.0`` would silently take a unit step.
+    """
+    scalar_array = (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
+    )
+    if isinstance(value, (bool, np.bool_)) or not (
+        isinstance(value, numbers.Real) or scalar_array
+    ):
+        raise StepSizeError(
+            f"{name} must be a real number (not a string or a boolean); got {value!r}"
+        )
     try:
         h = float(value)
     except (TypeError, ValueError) as exc:

@@ -33,6 +33,29 @@ class HyperparameterError(InvalidInputError):
     """An optimiser hyperparameter outside its range (momentum, Adam betas, eps)."""
 
 
+class RankDeficientError(InvalidInputError):
+    """Data whose second-moment matrix is (numerically) singular, e.g. fewer samples
+    than features (n < d), where a bound needs lambda_min(Sigma_hat) > 0."""
+
+
+class NonSmoothActivationError(InvalidInputError):
+    """A computation that needs a C^2 activation (a Hessian, dQ/dt, a theorem check)
+    was asked of a non-smooth one (ReLU, leaky ReLU): refused, never computed through
+    the kink."""
+
+
+class CheckpointError(DEQError, RuntimeError):
+    """A checkpoint that is missing, truncated, unsafe to load or from another run."""
+
+
+class ConfigMismatchError(CheckpointError):
+    """``--resume`` with a configuration or seed that differs from the checkpoint's."""
+
+
+class OutputPathError(DEQError, OSError):
+    """An output path that cannot be written, or a run directory that is not empty."""
+
+
 class SingularEquilibriumError(DEQError, ArithmeticError):
     """No equilibrium: ``1 - v = 0`` or ``I - W`` is (numerically) singular.
 

@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from ._validate import param_vector, positive_step
-from .errors import InvalidInputError, ShapeError
+from .errors import InvalidInputError, RankDeficientError, ShapeError
 from .models.base import LOSS_FACTOR
 from .models.linear_deq import LinearDEQ
 from .models.matrix_deq import MatrixLinearDEQ
@@ -101,11 +101,27 @@ def _check_model(model) -> bool:
     )
 
 
-def _check_lam(lam: float) -> float:
-    if not lam > 0.0:
-        raise InvalidInputError(
-            f"lambda_min(Sigma_hat) = {lam:.3e} is not positive: the bounds need "
-            "n >= d and full-rank inputs"
+#: lambda_min(Sigma_hat) at or below this multiple of d eps64 lambda_max counts as 0:
+#: eigvalsh's backward error is ~d eps64 ||Sigma_hat||, so a smaller value is rounding.
+RANK_RTOL = 10.0
+
+
+def _check_lam(model) -> float:
+    """lambda_min(Sigma_hat), after checking that the data have full column rank."""
+    lam, Lam = float(model.lambda_min), float(model.lambda_max)
+    if model.n < model.d:
+        raise RankDeficientError(
+            f"the data have n = {model.n} samples but d = {model.d} features, so "
+            "Sigma_hat = X^T X / n is singular and the R3/R4/R6 bounds (which divide "
+            "by lambda_min) do not apply; use n >= d samples with full-rank inputs"
+        )
+    floor = RANK_RTOL * model.d * np.finfo(np.float64).eps * max(Lam, 0.0)
+    if not lam > floor:
+        raise RankDeficientError(
+            f"lambda_min(Sigma_hat) = {lam:.3e} is not positive beyond rounding "
+            f"(floor {floor:.1e} = {RANK_RTOL:g} d eps lambda_max): the inputs are "
+            "rank-deficient and the bounds need full-rank inputs with n >= d; drop "
+            "collinear features or add samples"
         )
     return lam
 
@@ -128,7 +144,7 @@ def linear_constants(model, theta0) -> LinearConstants:
     """All constants of R3/R4/R6 at ``theta0``; the single place they are computed."""
     scalar = _check_model(model)
     theta0 = param_vector(theta0, model.n_params)
-    lam = _check_lam(float(model.lambda_min))
+    lam = _check_lam(model)
     R0 = excess_risk(model, theta0)
     if scalar:
         target = float(np.linalg.norm(model.beta_star))

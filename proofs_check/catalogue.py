@@ -197,6 +197,9 @@ _TOLERANCE_ROWS: tuple[tuple[str, str, float, str], ...] = (
     ("REV-IFT-APPROX", "tight-abs", 1e-5, "the authors' unit-test absolute tolerance"),
     ("REV-IFT-APPROX", "reversible-own", 1e-10, "reversible gradient against autograd through its own unrolled steps: a few ulps x N"),
     ("APX-LOCAL", "fd", 1e-6, "central FD Jacobian, step eps^(1/3): eps^(2/3) x third derivative of the direction"),
+    ("REPRO-LEG", "src-theta-digits", 10.0, "P-SRC engine vs reference, digits of theta: roots to residual 1e-13 move each GD step by lr x 1e-13 and contracting runs do not amplify it (~13 digits expected)"),
+    ("REPRO-LEG", "src-loss-rel", 1e-10, "P-SRC losses: |dL| <= this x (L + 2 sqrt(L) max|y|), ten digits of the loss or of the predictions it is built from"),
+    ("REPRO-LEG", "src-brent", 4.2e-12, "SciPy brentq defaults the scripts use (xtol 2e-12 + rtol 4 eps |y|, |y| <= 10) plus the engine's 1e-13, times 2"),
 )
 _TOLERANCES: dict[str, dict[str, Tolerance]] = {}
 for _cid, _name, _value, _reason in _TOLERANCE_ROWS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import os
 import pkgutil
 import sys
 
@@ -27,9 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deq-dynamics",
         description="Check what the theory says about how DEQs train.",
     )
-    parser.add_argument(
-        "--version", action="version", version=f"%(prog)s {version()}"
-    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for mod in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"{commands.__name__}.{mod.name}").register(sub)
@@ -38,7 +37,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        rc = int(args.func(args) or 0)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here
+        return rc
+    except KeyboardInterrupt:
+        print(
+            f"deq-dynamics {args.command}: interrupted (Ctrl-C); files already "
+            "written are complete, nothing was half-written",
+            file=sys.stderr,
+        )
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``deq-dynamics prove --json | head``): stop quietly.
+        # Point stdout at devnull so the interpreter's final flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

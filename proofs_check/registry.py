@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics.errors import InvalidInputError
 from dynamics.measure import tol_margin
 
 from .catalogue import BY_ID, CLAIM_IDS
@@ -189,6 +190,17 @@ def select(patterns: list[str] | None) -> list[str]:
     ]
     if not chosen:
         raise ValueError(f"no claim matches {patterns}; IDs look like LIN-GRAD, REV-*")
+    # every pattern must match something: a typo among several is not dropped silently
+    unmatched = [
+        p
+        for p in patterns
+        if not any(fnmatch.fnmatchcase(c, p.upper()) for c in chosen)
+    ]
+    if unmatched:
+        raise InvalidInputError(
+            f"no claim matches {', '.join(map(repr, unmatched))} (the other patterns "
+            "do); check the spelling, IDs look like LIN-GRAD, REV-*"
+        )
     return chosen
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import math
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable
 
@@ -190,13 +191,35 @@ def run_pool(
             results[i] = fn(task)
             report(i, results[i])
         return results
-    with futures.ProcessPoolExecutor(max_workers=min(workers, len(tasks))) as pool:
+    pool = futures.ProcessPoolExecutor(
+        max_workers=min(workers, len(tasks)), initializer=_ignore_sigint
+    )
+    try:
         pending = {pool.submit(fn, task): i for i, task in enumerate(tasks)}
         for fut in futures.as_completed(pending):
             i = pending[fut]
             results[i] = fut.result()
             report(i, results[i])
+    except BaseException:
+        # Ctrl-C (or a failed task): stop the workers now instead of waiting for
+        # every queued task; the workers ignore SIGINT, so only the parent reports.
+        _terminate(pool)
+        raise
+    pool.shutdown()
     return results
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _terminate(pool: futures.ProcessPoolExecutor) -> None:
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
 
 
 def subsample(n: int, every: int) -> np.ndarray:

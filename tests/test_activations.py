@@ -108,6 +108,7 @@ def test_authors_guards():
             "sigma_eps:0.5",
             "sigma_eps:0.125",
             "gelu",
+            "relu",
             "leaky_relu",
             "identity",
         ]

@@ -40,5 +40,7 @@ def test_setup_cfg_ships_licence_and_type_markers():
     assert cfg["metadata"]["license_files"].strip() == "LICENSE"
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     for pkg in ("dynamics", "proofs_check"):
-        assert cfg["options.package_data"][pkg].strip() == "py.typed"
+        assert "py.typed" in cfg["options.package_data"][pkg].split()
         assert (ROOT / pkg / "py.typed").exists()
+    # The published values the REPRO-LEG src check compares with ship as data.
+    assert "published/*.json" in cfg["options.package_data"]["proofs_check"].split()

@@ -234,7 +234,7 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, arm):
             log=lambda m: None,
         )
     monkeypatch.setattr(trainer, "train_step", real_step)
-    blob = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    blob = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)
     assert blob["state"]["step"] >= spe + 2 - cfg.eval_every_steps  # lost < one round
     resumed = trainer.train_arm(
         task,
@@ -248,8 +248,8 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch, arm):
         log=lambda m: None,
     )
     assert resumed["steps"] == full["steps"]
-    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)["model"]
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["model"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed["test_acc"] == full["test_acc"]

@@ -159,7 +159,9 @@ def autograd_grad(X, y, act: Activation, theta: np.ndarray) -> np.ndarray:
 
 
 def autograd_hessian(X, y, act: Activation, theta: np.ndarray) -> np.ndarray:
-    """``torch.func.hessian`` (forward-over-reverse) of the risk through the solve."""
+    """``torch.func.hessian`` (forward-over-reverse) of the risk through the solve.
+    Raises NonSmoothActivationError for a non-C^2 activation."""
+    act.require_smooth("the autograd Hessian of the risk")
     fn = risk_function(X, y, act, theta)
     with warnings.catch_warnings():
         # torch.func's forward mode scripts a helper on first use, and torch 2.13

@@ -48,8 +48,8 @@ def approx_direction(model: AbstractModel, backprop: AbstractGradient) -> Direct
 
         def linear(theta):
             gap = 1.0 - float(theta[-1])
-            # ||u||_1 >= ||u||_2, so passing this test implies the model's own test.
-            if not abs(gap) > SINGULAR_RTOL * max(1.0, float(np.abs(theta[:-1]).sum())):
+            # the model's own relative test (rounding of 1 - v is ~eps64 max(1, |v|))
+            if not abs(gap) > SINGULAR_RTOL * max(1.0, abs(float(theta[-1]))):
                 gap = model.one_minus_v(theta)  # raises the named error when singular
             beta = theta[:-1] / gap
             resid = X @ beta - y

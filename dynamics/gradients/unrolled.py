@@ -9,6 +9,7 @@ import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from .._result import Result
+from ..errors import InvalidInputError
 from ..solvers.iterate import iterate
 from .base import AbstractGradient, finish_forward, forward_stats, record_backward
 
@@ -30,6 +31,14 @@ class Unrolled(AbstractGradient):
 
     checkpoint: bool = False
     record_trajectory: bool = False
+
+    def __post_init__(self):
+        for name in ("checkpoint", "record_trajectory"):
+            if not isinstance(getattr(self, name), bool):
+                raise InvalidInputError(
+                    f"Unrolled {name} must be True or False; got "
+                    f"{getattr(self, name)!r}"
+                )
 
     def solve(self, problem, solver, z0, *, tol, max_steps, throw):
         f = problem.bind()

@@ -9,7 +9,9 @@ root solver only read these fields.
 
 Well-posedness [D]: the fixed point is unique when |v| L < 1 (Banach), or, for an
 increasing sigma, when v S < 1 (then y - sigma(a + v y) is strictly increasing in y).
-Leaky ReLU is flagged non-smooth: it may be trained, but theorem checks skip it (P5).
+ReLU and leaky ReLU are flagged non-smooth: they may be trained, but every helper
+that needs sigma in C^2 (Hessians, dQ/dt, the SIM-* theorem checks) refuses them with
+:class:`NonSmoothActivationError` (P5).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.special import expit
 
-from ..errors import InvalidInputError, reject_unknown
+from ..errors import InvalidInputError, NonSmoothActivationError, reject_unknown
 
 Array = np.ndarray
 Bracket = Callable[[Array, float], tuple[Array, Array]]
@@ -172,6 +174,16 @@ class Activation:
             return True
         return abs(v) * self.lipschitz < 1.0
 
+    def require_smooth(self, what: str) -> None:
+        """Raise NonSmoothActivationError unless sigma is C^2; ``what`` names the
+        computation that needs it (a Hessian, dQ/dt, a theorem check)."""
+        if not self.smooth:
+            raise NonSmoothActivationError(
+                f"{what} needs a C^2 activation, but {self.label} is not "
+                "differentiable at 0 (its derivative there is only a convention); "
+                "use a smooth activation (sigmoid, tanh, gelu, sigma_eps) for it"
+            )
+
     def condition_text(self) -> str:
         if self.increasing:
             return f"v * sup sigma' < 1, i.e. v < {1.0 / self.sup_slope:.6g}"
@@ -225,6 +237,15 @@ def _leaky(z):
 def _leaky_d(z):
     # One-sided convention relu'(0) = 1, as in the early script (pitfall P5).
     return np.where(np.asarray(z) >= 0, 1.0, LEAKY_SLOPE)
+
+
+def _relu(z):
+    return np.maximum(np.asarray(z, dtype=float), 0.0)
+
+
+def _relu_d(z):
+    # One-sided convention relu'(0) = 1, as in the early script (pitfall P5).
+    return np.where(np.asarray(z) >= 0, 1.0, 0.0)
 
 
 def _zeros(z):
@@ -316,6 +337,24 @@ LEAKY_RELU = Activation(
     guard_text="v < 1",
 )
 
+RELU = Activation(
+    name="relu",
+    sigma=_relu,
+    dsigma=_relu_d,
+    d2sigma=_zeros,
+    derivatives=lambda z: (_relu(z), _relu_d(z), _zeros(z)),
+    lipschitz=1.0,
+    sup_slope=1.0,
+    curvature=math.inf,
+    increasing=True,
+    smooth=False,
+    affine=False,
+    value_range=(0.0, math.inf),
+    bracket=_monotone_rule(_relu, 1.0),
+    guard=lambda v: v < 1.0,
+    guard_text="v < 1",
+)
+
 IDENTITY = Activation(
     name="identity",
     sigma=lambda z: np.asarray(z, float) + 0.0,
@@ -383,7 +422,7 @@ def sigma_eps(eps: float) -> Activation:
 
 #: The table: name -> entry (``sigma_eps`` is a factory taking eps).
 ACTIVATIONS: dict[str, Activation] = {
-    a.name: a for a in (SIGMOID, TANH, GELU, LEAKY_RELU, IDENTITY)
+    a.name: a for a in (SIGMOID, TANH, GELU, RELU, LEAKY_RELU, IDENTITY)
 }
 FACTORIES: dict[str, Callable[[float], Activation]] = {"sigma_eps": sigma_eps}
 

@@ -14,8 +14,10 @@ from .._validate import finite_array, param_vector
 from ..errors import ShapeError, SingularEquilibriumError
 from .base import LOSS_FACTOR, AbstractModel
 
-#: |1 - v| below this multiple of max(1, ||u||) counts as singular: beyond it the
-#: effective predictor u / (1 - v) has lost every significant digit of 1 - v.
+#: |1 - v| below this multiple of max(1, |v|) counts as singular: 1 - v is computed
+#: with an error of ~eps64 max(1, |v|), so beyond it fewer than ~4 digits of 1 - v are
+#: left. The test is relative to v, not to ||u||: a large u with a small but
+#: well-resolved 1 - v (u = 1e6, v = 1 - 1e-7) is a legitimate, if large, predictor.
 SINGULAR_RTOL = 1e-12
 
 
@@ -38,6 +40,10 @@ class LinearDEQ(AbstractModel):
             raise ShapeError(f"X has {X.shape[0]} rows but y has {y.shape[0]} entries")
         if X.shape[0] == 0:
             raise ShapeError("X must contain at least one sample")
+        if X.shape[1] == 0:
+            raise ShapeError(
+                "X has 0 columns: the linear DEQ needs at least one input feature"
+            )
         self.X, self.y = X, y
         self.n, self.d = X.shape
         self.sigma_hat = X.T @ X / self.n
@@ -65,7 +71,7 @@ class LinearDEQ(AbstractModel):
     @staticmethod
     def _gap(u: np.ndarray, v: float) -> float:
         gap = 1.0 - v
-        if abs(gap) <= SINGULAR_RTOL * max(1.0, float(np.linalg.norm(u))):
+        if abs(gap) <= SINGULAR_RTOL * max(1.0, abs(v)):
             raise SingularEquilibriumError(
                 f"1 - v = {gap:.3e} at v = {v!r}: the linear DEQ has no unique fixed "
                 "point on v = 1; start away from the singular point (0, 1) or take "

@@ -48,6 +48,11 @@ class MatrixLinearDEQ(AbstractModel):
             Y = Y[:, None]
         if X.shape[0] != Y.shape[0]:
             raise ShapeError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ShapeError(
+                f"X has shape {X.shape}: the matrix DEQ needs at least one sample "
+                "(row) and one feature (column)"
+            )
         self.m = positive_int("m", m)
         self.readout = bool(readout)
         self.X, self.Y = X, Y
@@ -110,12 +115,14 @@ class MatrixLinearDEQ(AbstractModel):
             A_inv = np.linalg.inv(A)
         except np.linalg.LinAlgError:
             A_inv = None
-        cond = (np.inf if A_inv is None else
-                np.linalg.norm(A, 1) * np.linalg.norm(A_inv, 1))
+        cond = (
+            np.inf if A_inv is None else np.linalg.norm(A, 1) * np.linalg.norm(A_inv, 1)
+        )
         if not np.isfinite(cond) or cond > SINGULAR_COND:
             raise SingularEquilibriumError(
                 f"I - W is singular (1-norm condition number {cond:.3e}): the linear "
-                "DEQ has no unique equilibrium; move W away from the singular set")
+                "DEQ has no unique equilibrium; move W away from the singular set"
+            )
         return A, A_inv
 
     def end_to_end(self, theta) -> np.ndarray:

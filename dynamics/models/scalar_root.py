@@ -160,6 +160,12 @@ def solve_roots(
             residual = float(np.max(np.abs(y - sig), initial=0.0))
             result = Result.successful
             break
+    if result is Result.successful and not (
+        np.isfinite(residual) and np.all(np.isfinite(y)) and np.all(np.isfinite(slope))
+    ):
+        # A collapsed bracket or a certificate says nothing about a root that is not
+        # a number (e.g. GELU at |a| ~ 1e200 overflows): never call it successful.
+        result = Result.nonfinite
     return RootSolution(y, s, sig, slope, residual, it, result)
 
 

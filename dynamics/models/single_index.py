@@ -23,7 +23,12 @@ import numpy as np
 
 from .._result import Result
 from .._validate import finite_array, param_vector, positive_step
-from ..errors import ConvergenceError, NonFiniteError, ShapeError, WellPosednessError
+from ..errors import (
+    ConvergenceError,
+    NonFiniteError,
+    ShapeError,
+    WellPosednessError,
+)
 from .activations import Activation, get_activation
 from .base import LOSS_FACTOR, AbstractModel
 from .scalar_root import ROOT_TOL, RootSolution, solve_roots
@@ -175,7 +180,10 @@ class SingleIndexDEQ(AbstractModel):
         return sol, w
 
     def hessian(self, theta) -> np.ndarray:
-        """Exact Hessian of the risk (the IFT gradient differentiated once more)."""
+        """Exact Hessian of the risk (the IFT gradient differentiated once more).
+
+        Raises NonSmoothActivationError for a non-C^2 activation (ReLU, leaky ReLU)."""
+        self.act.require_smooth("the Hessian of the risk")
         sol = self.solve(theta)
         v = float(theta[-1])
         p, D = sol.slope, 1.0 - v * sol.slope
@@ -191,7 +199,9 @@ class SingleIndexDEQ(AbstractModel):
 
     def hessian_at_target(self, xi) -> np.ndarray:
         """R7's H* = (2/n) sum sigma'(z_i)^2 w_i w_i^T, z_i = <xi, x_i>,
-        w_i = (x_i, sigma(z_i)); the Hessian at theta* = (xi, 0) for realizable data."""
+        w_i = (x_i, sigma(z_i)); the Hessian at theta* = (xi, 0) for realizable data.
+        Raises NonSmoothActivationError for a non-C^2 activation."""
+        self.act.require_smooth("R7's Hessian H* at the target")
         xi = finite_array("xi", xi, ndim=1)
         if xi.shape[0] != self.d:
             raise ShapeError(f"xi must have {self.d} entries; got {xi.shape[0]}")
@@ -209,6 +219,8 @@ class SingleIndexDEQ(AbstractModel):
     def dQ_dt(self, theta) -> float:
         """R7: along gradient flow dQ/dt = -(2/n) sum_i w_i (s_i - sigma(s_i)) with the
         IFT weights w_i (LOSS_FACTOR = 2 is inside w_i, the 2 here comes from
-        grad Q = 2 (u, v - 1))."""
+        grad Q = 2 (u, v - 1)). Raises NonSmoothActivationError for a non-C^2
+        activation (R7 assumes sigma in C^2)."""
+        self.act.require_smooth("dQ/dt along gradient flow (R7)")
         sol, w = self.sample_weights(theta)
         return float(-2.0 * np.mean(w * (sol.s - sol.sigma_s)))

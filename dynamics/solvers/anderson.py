@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import final
 
 import torch
@@ -49,8 +50,10 @@ class Anderson(AbstractFixedPointSolver):
     def __post_init__(self):
         positive_int("Anderson m", self.m, error=InvalidInputError, exact_type=True)
         object.__setattr__(self, "beta", check_beta("Anderson beta", self.beta))
-        if not float(self.lam) > 0:
-            raise InvalidInputError(f"Anderson lam must be > 0; got {self.lam!r}")
+        if not (math.isfinite(float(self.lam)) and float(self.lam) > 0):
+            raise InvalidInputError(
+                f"Anderson lam must be positive and finite; got {self.lam!r}"
+            )
 
     def init(self, f: Map, z0: torch.Tensor) -> State:
         fz = f(z0)

@@ -13,6 +13,7 @@ weight 1 and one probe; phantom damping 0.5.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar
 
 from ..errors import InvalidInputError, reject_unknown
@@ -106,6 +107,23 @@ class TrainConfig:
             )
         if self.eval_every_s is None and self.eval_every_steps is None:
             raise InvalidInputError("set eval_every_s or eval_every_steps")
+        if isinstance(self.max_epochs, bool) or not (
+            isinstance(self.max_epochs, int) and self.max_epochs >= 1
+        ):
+            raise InvalidInputError(
+                f"max_epochs must be an integer >= 1; got {self.max_epochs!r} (a run "
+                "of 0 epochs would train nothing and report done)"
+            )
+        if self.budget_s is not None and not (
+            isinstance(self.budget_s, (int, float))
+            and not isinstance(self.budget_s, bool)
+            and math.isfinite(self.budget_s)
+            and self.budget_s > 0
+        ):
+            raise InvalidInputError(
+                f"budget_s must be a positive number of seconds or None (no limit); "
+                f"got {self.budget_s!r}"
+            )
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)

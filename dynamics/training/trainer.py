@@ -10,6 +10,13 @@ Outputs under ``out_dir/<arm>/``: ``checkpoint.pt`` (model, optimiser, RNG, coun
 and history; written atomically after every evaluation round, so an interrupted run
 loses at most one round, which is at most one epoch) and ``metrics.csv`` (one row per
 round). :func:`run_task` also writes ``summary.json`` and ``results.md`` in ``out_dir``.
+
+Checkpoints hold only tensors and plain Python data (dicts, lists, numbers, strings),
+so they load with ``torch.load(..., weights_only=True)``: a checkpoint never runs
+code. Every file is written to a temporary name and moved into place, so a crash
+leaves the previous version. A run refuses a non-empty ``out_dir`` unless it resumes
+or is told to overwrite, and ``summary.json`` keeps the arms of earlier runs of the
+same configuration.
 """
 
 from __future__ import annotations
@@ -20,14 +27,16 @@ import dataclasses
 import json
 import math
 import os
+import pickle
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import torch
 
 from .._result import Result
-from ..errors import DEQError
+from ..errors import CheckpointError, ConfigMismatchError, DEQError, OutputPathError
 from .arms import DEFAULT_ARMS, LABELS, build_model, reference_layers
 from .config import TrainConfig
 from .metrics import compare, flat_grad, result_name, saved_tensor_bytes, step_nfe
@@ -98,10 +107,13 @@ class Progress:
             int(width * min(1.0, st.train_time / self.budget)) if self.budget else 0
         )
         bar = "#" * filled + "." * (width - filled)
-        loss = st.round_loss / st.round_steps if st.round_steps else math.nan
+        # train_time may pass the budget by the last step's time: cap the display.
+        if self.budget:
+            frac = f"{min(1.0, st.train_time / self.budget):4.0%} of {self.budget:.0f}s"
+        loss_text = _loss_text(st)
         line = (
             f"{self.prefix} [{bar}] {frac} step {st.step} ep "
-            f"{st.step / max(1, steps_per_epoch):.2f} loss {loss:.3f} "
+            f"{st.step / max(1, steps_per_epoch):.2f} {loss_text} "
             f"skipped {st.nonfinite_steps} {extra}"
         )
         if self.tty:
@@ -113,22 +125,163 @@ class Progress:
         self.stream.flush()
 
 
+def _loss_text(st: ArmState) -> str:
+    """The running training loss of the round, or (right after an evaluation round
+    reset it) the last round's; never a bare 'nan'."""
+    if st.round_steps:
+        return f"loss {st.round_loss / st.round_steps:.3f}"
+    if st.round_count:
+        return f"loss - ({st.round_count} steps skipped)"
+    last = st.history[-1].get("train_loss") if st.history else None
+    if last is not None and math.isfinite(last):
+        return f"loss {last:.3f}"
+    return "loss -"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and ``os.replace``: a crash
+    leaves the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def _save_checkpoint(path: Path, model, opt, st: ArmState, meta: dict) -> None:
     tmp = path.with_suffix(".tmp")
-    torch.save(
-        {
-            "model": model.state_dict(),
-            "optimizer": opt.state_dict(),
-            "state": dataclasses.asdict(st),
-            "rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all()
-            if torch.cuda.is_available()
-            else None,
-            "meta": meta,
-        },
-        tmp,
+    blob = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "state": dataclasses.asdict(st),
+        "rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all()
+        if torch.cuda.is_available()
+        else None,
+        "meta": meta,
+    }
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+#: Keys every training checkpoint has.
+CHECKPOINT_KEYS = ("model", "optimizer", "state", "rng", "meta")
+#: Configuration keys that may differ on resume (they do not change the results).
+RESUME_FREE_KEYS = frozenset({"threads"})
+
+
+def load_checkpoint(path: str | Path, map_location=None) -> dict:
+    """Load a training checkpoint with ``weights_only=True`` (tensors and plain data
+    only; a pickled object that would run code is refused, not executed).
+
+    Raises:
+        CheckpointError: the file is missing, empty, truncated, not a training
+            checkpoint, or holds objects other than tensors and plain data.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found")
+    if path.stat().st_size == 0:
+        raise CheckpointError(
+            f"checkpoint {path} is empty (0 bytes), probably from a crash while it "
+            "was written; delete it to start this arm again, or rerun with "
+            "--overwrite"
+        )
+    try:
+        blob = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"checkpoint {path} was refused: it holds objects other than tensors and "
+            "plain data, which could run code when loaded (nothing was executed). "
+            "deq-dynamics never writes such files; do not use it unless you trust "
+            f"its origin ({str(exc).splitlines()[0]})"
+        ) from exc
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is truncated or corrupt ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); delete it "
+            "to start this arm again, or rerun with --overwrite"
+        ) from exc
+    missing = (
+        [k for k in CHECKPOINT_KEYS if k not in blob]
+        if isinstance(blob, dict)
+        else list(CHECKPOINT_KEYS)
     )
-    os.replace(tmp, path)
+    if missing:
+        raise CheckpointError(
+            f"{path} is not a deq-dynamics training checkpoint (missing "
+            f"{', '.join(missing)}); point --out at a run directory written by "
+            "'deq-dynamics train'"
+        )
+    return blob
+
+
+def config_difference(old, new, prefix: str = "") -> str | None:
+    """The first key (dotted path) whose value differs between two configuration
+    dicts, ignoring :data:`RESUME_FREE_KEYS`; None when they agree."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in sorted(set(old) | set(new), key=str):
+            if not prefix and key in RESUME_FREE_KEYS:
+                continue
+            where = f"{prefix}{key}"
+            if key not in old or key not in new:
+                return where
+            diff = config_difference(old[key], new[key], where + ".")
+            if diff is not None:
+                return diff
+        return None
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        return None if list(old) == list(new) else prefix.rstrip(".")
+    return None if old == new else prefix.rstrip(".")
+
+
+def _lookup(d, dotted: str):
+    for part in dotted.split("."):
+        if not isinstance(d, dict) or part not in d:
+            return "(absent)"
+        d = d[part]
+    return d
+
+
+def check_resume(path: Path, meta: dict, saved: dict) -> None:
+    """Raise :class:`ConfigMismatchError` naming the first differing key when the
+    checkpoint ``saved`` meta was written by another configuration or seed."""
+    if saved.get("seed") != meta["seed"]:
+        raise ConfigMismatchError(
+            f"{path} was written with seed {saved.get('seed')!r}, this run uses "
+            f"{meta['seed']!r}; pass the same --seed, use another --out, or drop "
+            "--resume"
+        )
+    key = config_difference(saved.get("config", {}), meta["config"])
+    if key is not None:
+        raise ConfigMismatchError(
+            f"{path} was written with a different configuration: {key} = "
+            f"{_lookup(saved.get('config', {}), key)!r} there, "
+            f"{_lookup(meta['config'], key)!r} now; rerun with the same options, "
+            "use another --out, or drop --resume"
+        )
+
+
+def check_out_dir(out_dir: str | Path, *, resume: bool, overwrite: bool) -> Path:
+    """Refuse to train into a non-empty ``out_dir`` unless resuming or told to
+    overwrite (a second run used to replace the first run's checkpoints)."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputPathError(f"--out {out_dir} is a file; give a directory")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (resume or overwrite):
+        raise OutputPathError(
+            f"--out {out_dir} is not empty (an earlier run?); pass --resume to "
+            "continue it, --overwrite to replace its arms, or another --out"
+        )
+    return out_dir
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -138,12 +291,16 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     for r in rows:
         keys += [k for k in r if k not in keys]
     tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: r.get(k, "") for k in keys})
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: r.get(k, "") for k in keys})
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _finite_grads(model) -> bool:
@@ -335,15 +492,17 @@ def train_arm(
     st = ArmState()
     meta = {"arm": name, "task": task.name, "seed": seed, "config": cfg.to_dict()}
     if resume and ckpt.is_file():
-        blob = torch.load(ckpt, map_location=dev, weights_only=False)
-        if blob["meta"]["config"] != meta["config"] or blob["meta"]["seed"] != seed:
-            raise ValueError(
-                f"{ckpt} was written with a different configuration or "
-                "seed; use another --out directory or drop --resume"
-            )
-        model.load_state_dict(blob["model"])
-        opt.load_state_dict(blob["optimizer"])
-        st = ArmState(**blob["state"])
+        blob = load_checkpoint(ckpt, map_location=dev)
+        check_resume(ckpt, meta, blob["meta"])
+        try:
+            model.load_state_dict(blob["model"])
+            opt.load_state_dict(blob["optimizer"])
+            st = ArmState(**blob["state"])
+        except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"{ckpt} does not fit this model ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0]}); use another --out or drop --resume"
+            ) from exc
         torch.set_rng_state(blob["rng"])
         if blob.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(blob["cuda_rng"])
@@ -411,8 +570,7 @@ def train_arm(
             st,
             spe,
             force=True,
-            extra=f"{task.metric} {last.get(task.metric):.4f} "
-            f"(train loss of the last round {last.get('train_loss'):.3f})",
+            extra=f"{task.metric} {last.get(task.metric):.4f}",
         )
     summary = summarise(arm, st, n_params(model), task, spe)
     summary["stopped_early"] = stopped_early
@@ -506,14 +664,21 @@ def run_task(
     seed: int = 0,
     out_dir: str | Path = "runs/images",
     resume: bool = False,
+    overwrite: bool = False,
     probes: bool = True,
     progress: bool = True,
     log=None,
 ) -> dict:
     """Train every arm of ``arms`` on ``task``; write ``summary.json`` and
-    ``results.md`` in ``out_dir``; return the summary."""
+    ``results.md`` in ``out_dir``; return the summary.
+
+    A non-empty ``out_dir`` is refused (:class:`OutputPathError`) unless ``resume``
+    (continue from its checkpoints) or ``overwrite`` (retrain the arms named now).
+    Arms already in ``out_dir/summary.json`` from the same task, seed and
+    configuration, and not trained now, are kept in the summary and the table.
+    """
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    out_dir = Path(out_dir)
+    out_dir = check_out_dir(out_dir, resume=resume, overwrite=overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -554,11 +719,45 @@ def run_task(
         "wall_s": time.perf_counter() - t0,
         "arms": results,
     }
-    tmp = out_dir / "summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=1, default=_json_default))
-    os.replace(tmp, out_dir / "summary.json")
-    (out_dir / "results.md").write_text(results_table(summary) + "\n")
+    summary = merge_summary(out_dir / "summary.json", summary, log)
+    atomic_write_text(
+        out_dir / "summary.json", json.dumps(summary, indent=1, default=_json_default)
+    )
+    atomic_write_text(out_dir / "results.md", results_table(summary) + "\n")
     return summary
+
+
+def merge_summary(path: Path, summary: dict, log=None) -> dict:
+    """``summary`` with the arms of the earlier ``path`` that were not trained now,
+    when that summary is of the same task, seed and configuration (``threads``
+    aside); otherwise ``summary`` unchanged (and a log line saying what was
+    dropped)."""
+    if not path.is_file():
+        return summary
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return summary
+    if not isinstance(old, dict) or not isinstance(old.get("arms"), dict):
+        return summary
+    kept = {k: v for k, v in old["arms"].items() if k not in summary["arms"]}
+    if not kept:
+        return summary
+    same = (
+        old.get("task") == summary["task"]
+        and old.get("seed") == summary["seed"]
+        and config_difference(old.get("config", {}), summary["config"]) is None
+    )
+    if not same:
+        if log:
+            log(
+                f"{path}: arms {', '.join(kept)} were trained with another task, seed "
+                "or configuration; they are not carried into the new summary"
+            )
+        return summary
+    arms = {k: v for k, v in old["arms"].items() if k in kept}
+    arms.update(summary["arms"])
+    return {**summary, "arms": arms}
 
 
 def _json_default(o):

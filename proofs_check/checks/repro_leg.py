@@ -1,5 +1,5 @@
-"""REPRO-LEG: reproduction of the authors' P-LEG runs of the linear DEQ (parts
-``linear`` and ``src``).
+"""REPRO-LEG: reproduction of the authors' P-LEG runs of the linear DEQ (part
+``linear``; part ``src`` is in :mod:`.repro_src`).
 
 Run analysis, tolerances and case streams: :mod:`._lin_gd_common`.
 """
@@ -12,7 +12,7 @@ import numpy as np
 
 from dynamics.measure import tol_margin
 
-from ..registry import CheckResult, Context, Status, check, judged
+from ..registry import CheckResult, Context, check, judged
 from ._lin_gd_common import TOL_DRIFT
 from .lin_gd_step import sweep_data
 
@@ -127,14 +127,4 @@ def repro_leg_linear(ctx: Context) -> CheckResult:
     return _repro_leg_linear(ctx)
 
 
-@check("REPRO-LEG", part="src", kind="benchmark")
-def repro_leg_src(ctx: Context) -> CheckResult:
-    """REPRO-LEG, P-SRC (the early scripts of commit ed6006e, spec §6.7): no protocol
-    reproduces them yet, so this part stays not-implemented (never pass)."""
-    del ctx
-    return CheckResult(
-        Status.not_implemented,
-        reason="P-SRC (early scripts, spec §6.7) has no protocol yet; the linear "
-        "P-LEG/P-SWEEP runs are checked in part 'linear', the sigmoid runs in "
-        "part 'sigmoid'",
-    )
+# Part "src" (P-SRC, the early scripts) is judged in :mod:`.repro_src`.

@@ -67,6 +67,7 @@ def sim_points(
     rng = ctx.rng(tag)
     for name in activations:
         act = get_activation(name)
+        act.require_smooth(f"{tag} (a theorem check)")  # ReLU-type: refused (P5)
         for _ in range(per_activation):
             d = int(rng.integers(1, d_max + 1))
             inst = local_instance(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dynamics.errors import DEQError, InvalidInputError
+
 from ..discovery import discover, maps
 
 
@@ -32,7 +34,9 @@ def register(sub) -> None:
     p.add_argument(
         "--map",
         metavar="FILE.py",
-        help="a user map: a Python file defining PARAMS and OUTPUTS (SymPy)",
+        help="a user map: a Python file defining PARAMS and OUTPUTS (SymPy). The "
+        "file is imported, i.e. run as Python code with your permissions: use only "
+        "maps you trust (strings in OUTPUTS are parsed, never evaluated)",
     )
     p.add_argument(
         "--degree",
@@ -56,8 +60,32 @@ def register(sub) -> None:
     p.set_defaults(func=_main)
 
 
+def _shape(text: str | None) -> tuple[int, ...] | None:
+    if not text:
+        return None
+    try:
+        shape = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise InvalidInputError(
+            f"--shape {text!r}: give comma-separated positive integers, e.g. 2,3"
+        ) from None
+    if any(n < 1 for n in shape):
+        raise InvalidInputError(
+            f"--shape {text!r}: every size must be >= 1 (a map with an empty "
+            "parameter or output block has nothing to discover)"
+        )
+    return shape
+
+
 def _main(args: argparse.Namespace) -> int:
     try:
+        if args.degree < 0:
+            raise InvalidInputError(
+                f"--degree must be >= 0 (0 skips the polynomial search); got "
+                f"{args.degree}"
+            )
+        if args.points < 1:
+            raise InvalidInputError(f"--points must be >= 1; got {args.points}")
         if args.map:
             if args.model:
                 raise ValueError("give either MODEL or --map, not both")
@@ -68,13 +96,13 @@ def _main(args: argparse.Namespace) -> int:
                     f"unknown model {args.model!r}; choose one of "
                     f"{', '.join(maps.BUILTINS)} or pass --map FILE.py"
                 )
-            shape = tuple(int(s) for s in args.shape.split(",")) if args.shape else None
+            shape = _shape(args.shape)
             model = maps.BUILTINS[args.model](
                 shape, activation=args.activation, seed=args.seed
             )
-    except (ValueError, TypeError) as exc:
+        result = discover(model, degree=args.degree, points=args.points, seed=args.seed)
+    except (ValueError, TypeError, DEQError) as exc:
         print(f"deq-dynamics discover: {exc}", file=sys.stderr)
         return 2
-    result = discover(model, degree=args.degree, points=args.points, seed=args.seed)
     print(result.report())
     return 0

@@ -48,7 +48,15 @@ def _main(args: argparse.Namespace) -> int:
         print(f"deq-dynamics prove: {exc.args[0]}", file=sys.stderr)
         return 2
     if args.only:
+        names = [r.fn.__name__ for r in chosen]
         chosen = tuple(r for r in chosen if args.only in r.fn.__name__)
+        if not chosen:
+            print(
+                f"deq-dynamics prove: no certificate of {cid} matches --only "
+                f"{args.only!r}; its certificates are: {', '.join(names)}",
+                file=sys.stderr,
+            )
+            return 2
     certs = []
     for run in chosen:
         cert = run()

@@ -7,6 +7,9 @@ import sys
 import time
 from pathlib import Path
 
+from dynamics.errors import OutputPathError
+
+from ..outputs import check_dir, check_file
 from ..protocols import ProtocolContext, load_protocols
 from ..report import write_json
 
@@ -72,6 +75,9 @@ def reproduce(
             f"unknown protocol {name!r}; choose one of: {', '.join(protocols)}"
         )
     proto = protocols[name]
+    json_path = json_path or Path("reports") / f"{proto.name}.json"
+    check_file(json_path, "--json")
+    check_dir(figures_dir, "--figures")
     ctx = ProtocolContext(
         figures_dir=figures_dir, progress=_stderr if progress else lambda msg: None
     )
@@ -84,7 +90,7 @@ def reproduce(
         "wall_seconds": time.perf_counter() - t0,
         **result,
     }
-    path = write_json(json_path or Path("reports") / f"{proto.name}.json", payload)
+    path = write_json(json_path, payload)
     return payload, path
 
 
@@ -101,8 +107,12 @@ def _main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    payload, path = reproduce(
-        args.protocol, json_path=args.json, figures_dir=args.figures
-    )
+    try:
+        payload, path = reproduce(
+            args.protocol, json_path=args.json, figures_dir=args.figures
+        )
+    except OutputPathError as exc:
+        print(f"deq-dynamics reproduce: {exc}", file=sys.stderr)
+        return 2
     print(f"{args.protocol}: wrote {path} in {payload['wall_seconds']:.1f} s")
     return 0

@@ -8,7 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from dynamics.errors import InvalidInputError
+from dynamics.errors import InvalidInputError, OutputPathError
+
+from ..outputs import check_dir, check_file
 
 
 def register(sub) -> None:
@@ -109,6 +111,8 @@ def _main(args: argparse.Namespace) -> int:
 
             torch.set_num_threads(args.threads)
         resolve_device(args.device)
+        check_file(args.json, "--json")
+        check_dir(args.figures, "--figures")
         budget = None if args.memory_budget is None else int(args.memory_budget * 2**30)
         cfg = ScaleConfig(
             instances=args.instances,
@@ -121,7 +125,7 @@ def _main(args: argparse.Namespace) -> int:
             chunk=args.chunk,
             memory_budget=budget,
         )
-    except InvalidInputError as exc:
+    except (InvalidInputError, OutputPathError) as exc:
         print(f"deq-dynamics scale: {exc}", file=sys.stderr)
         return 2
     t0 = time.perf_counter()

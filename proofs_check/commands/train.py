@@ -57,6 +57,12 @@ def register(sub) -> None:
         "--resume", action="store_true", help="continue from the checkpoints in --out"
     )
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train into a non-empty --out, replacing the checkpoints of the arms "
+        "trained now (without it or --resume a non-empty --out is refused)",
+    )
+    p.add_argument(
         "--figures",
         type=Path,
         default=Path("figures"),
@@ -86,7 +92,8 @@ def register(sub) -> None:
         "--quick",
         action="store_true",
         help="CI smoke run: generated / built-in data, a small model, 3 s per "
-        "arm, results under runs/TASK-quick",
+        "arm, results under runs/TASK-quick (an explicit --budget / --epochs "
+        "still applies)",
     )
     p.add_argument(
         "--memory-steps",
@@ -105,6 +112,11 @@ def register(sub) -> None:
     p.set_defaults(func=_main)
 
 
+def _fail(msg) -> int:
+    print(f"deq-dynamics train: {msg}", file=sys.stderr)
+    return 2
+
+
 def _main(args: argparse.Namespace) -> int:
     import torch
 
@@ -119,8 +131,10 @@ def _main(args: argparse.Namespace) -> int:
         results_table,
         run_task,
     )
+    from dynamics.training.trainer import atomic_write_text, check_out_dir
 
     from ..figures import training as figs
+    from ..outputs import check_dir
 
     arms = tuple(args.arms) if args.arms else DEFAULT_ARMS
     unknown = [a for a in arms if a not in ALL_ARMS]
@@ -131,26 +145,44 @@ def _main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.epochs is not None and args.epochs < 1:
+        return _fail(f"--epochs must be >= 1; got {args.epochs}")
+    if args.budget is not None and not (args.budget >= 0):
+        return _fail(f"--budget must be >= 0 seconds (0: no limit); got {args.budget}")
+    if args.threads is not None and args.threads < 1:
+        return _fail(f"--threads must be >= 1; got {args.threads}")
+    if args.resume and args.overwrite:
+        return _fail("--resume and --overwrite contradict each other; pick one")
     cfg = get_config(args.task, args.scale)
     changes = {}
+    if args.quick:
+        preset = get_preset("quick")
+        changes.update(preset.changes_for(cfg, threads=args.threads))
+        if args.data == "auto":
+            args.data = preset.data[args.task]
+        if args.memory_steps == [1, 2, 4, 8, 16]:
+            args.memory_steps = list(preset.memory_steps)
+    # what the user typed wins over the preset (a quick run with --budget 60 runs 60 s)
     if args.epochs is not None:
         changes["max_epochs"] = args.epochs
     if args.budget is not None:
         changes["budget_s"] = args.budget if args.budget > 0 else None
     if args.threads is not None:
         changes["threads"] = args.threads
-    if args.quick:
-        preset = get_preset("quick")
-        # the preset wins over --epochs / --budget (a smoke run stays seconds long)
-        changes.update(preset.changes_for(cfg, threads=args.threads))
-        if args.data == "auto":
-            args.data = preset.data[args.task]
-        if args.memory_steps == [1, 2, 4, 8, 16]:
-            args.memory_steps = list(preset.memory_steps)
-    cfg = cfg.replace(**changes)
+    try:
+        cfg = cfg.replace(**changes)
+    except DEQError as exc:
+        return _fail(exc)
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return _fail(
+            f"--device {device}: CUDA is not available on this machine; use "
+            "--device cpu or auto"
+        )
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        return _fail(f"--device must be cpu, cuda[:N] or auto; got {device!r}")
     if device.startswith("cuda"):
         import os
 
@@ -166,23 +198,29 @@ def _main(args: argparse.Namespace) -> int:
     tag = "quick" if args.quick else args.scale
     out = args.out or Path("runs") / f"{args.task}-{tag}"
     stem = f"train_{args.task}" + ("" if tag == "cpu" else f"_{tag}")
-    if args.replot:
-        return _replot(args, out, stem)
+    try:
+        check_dir(args.figures, "--figures")
+        if args.replot:
+            return _replot(args, out, stem)
+        check_out_dir(out, resume=args.resume, overwrite=args.overwrite)
+        check_dir(out, "--out")
+    except DEQError as exc:
+        return _fail(exc)
     t0 = time.perf_counter()
     try:
         task = make_task(cfg, device=device, source=args.data, seed=args.seed)
+        summary = run_task(
+            task,
+            cfg,
+            arms=arms,
+            seed=args.seed,
+            out_dir=out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            probes=not args.no_probes,
+        )
     except (FileNotFoundError, DEQError) as exc:
-        print(f"deq-dynamics train: {exc}", file=sys.stderr)
-        return 2
-    summary = run_task(
-        task,
-        cfg,
-        arms=arms,
-        seed=args.seed,
-        out_dir=out,
-        resume=args.resume,
-        probes=not args.no_probes,
-    )
+        return _fail(exc)
     paths = [figs.metric_vs_cost(summary, args.figures / f"{stem}_metric_vs_cost.png")]
     if not args.no_probes:
         paths.append(
@@ -190,7 +228,7 @@ def _main(args: argparse.Namespace) -> int:
         )
     if args.memory_steps:
         sweep = memory_sweep(task, cfg, steps=tuple(args.memory_steps), seed=args.seed)
-        (out / "memory_vs_steps.json").write_text(json.dumps(sweep, indent=1))
+        atomic_write_text(out / "memory_vs_steps.json", json.dumps(sweep, indent=1))
         paths.append(
             figs.memory_vs_steps(
                 sweep, args.task, args.figures / f"{stem}_memory_vs_N.png"
@@ -207,6 +245,7 @@ def _main(args: argparse.Namespace) -> int:
 
 def _replot(args: argparse.Namespace, out: Path, stem: str) -> int:
     from dynamics.training import results_table
+    from dynamics.training.trainer import atomic_write_text
 
     from ..figures import training as figs
 
@@ -218,7 +257,7 @@ def _replot(args: argparse.Namespace, out: Path, stem: str) -> int:
         )
         return 2
     summary = json.loads(path.read_text())
-    (out / "results.md").write_text(results_table(summary) + "\n")
+    atomic_write_text(out / "results.md", results_table(summary) + "\n")
     paths = [
         figs.metric_vs_cost(summary, args.figures / f"{stem}_metric_vs_cost.png"),
         figs.gradient_error(summary, args.figures / f"{stem}_grad_error.png"),

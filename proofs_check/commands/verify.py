@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..outputs import check_dir, check_file
 from ..registry import PROFILES, Context, Row, Status, claim_status, run
 from ..report import atomic_write_text, markdown, report_payload, table, write_json
 
@@ -62,7 +63,9 @@ def verify(
     """Run the checks of ``claims`` (globs; all when None) in one context, so each
     protocol runs once, and write the JSON report when ``json_path`` is given (with
     the ``extra`` fields). The one code path of ``deq-dynamics verify`` and the
-    claim-running scripts."""
+    claim-running scripts. Output paths are checked before any claim runs."""
+    check_file(json_path, "--json")
+    check_dir(figures_dir, "--figures")
     ctx = Context(seed=seed, profile=profile, figures_dir=figures_dir)
     rows = run(claims, ctx, progress=progress)
     if json_path:
@@ -133,6 +136,8 @@ def claims_script(
 
 def _main(args: argparse.Namespace) -> int:
     try:
+        check_file(args.json, "--json")
+        check_file(args.markdown, "--markdown")
         rows = verify(
             args.claims,
             seed=args.seed,
@@ -140,7 +145,7 @@ def _main(args: argparse.Namespace) -> int:
             figures_dir=args.figures,
             progress=None if args.quiet else _progress,
         )
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:
         print(f"deq-dynamics verify: {exc}", file=sys.stderr)
         return 2
     print(table(rows))

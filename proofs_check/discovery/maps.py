@@ -16,6 +16,10 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
+from dynamics.errors import InvalidInputError
+
+from .safe_expr import parse_expression
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelMap:
@@ -51,7 +55,7 @@ class ModelMap:
         if len(self.unknowns) != len(self.equations):
             raise ValueError("an implicit map needs one equation per unknown")
         free = (
-            set().union(*(sp.sympify(o).free_symbols for o in self.outputs))
+            set().union(*(_expr(o).free_symbols for o in self.outputs))
             if self.outputs
             else set()
         )
@@ -78,13 +82,24 @@ class ModelMap:
     def rational(self) -> bool:
         """Explicit with rational-function outputs (the exact law search applies)."""
         return not self.implicit and all(
-            sp.sympify(o).is_rational_function(*self.params) for o in self.outputs
+            _expr(o).is_rational_function(*self.params) for o in self.outputs
         )
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         if self.sampler is not None:
             return np.asarray(self.sampler(rng), float)
         return rng.normal(size=self.D)
+
+
+def _expr(obj) -> sp.Expr:
+    """A SymPy object from ``obj``, never by evaluating a string (``sympify`` of a
+    string runs ``eval``)."""
+    if isinstance(obj, str):
+        raise InvalidInputError(
+            f"model map outputs must be SymPy expressions, not the string {obj!r} "
+            "(use from_file, which parses strings safely)"
+        )
+    return sp.sympify(obj, strict=True)
 
 
 def _syms(name: str, rows: int, cols: int) -> sp.Matrix:
@@ -255,12 +270,23 @@ def single_index(
 def from_file(path: str | Path) -> ModelMap:
     """Load a user map: a Python file defining ``PARAMS`` and ``OUTPUTS`` (SymPy).
 
+    **The file is trusted code**: it is imported, so it runs with your permissions,
+    like any Python script; load only maps you wrote or have read. Strings among
+    ``OUTPUTS``, ``EQUATIONS`` and ``KNOWN_LAWS`` are *not* evaluated: they are
+    parsed by :func:`proofs_check.discovery.safe_expr.parse_expression` (numbers,
+    the map's symbols, arithmetic and elementary functions only).
+
     Optional names: ``NAME`` (str), ``KNOWN_LAWS`` (list of (label, expr)),
     ``EXPECTED_LAWS`` (int). An implicit map defines ``UNKNOWNS`` and ``EQUATIONS``
     (F(theta, f) = 0, one per unknown) instead of ``OUTPUTS``; its outputs are the
     unknowns, solved by Newton from 0 at each evaluation point.
     """
     path = Path(path)
+    if not path.is_file():
+        raise InvalidInputError(
+            f"map file {path} not found; pass the path of a Python file defining "
+            "PARAMS and OUTPUTS (see proofs_check/discovery/example_map.py)"
+        )
     spec = importlib.util.spec_from_file_location(f"user_map_{path.stem}", path)
     if spec is None or spec.loader is None:
         raise ValueError(f"cannot import {path}")
@@ -275,13 +301,18 @@ def from_file(path: str | Path) -> ModelMap:
             f"{path} must define {' and '.join(missing)} (SymPy symbols "
             "and expressions)"
         )
+    symbols = (*ns["PARAMS"], *ns.get("UNKNOWNS", ()))
+
+    def expr(o):
+        return parse_expression(o, symbols) if isinstance(o, str) else _expr(o)
+
     return ModelMap(
         ns.get("NAME", path.stem),
         tuple(ns["PARAMS"]),
-        tuple(sp.sympify(o) for o in ns["OUTPUTS"]),
+        tuple(expr(o) for o in ns["OUTPUTS"]),
         unknowns=tuple(ns.get("UNKNOWNS", ())),
-        equations=tuple(ns.get("EQUATIONS", ())),
-        known_laws=tuple(ns.get("KNOWN_LAWS", ())),
+        equations=tuple(expr(e) for e in ns.get("EQUATIONS", ())),
+        known_laws=tuple((label, expr(e)) for label, e in ns.get("KNOWN_LAWS", ())),
         expected_laws=ns.get("EXPECTED_LAWS"),
     )
 

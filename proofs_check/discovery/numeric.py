@@ -16,6 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import sympy as sp
 
+from dynamics.errors import ConvergenceError
+
 from .maps import ModelMap
 
 #: Unrolled Newton steps for implicit maps: derivatives up to order 2^5 - 1 = 31 are
@@ -104,7 +106,10 @@ def local_map(model: ModelMap):
             if np.max(np.abs(r)) <= ROOT_TOL:
                 return f
             J = np.asarray(JF_np(*point, *f), float).reshape(n, n)
-            step = np.linalg.solve(J, r)
+            try:
+                step = np.linalg.solve(J, r)
+            except np.linalg.LinAlgError:
+                break  # singular Newton matrix: no root reachable from here
             t = 1.0
             while t > 1e-4:  # backtracking keeps the safeguarded Newton monotone
                 cand = f - t * step
@@ -114,9 +119,12 @@ def local_map(model: ModelMap):
                     break
                 t /= 2
             f = f - t * step
-        raise RuntimeError(
-            f"{model.name}: implicit solve did not reach residual "
-            f"{ROOT_TOL:g} at theta = {point}"
+        raise ConvergenceError(
+            f"{model.name}: the implicit equations have no root reachable by Newton "
+            f"from the initial guess at theta = {point} (residual above "
+            f"{ROOT_TOL:g}); make sure EQUATIONS have a real solution near "
+            "f = 0 for every theta (a ModelMap built in Python can also set "
+            "sampler and initial_guess)"
         )
 
     def implicit(point):

@@ -13,6 +13,7 @@ drawing helpers shared by the linear-DEQ checks are in :mod:`.lin_gd`.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 import matplotlib
@@ -71,9 +72,16 @@ def save(fig, path: Path | None) -> str | None:
         return None
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with style():
-        fig.tight_layout()
-        fig.savefig(path)
+    # through a temporary file: a crash mid-save leaves the previous figure
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        with style():
+            fig.tight_layout()
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or None)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return str(path)
 
 
