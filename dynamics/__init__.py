@@ -10,6 +10,7 @@ from ._result import Result as Result, Solution as Solution
 from .errors import (
     ConvergenceError as ConvergenceError,
     DEQError as DEQError,
+    HyperparameterError as HyperparameterError,
     InvalidInputError as InvalidInputError,
     NonContractiveError as NonContractiveError,
     NonFiniteError as NonFiniteError,

@@ -29,6 +29,10 @@ class StepSizeError(InvalidInputError):
     """A step size (learning rate, integrator step) that is not positive and finite."""
 
 
+class HyperparameterError(InvalidInputError):
+    """An optimiser hyperparameter outside its range (momentum, Adam betas, eps)."""
+
+
 class RankDeficientError(InvalidInputError):
     """Data whose second-moment matrix is (numerically) singular, e.g. fewer samples
     than features (n < d), where a bound needs lambda_min(Sigma_hat) > 0."""

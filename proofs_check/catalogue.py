@@ -71,6 +71,22 @@ CLAIMS: tuple[Claim, ...] = (
        " conditional matrix form with lambda_max(C_0)", "numeric", "property"),
     _c("LIN-GD-STEP", "R6, P2", "beyond the step-size condition GD near (0,1) can cross "
        "v = 1 or fail; with eta <= 1/ell it never crosses (P-SWEEP)", "benchmark"),
+    # Linear DEQ under momentum and adaptive optimisers (docs/momentum.md)
+    _c("LIN-MOM-DRIFT", "M-HB, M-NAG", "heavy ball D = mu p - eta g: Q_{k+1} - Q_k = "
+       "||D||^2 + 2 mu P_k, P_{k+1} = mu P_k + ||D||^2 (P = <theta - c, p>), E = Q + "
+       "2mu/(1-mu) P gains (1+mu)/(1-mu)||D||^2; Nesterov: Q_{k+1} - Q_k = eta^2 "
+       "||g(y_k)||^2 + 2 mu P_k + mu^2 ||p_k||^2; matrix: same with C = Phi Phi^T, "
+       "P = Phi V^T", "symbolic", "numeric"),
+    _c("LIN-MOM-SPHERE", "M-SPHERE, P-MOM", "heavy ball and Nesterov from rest, "
+       "0 <= mu < 1, any eta: Q_k (C_k) non-decreasing; under the heavy-ball descent "
+       "inequality Q_k <= Q_0 + 2 eta (1+mu)/(1-mu)^2 (R_0 - R_k); as eta -> 0 the final "
+       "drift / (eta (R_0 - R_K)) -> (1+mu)/(1-mu)^2 (HB), (1-mu+2mu^2)/(1-mu)^2 "
+       "(Nesterov)", "numeric"),
+    _c("LIN-ADAM-COND", "M-ADAM, P-MOM", "Adam/RMSProp (checked against torch.optim) "
+       "break the law at first order (|Q_1 - Q_0| = Theta(eta)); tested conjecture: the "
+       "LIN-COND bound |1-v_k| >= r_0/sqrt(1+bbar^2) (matrix sigma_min(I-W_k)^2 >= "
+       "lambda_min(C_0)/(1+Mbar^2)) survives along Adam/RMSProp runs whose risk never "
+       "exceeds R_0", "numeric", "benchmark"),
     # Single-index DEQ (R7)
     _c("SIM-GRAD", "§2.4", "w_i = 2(f_i-y_i) s'(s_i)/(1 - v s'(s_i)), grad_u R = mean w_i x_i, "
        "d_v R = mean w_i f_i", "numeric", "property"),
@@ -156,6 +172,13 @@ _TOLERANCE_ROWS: tuple[tuple[str, str, float, str], ...] = (
     ("LIN-GD-CUMDRIFT", "cumdrift", 1e-12, "relative slack of a sum of per-step identities, each exact up to a few ulps"),
     ("LIN-GD-RATE", "envelope", 1e-9, "float64 GD: per-step rounding ~ eps x k accumulated over <= 1e5 steps, relative to R_k (tighter than LIN-GF-RATE: no integrator error)"),
     ("LIN-GD-STEP", "delta", 1e-9, "R6 floor |1-v_k| >= delta is attained exactly in d = 1, so only rounding over the control run (~eps x 1e4 steps) may cross it"),
+    ("LIN-MOM-DRIFT", "ulps", 64.0, "residual / (eps x (sum of the magnitudes of the identity's terms + eta <|theta - c|, |g|> x cond(I - W))): a dozen roundings per step, margin 4"),
+    ("LIN-MOM-SPHERE", "mono-ulps", 64.0, "decrease of Q (or -lambda_min(C_{k+1} - C_k)) over eps (|Q_k| + |Q_{k+1}|): the rounding of two sums of squares"),
+    ("LIN-MOM-SPHERE", "bound", 1e-12, "relative slack of a sum of per-step identities, each exact up to a few ulps (as LIN-GD-CUMDRIFT)"),
+    ("LIN-MOM-SPHERE", "scaling", 0.05, "the eta -> 0 drift constant has an O(eta) correction: 0.03 % (heavy ball) to 3.2 % (Nesterov, mu = 0.9) at eta = 2e-3"),
+    ("LIN-ADAM-COND", "oracle", 200 * 1e3 * 2.220446049250313e-16, "engine vs torch.optim over 200 steps: a few ulps per step amplified at most 1e3 along a converging run"),
+    ("LIN-ADAM-COND", "slope", 0.05, "log-log slope of |Q_1 - Q_0| in eta judged where the eta^2 term is < 1 % of the first-order term"),
+    ("LIN-ADAM-COND", "bound", 1e-9, "LIN-COND margin (claims.md): min_k scale/bound >= 1 - 1e-9"),
     ("SIM-GRAD", "fd", 1e-7, "central FD, step eps^(1/3) x max(1, |theta|): eps^(2/3) x curvature"),
     ("SIM-GRAD", "autograd", 1e-10, "autograd through a Newton solve to residual 1e-13, amplified by 1/(1 - v s') <= 1e3"),
     ("SIM-FP", "brent", 1e-12, "both roots solved to residual 1e-13; absolute"),

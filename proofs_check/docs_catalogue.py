@@ -68,6 +68,7 @@ _PRO = "theory/protocols.md"
 _DIS = "theory/discovery.md"
 _SCA = "theory/scale.md"
 _RES = "theory/results.md"
+_MOM = "theory/momentum.md"
 
 #: Label -> "page#anchor" relative to docs/. Labels are the result labels (R1-R7), the
 #: pitfall labels (P1-P11), the protocol and design names, and the section numbers the
@@ -82,6 +83,12 @@ THEORY_PAGES: dict[str, str] = {
     "R5": f"{_LIN}#r5-gradient-descent-drift",
     "R6": f"{_LIN}#r6-gradient-descent-rate-and-step-size-condition",
     "R7": f"{_SIM}#r7-local-linear-convergence",
+    # momentum and adaptive optimisers (beyond the papers)
+    "M-HB": f"{_MOM}#heavy-ball",
+    "M-NAG": f"{_MOM}#nesterov",
+    "M-SPHERE": f"{_MOM}#how-far-from-the-sphere-a-run-ends",
+    "M-ADAM": f"{_MOM}#adam-and-rmsprop",
+    "P-MOM": f"{_MOM}#the-momentum-protocol",
     # pitfalls
     "P1": f"{_PIT}#p1-invertibility-not-spectral-radius",
     "P2": f"{_PIT}#p2-branch-crossing-under-large-steps",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from . import approx, linear, reversible, single_index
+from . import approx, linear, momentum, reversible, single_index
 from .certificate import (
     Certificate as Certificate,
     CertificateError as CertificateError,
@@ -68,6 +68,14 @@ CATALOGUE: dict[str, tuple[Run, ...]] = {
         _r(linear.lin_factor_matrix),
         *(_r(linear.lin_pl_identity_scalar, d=d) for d in (1, 2, 3)),
         _r(linear.lin_pl_identity_scalar, True, d=4),
+    ),
+    "LIN-MOM-DRIFT": (
+        *(_r(momentum.lin_sym_mom_scalar, d=d, method=mt)
+          for mt in momentum.METHODS for d in (1, 2)),
+        *(_r(momentum.lin_sym_mom_scalar, True, d=3, method=mt)
+          for mt in momentum.METHODS),
+        *(_r(momentum.lin_sym_mom_matrix, method=mt, readout=ro)
+          for mt in momentum.METHODS for ro in (False, True)),
     ),
     "SIM-NONCONS": (
         _r(single_index.sim_noncons, d=1, n=1),
