@@ -73,7 +73,7 @@ def test_nfe_and_stats_shapes(solver):
     assert st["residual_trace"].shape == (3, 6)
     assert st["residual"].shape == (3,)
     assert st["example_result"].dtype == torch.int8
-    assert run.result is Result.max_steps_reached
+    assert run.result is Result.fixed_steps_completed
     assert torch.equal(st["residual"], st["residual_trace"][:, -1])
 
 

@@ -160,12 +160,12 @@ def test_nonconvergence_raises_only_when_asked():
 
 
 def test_tol_zero_is_fixed_step_mode():
-    """tol = 0 runs exactly max_steps steps; max_steps_reached is recorded, not
-    raised, even with throw=True."""
+    """tol = 0 runs exactly max_steps steps; fixed_steps_completed is recorded (not a
+    failure, never raised)."""
     layer = DEQLayer(Block(), tol=0.0, max_steps=3, throw=True)
     layer(torch.randn(2, 8)).sum().backward()
     assert layer.last_stats["nstep"].tolist() == [3, 3]
-    assert layer.last_stats["forward_result"] is Result.max_steps_reached
+    assert layer.last_stats["forward_result"] is Result.fixed_steps_completed
 
 
 def test_divergence_raises():

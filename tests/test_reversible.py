@@ -250,7 +250,7 @@ def test_overflow_is_reported_never_silent(kind):
         st = layer.last_stats
         assert st["result"] is Result.nonfinite
         assert st["backward_result"] is Result.nonfinite
-        assert st["forward_result"] is Result.max_steps_reached
+        assert st["forward_result"] is Result.fixed_steps_completed
         layer = DEQLayer(
             f,
             Reversible(0.8),

@@ -14,6 +14,7 @@ from .iterate import (
 )
 from .picard import Picard as Picard
 from .relaxed import Relaxed as Relaxed
+from .stopping import IterateRelativeTol as IterateRelativeTol
 from .reversible import (
     ReversibilityWarning as ReversibilityWarning,
     Reversible as Reversible,

@@ -127,7 +127,7 @@ ARMS: dict[str, Arm] = {
             "(c) Phantom gradient",
             "deq",
             _anderson,
-            lambda deq: Phantom(k=deq.phantom_k, tau=deq.phantom_tau),
+            lambda deq: Phantom(k=deq.phantom_k, lam=deq.phantom_tau),
         ),
         Arm("tied", "(d) explicit weight-tied", "tied"),
         Arm("untied", "(e) explicit untied", "untied"),
