@@ -25,7 +25,12 @@ def test_translation_has_no_fixed_point_and_is_not_successful():
             lambda z, x: z + 1.0, Picard(), None, x, gradient=JFB(), max_steps=2000
         )
     sol = fixed_point(
-        lambda z, x: z + 1.0, Picard(), None, x, gradient=JFB(), max_steps=2000,
+        lambda z, x: z + 1.0,
+        Picard(),
+        None,
+        x,
+        gradient=JFB(),
+        max_steps=2000,
         throw=False,
     )
     assert sol.result is not Result.successful
@@ -42,15 +47,23 @@ class _ResidualBlock(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(0)
         self.ln = nn.LayerNorm(d).double()
-        self.w1 = nn.Parameter(torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5)
-        self.w2 = nn.Parameter(torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5)
-        self.u = nn.Parameter(torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5)
+        self.w1 = nn.Parameter(
+            torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5
+        )
+        self.w2 = nn.Parameter(
+            torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5
+        )
+        self.u = nn.Parameter(
+            torch.randn(d, d, generator=g, dtype=torch.float64) / d**0.5
+        )
 
     def forward(self, z, x):
         return z + torch.relu(self.ln(z) @ self.w1.T + x @ self.u.T) @ self.w2.T
 
 
-@pytest.mark.parametrize("solver", [Broyden(), Anderson(m=5)], ids=["broyden", "anderson"])
+@pytest.mark.parametrize(
+    "solver", [Broyden(), Anderson(m=5)], ids=["broyden", "anderson"]
+)
 def test_drifting_residual_block_is_never_successful(solver):
     """On the drifting residual block, no example whose absolute residual is O(1) may
     be marked successful (before the fix: 62-64 of 64, at ||z|| up to 5e7)."""
@@ -59,7 +72,9 @@ def test_drifting_residual_block_is_never_successful(solver):
     f = _ResidualBlock(d)
     x = torch.randn(64, d, dtype=torch.float64)
     with torch.no_grad():
-        run = iterate(solver, lambda z: f(z, x), torch.zeros_like(x), tol=1e-3, max_steps=200)
+        run = iterate(
+            solver, lambda z: f(z, x), torch.zeros_like(x), tol=1e-3, max_steps=200
+        )
     st = run.stats
     ok = st["converged"]
     # The criterion, checked independently: ||z - f(z)|| <= tol * (1 + scale_0).
@@ -75,8 +90,9 @@ def test_authors_rule_is_available_by_name_and_is_fooled():
     divergence guard relative to the input scale still stops it."""
     x = torch.zeros(1, 3, dtype=torch.float64)
     with torch.no_grad():
-        run = iterate(Picard(), lambda z: z + 1.0, x, tol=IterateRelativeTol(1e-3),
-                      max_steps=2000)
+        run = iterate(
+            Picard(), lambda z: z + 1.0, x, tol=IterateRelativeTol(1e-3), max_steps=2000
+        )
     # Passes the authors' criterion once ||z|| >~ sqrt(3) / 1e-3 (the original bug).
     assert run.result is Result.successful
     assert float(run.stats["residual_rel"][0]) <= 1e-3

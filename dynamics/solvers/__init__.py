@@ -14,8 +14,8 @@ from .iterate import (
 )
 from .picard import Picard as Picard
 from .relaxed import Relaxed as Relaxed
-from .stopping import IterateRelativeTol as IterateRelativeTol
 from .reversible import (
     ReversibilityWarning as ReversibilityWarning,
     Reversible as Reversible,
 )
+from .stopping import IterateRelativeTol as IterateRelativeTol
