@@ -155,8 +155,10 @@ def iterate(
             z, state = z_new, new
         else:
             z = torch.where(_rows(active, z), z_new, z)
+            # An entry the solver updated in place (same object) needs no masking.
             state = {
-                k: torch.where(_rows(active, v), new[k], v) for k, v in state.items()
+                k: v if new[k] is v else torch.where(_rows(active, v), new[k], v)
+                for k, v in state.items()
             }
         nstep = nstep + active.to(torch.int64)
         done, err = solver.terminate(z, state, tol, scale)
@@ -168,9 +170,10 @@ def iterate(
             traj["z"].append(z)
             if "y" in traj:
                 traj["y"].append(state["y"])
-        zd = z.detach().reshape(b, -1)
-        bad = ~torch.isfinite(err) | ~torch.isfinite(zd).all(dim=1)
-        div = ~bad & (torch.linalg.vector_norm(zd, dim=1) > bound)
+        # A NaN or inf entry makes the norm non-finite, so one norm serves both tests.
+        znorm = torch.linalg.vector_norm(z.detach().reshape(b, -1), dim=1)
+        bad = ~(torch.isfinite(err) & torch.isfinite(znorm))
+        div = ~bad & (znorm > bound)
         ok = ~bad & ~div & done
         status = torch.where(active & ok, _OK, status).to(torch.int8)
         status = torch.where(active & div, _DIV, status).to(torch.int8)
