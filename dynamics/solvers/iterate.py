@@ -134,7 +134,21 @@ def iterate(
 
     b = z0.shape[0]
     dev = z0.device
-    state = solver.init(counted, z0)
+    try:
+        state = solver.init(counted, z0)
+    except RuntimeError as exc:  # e.g. a matmul shape mismatch inside f
+        if calls[0] > 1:
+            raise
+        raise InvalidInputError(
+            f"f could not be evaluated at z0 of shape {tuple(z0.shape)} ({exc}); pass "
+            "z0 shaped like the state f expects (the default z0 is zeros shaped like x)"
+        ) from exc
+    if state["fz"].shape != z0.shape:
+        raise InvalidInputError(
+            f"f(z) has shape {tuple(state['fz'].shape)} but z0 has shape "
+            f"{tuple(z0.shape)}: the state must keep its shape under f. Pass z0 "
+            "shaped like f's output (the default z0 is zeros shaped like x)"
+        )
     z = z0
     scale = initial_scale(z0, state["fz"])
     bound = DIVERGENCE_FACTOR * (1.0 + scale)
