@@ -115,7 +115,8 @@ class Anderson(AbstractFixedPointSolver):
         h = gram.shape[-1]
         s = int(slot[0])
         alpha = self._weights(gram, (s - 1) % h)[:, None, :]
-        z_next = torch.baddbmm(alpha @ zh, alpha, gh, alpha=self.beta)
+        # Two bmm and in-place scaling: torch.baddbmm is ~5x slower here on CPU.
+        z_next = torch.bmm(alpha, gh).mul_(self.beta).add_(torch.bmm(alpha, zh))
         z_next = z_next[:, 0].reshape(z.shape)
         fz = f(z_next)
         b = z.shape[0]
