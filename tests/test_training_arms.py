@@ -70,7 +70,7 @@ def test_deq_arm_layer_is_built_from_its_solver_and_gradient(name, solver, gradi
             DEQ.bwd_max_steps,
         )
     if gradient is Phantom:
-        assert (layer.gradient.k, layer.gradient.tau) == (
+        assert (layer.gradient.k, layer.gradient.lam) == (
             DEQ.phantom_k,
             DEQ.phantom_tau,
         )
