@@ -9,8 +9,7 @@ dtype, width ``d`` and tolerance, both libraries run forward + backward; the tab
 reports the median wall-clock, forward steps, the achieved max absolute
 residual ``||f(z) - z||``, the relative error of ``dL/dW`` against the exact IFT
 gradient (a dense solve per example at a tightly converged ``z*``), and the peak CPU
-memory of one
-forward + backward (torch profiler, running sum of allocations).
+memory of one forward + backward (torch profiler, running sum of allocations).
 
 The two stopping rules differ: TorchDEQ stops when the max absolute residual is below
 ``tol``; ours when ``||f(z) - z|| <= tol (1 + scale_0)`` per example, so ours is run
