@@ -23,6 +23,7 @@ class Result(enum.Enum):
     """
 
     successful = "successful"
+    fixed_steps_completed = "fixed_steps_completed"
     max_steps_reached = "max_steps_reached"
     diverged = "diverged"
     nonfinite = "nonfinite"
@@ -32,7 +33,21 @@ class Result(enum.Enum):
 
     @property
     def ok(self) -> bool:
+        """No failure: ``successful``, or ``fixed_steps_completed`` (a fixed number
+        of steps was asked for and ran; nothing was claimed about convergence)."""
+        return self is Result.successful or self is Result.fixed_steps_completed
+
+    @property
+    def converged(self) -> bool:
+        """The stopping criterion held (only ``successful``)."""
         return self is Result.successful
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            f"the truth value of Result.{self.name} is ambiguous (every member, "
+            "failures included, would read as True): test result.ok (no failure), "
+            "result.converged (the criterion held) or compare with Result.successful"
+        )
 
 
 _EXCEPTIONS: dict[Result, type[DEQError]] = {

@@ -170,3 +170,19 @@ def test_descent_and_flow_map_step_errors_alike(error, expected):
     flow = integrate(model, theta0, 0.5, integrator=RK4(), h=0.1, direction=direction)
     assert gd.result is expected and flow.result is expected
     assert gd.stats["steps_taken"] == 1
+
+
+def test_gd_reports_final_risk_and_gradient(rng):
+    """GD's ``successful`` only means every step ran; the progress is reported: the
+    initial/final risk and final direction norm equal an independent evaluation of
+    the model at the first and last iterate (same arithmetic, so to rounding)."""
+    inst = scalar_instance(rng, 2)
+    traj = gradient_descent(inst.model, inst.theta0, 1e-6, 3)
+    assert traj.result is Result.successful
+    r0, _ = inst.model.value_and_grad(traj.thetas[0])
+    r1, d1 = inst.model.value_and_grad(traj.thetas[-1])
+    assert traj.stats["risk_initial"] == pytest.approx(r0, rel=1e-12)
+    assert traj.stats["risk_final"] == pytest.approx(r1, rel=1e-12)
+    assert traj.stats["grad_norm_final"] == pytest.approx(np.linalg.norm(d1), rel=1e-12)
+    # A tiny step barely moves the risk, and the stats make that visible.
+    assert abs(traj.stats["risk_final"] - r0) <= 1e-3 * abs(r0)

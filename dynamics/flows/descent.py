@@ -44,8 +44,12 @@ def gradient_descent(
             guard violation, non-finite values) instead of returning its ``result``.
 
     Returns:
-        A :class:`Trajectory` whose ``result`` says whether all steps were taken.
-        ``stats['max_step_length']`` is max_k eta ||d_k||.
+        A :class:`Trajectory`. Its ``result`` is ``successful`` when every requested
+        step ran with a finite risk and direction: that is *all* it means (GD has no
+        stopping criterion; it does not say the risk converged or even decreased).
+        Judge progress from ``stats``: ``risk_initial``, ``risk_final``,
+        ``grad_norm_final`` (norm of the last direction) and ``max_step_length``
+        (max_k eta ||d_k||).
     """
     eta = positive_step("eta", eta)
     steps = positive_int("steps", steps, minimum=0)
@@ -76,5 +80,14 @@ def gradient_descent(
         rec.rows.append((k * eta, k, theta.copy(), np.nan, np.nan))
     if not rec.rows:
         rec.rows.append((0.0, 0, theta.copy(), np.nan, np.nan))
-    traj = rec.build(result, message, max_step_length=max_step, steps_taken=k)
+    finite = [r for r in rec.rows if np.isfinite(r[3])]
+    traj = rec.build(
+        result,
+        message,
+        max_step_length=max_step,
+        steps_taken=k,
+        risk_initial=finite[0][3] if finite else np.nan,
+        risk_final=finite[-1][3] if finite else np.nan,
+        grad_norm_final=finite[-1][4] if finite else np.nan,
+    )
     return traj.raise_on_failure() if throw else traj

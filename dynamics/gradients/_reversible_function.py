@@ -25,6 +25,7 @@ import warnings
 import torch
 from torch.autograd.function import once_differentiable
 
+from .._denormal import flush_denormals
 from .._problem import Problem
 from .._result import Result
 from ..errors import ReconstructionError
@@ -202,7 +203,9 @@ class ReversibleFunction(torch.autograd.Function):
         stored = cfg.run.stats.get("trajectory") if cfg.store_trajectory else None
         use_stored = stored is not None and cfg.use_stored_states
 
-        with torch.enable_grad():
+        # Deep reversible backward passes spend most of their time on subnormal
+        # numbers; flushing them is safe here (see dynamics._denormal) and scoped.
+        with torch.enable_grad(), flush_denormals():
             xl = x.detach().requires_grad_(need_x)
             if ctx.own:
                 pl = list(cfg.problem.params)

@@ -15,8 +15,15 @@ from .base import (
     solve_detached,
 )
 
-#: A relative residual of the dense solve above this marks the system singular.
-DENSE_RESIDUAL_TOL = 1e-8
+
+#: The dense solve marks the system singular when its relative residual exceeds
+#: sqrt(eps) of the dtype (1.5e-8 in float64, 3.5e-4 in float32): the residual of a
+#: backward-stable solve is about cond(I - J^T) * eps, so this is "more than half the
+#: digits lost" (cond > 1/sqrt(eps)). A fixed 1e-8 sat below float32 rounding and
+#: called every float32 system singular.
+def dense_residual_tol(dtype: torch.dtype) -> float:
+    """Singularity threshold of the dense IFT solve for ``dtype``: sqrt(eps)."""
+    return float(torch.finfo(dtype).eps) ** 0.5
 
 
 @final
@@ -28,7 +35,7 @@ class DenseIFT(AbstractGradient):
     Ground truth for small states (d <= ``max_dim``): costs d VJPs to build J (counted
     in ``nfe_backward``) and O(B d^2) memory. The relative residual of the solve is
     reported in ``stats["backward_residual"]``; a singular system (solver failure or
-    residual above 1e-8) gives ``Result.singular`` and raises
+    residual above sqrt(eps) of the dtype) gives ``Result.singular`` and raises
     :class:`SingularEquilibriumError` when ``throw`` is true. Exact at an exact fixed
     point; the error then comes only from the inexact z*. Scalar factor ``c(v) = 1``.
 
@@ -80,7 +87,7 @@ class DenseIFT(AbstractGradient):
             stats["nfe_backward"] = d + 1
             stats["backward_residual"] = res
             bad = bool((info != 0).any()) or not bool(
-                torch.isfinite(res).all() and (res <= DENSE_RESIDUAL_TOL).all()
+                torch.isfinite(res).all() and (res <= dense_residual_tol(g.dtype)).all()
             )
             result = Result.singular if bad else Result.successful
             record_backward(stats, result)

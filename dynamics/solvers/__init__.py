@@ -18,3 +18,4 @@ from .reversible import (
     ReversibilityWarning as ReversibilityWarning,
     Reversible as Reversible,
 )
+from .stopping import IterateRelativeTol as IterateRelativeTol

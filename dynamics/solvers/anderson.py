@@ -58,14 +58,26 @@ class Anderson(AbstractFixedPointSolver):
     def init(self, f: Map, z0: torch.Tensor) -> State:
         fz = f(z0)
         b, h = z0.shape[0], self.m + 1
-        zh = z0.reshape(b, 1, -1).expand(b, h, -1)
-        fh = fz.reshape(b, 1, -1).expand(b, h, -1)
-        return {"fz": fz, "zh": zh, "fh": fh}
+        if torch.is_grad_enabled():
+            # Functional path: the unrolled gradient differentiates through the loop,
+            # so nothing may be written in place.
+            zh = z0.reshape(b, 1, -1).expand(b, h, -1)
+            fh = fz.reshape(b, 1, -1).expand(b, h, -1)
+            return {"fz": fz, "zh": zh, "fh": fh}
+        # In-place path (no graph): ring buffers of iterates and residuals and the Gram
+        # matrix, updated one row per step instead of being rebuilt and copied.
+        zf = z0.reshape(b, 1, -1)
+        gf = (fz - z0).reshape(b, 1, -1)
+        zh = zf.expand(b, h, -1).clone()
+        gh = gf.expand(b, h, -1).clone()
+        g2 = (gf * gf).sum(dim=2)  # (B, 1)
+        gram = g2[:, :, None].expand(b, h, h).clone()
+        slot = torch.zeros(b, dtype=torch.int64, device=z0.device)
+        return {"fz": fz, "zh": zh, "gh": gh, "gram": gram, "slot": slot}
 
-    def step(self, f: Map, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
-        zh, fh = state["zh"], state["fh"]
-        g = fh - zh
-        gram = g @ g.transpose(1, 2)
+    def _weights(self, gram: torch.Tensor, newest: int | None) -> torch.Tensor:
+        """Normalised mixing weights from ``(G G^T + reg I) alpha = 1``; an example
+        with non-finite weights puts all mass on the newest iterate."""
         h = gram.shape[-1]
         diag = torch.diagonal(gram, dim1=1, dim2=2)
         reg = self.lam * diag.mean(dim=1).detach()
@@ -76,10 +88,17 @@ class Anderson(AbstractFixedPointSolver):
         alpha = alpha[..., 0]
         alpha = alpha / alpha.sum(dim=1, keepdim=True)
         good = torch.isfinite(alpha).all(dim=1, keepdim=True)
-        # Fallback weights: all mass on the newest iterate (a relaxed step).
         last = torch.zeros_like(alpha)
-        last[:, -1] = 1.0
-        alpha = torch.where(good, alpha, last)
+        last[:, -1 if newest is None else newest] = 1.0
+        return torch.where(good, alpha, last)
+
+    def step(self, f: Map, z: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        if "gh" in state:
+            return self._step_inplace(f, z, state)
+        zh, fh = state["zh"], state["fh"]
+        g = fh - zh
+        gram = g @ g.transpose(1, 2)
+        alpha = self._weights(gram, None)
         mix = (1.0 - self.beta) * zh + self.beta * fh
         z_next = (alpha[:, None, :] @ mix)[:, 0].reshape(z.shape)
         fz = f(z_next)
@@ -87,3 +106,27 @@ class Anderson(AbstractFixedPointSolver):
         zh = torch.cat([zh[:, 1:], z_next.reshape(b, 1, -1)], dim=1)
         fh = torch.cat([fh[:, 1:], fz.reshape(b, 1, -1)], dim=1)
         return z_next, {"fz": fz, "zh": zh, "fh": fh}
+
+    def _step_inplace(
+        self, f: Map, z: torch.Tensor, state: State
+    ) -> tuple[torch.Tensor, State]:
+        # Same iterate as the functional step (the weights do not depend on the order
+        # of the history), with z_i + beta g_i = (1 - beta) z_i + beta f(z_i). Every
+        # buffer, the slot counter included, is updated in place, so the driver's
+        # masking leaves them alone (a frozen example's history is never read again).
+        zh, gh, gram, slot = state["zh"], state["gh"], state["gram"], state["slot"]
+        h = gram.shape[-1]
+        s = int(slot[0])
+        alpha = self._weights(gram, (s - 1) % h)[:, None, :]
+        # Two bmm and in-place scaling: torch.baddbmm is ~5x slower here on CPU.
+        z_next = torch.bmm(alpha, gh).mul_(self.beta).add_(torch.bmm(alpha, zh))
+        z_next = z_next[:, 0].reshape(z.shape)
+        fz = f(z_next)
+        b = z.shape[0]
+        zh[:, s] = z_next.reshape(b, -1)
+        torch.sub(fz.reshape(b, -1), zh[:, s], out=gh[:, s])
+        row = (gh @ gh[:, s, :, None])[..., 0]
+        gram[:, s, :] = row
+        gram[:, :, s] = row
+        slot.add_(1).remainder_(h)
+        return z_next, {"fz": fz, "zh": zh, "gh": gh, "gram": gram, "slot": slot}

@@ -20,8 +20,9 @@ Subclass contract:
 4. Declare ``nfe_per_step`` (calls of ``f`` per step) and ``nfe_init``.
 5. Validate configuration once, in ``__post_init__`` (solvers are frozen dataclasses).
 
-``terminate`` is concrete and shared: the relative residual on ``z`` of spec §4,
-``||z - f(z)||_2 / (1e-5 + ||f(z)||_2)`` per example over the flattened state.
+``terminate`` is concrete and shared: the stopping rule of
+:mod:`dynamics.solvers.stopping` (``||z - f(z)|| <= tol * (1 + scale_0)`` with a scale
+fixed at the start, so a diverging iterate can never look converged).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ import torch
 State = dict[str, torch.Tensor]
 Map = Callable[[torch.Tensor], torch.Tensor]
 
-#: Added to ||f(z)|| in the relative residual (spec §4, the authors' constant).
+#: Added to ||f(z)|| in the authors' relative residual (their constant). That residual
+#: is reported, and is the stopping rule only when asked for by name
+#: (:class:`dynamics.solvers.stopping.IterateRelativeTol`): it shrinks as the iterate
+#: grows, so on its own it calls a diverging iterate converged.
 RESIDUAL_EPS = 1e-5
 
 
@@ -66,8 +70,11 @@ class AbstractFixedPointSolver(abc.ABC):
         """One iteration: ``(z_next, state_next)``, ``state_next["fz"] = f(z_next)``."""
 
     def terminate(
-        self, z: torch.Tensor, state: State, tol: float
+        self, z: torch.Tensor, state: State, tol: float, scale: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(done, residual)``: per-example ``residual <= tol`` and the residual."""
-        err = relative_residual(z, state["fz"])
+        """``(done, residual)``: per-example ``residual <= tol`` and the normalised
+        residual of :func:`dynamics.solvers.stopping.stopping_residual`."""
+        from .stopping import stopping_residual
+
+        err = stopping_residual(z, state["fz"], scale, tol)
         return err <= tol, err

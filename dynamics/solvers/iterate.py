@@ -1,18 +1,21 @@
 """The single driver loop shared by every fixed-point solver.
 
-Stopping rule (spec §4): after each step the relative residual on ``z`` is compared
-with ``tol``; at least one step is always taken. Batching is **per example with
-masking**: an example stops as soon as its own residual is at most ``tol`` (or it
-diverges or goes non-finite) and is frozen from then on, so it takes no step after its
-own convergence (the post-convergence cap is zero) and its step count ``nstep[b]`` is
-exactly the number of updates applied to it. ``f`` is still evaluated on the whole
-batch, so NFE counts are per batched call. ``tol=0`` asks for exactly ``max_steps``
-steps (the fixed-step regime of the authors' configurations); the examples then end
-``max_steps_reached``, which is recorded but not raised (:func:`should_raise`).
+Stopping rule (:mod:`dynamics.solvers.stopping`): after each step an example has
+converged when ``||z - f(z)|| <= tol * (1 + scale_0)``, with ``scale_0`` fixed at the
+start; at least one step is always taken. Batching is **per example with masking**:
+an example stops as soon as its own criterion holds (or it diverges or goes
+non-finite) and is frozen from then on, so it takes no step after its own convergence
+and its step count ``nstep[b]`` is exactly the number of updates applied to it.
+Masking starts only once some example has stopped; until then the step's output is
+taken as is. ``f`` is still evaluated on the whole batch, so NFE counts are per
+batched call. ``tol=0`` asks for exactly ``max_steps`` steps (the fixed-step regime of
+the authors' configurations); the examples then end ``fixed_steps_completed``.
 
-Result codes per example: ``successful`` (residual <= tol), ``max_steps_reached``,
-``diverged`` (||z|| grew by more than ``DIVERGENCE_FACTOR`` over its start) and
-``nonfinite``. An iterate that did not reach ``tol`` is never labelled successful.
+Result codes per example: ``successful`` (the criterion held),
+``fixed_steps_completed`` (``tol=0``: every step ran, nothing failed),
+``max_steps_reached``, ``diverged`` (``||z||`` grew past ``DIVERGENCE_FACTOR * (1 +
+scale_0)``) and ``nonfinite``. An iterate that did not meet the criterion is never
+labelled successful.
 """
 
 from __future__ import annotations
@@ -25,22 +28,25 @@ import torch
 from .._result import Result
 from .._validate import positive_int
 from ..errors import InvalidInputError
-from .base import AbstractFixedPointSolver, Map, State
+from .base import AbstractFixedPointSolver, Map, State, relative_residual
+from .stopping import IterateRelativeTol, absolute_residual, initial_scale
 
-#: An example is diverged once ``||z_n|| > DIVERGENCE_FACTOR * (1 + ||z_0|| +
-#: ||f(z_0)||)``.
-#: The relative residual cannot see divergence (for z -> 2z it stays at 1/2), so the
-#: size of the iterate is watched instead; 1e8 leaves room for transient growth.
-DIVERGENCE_FACTOR = 1e8
+#: An example is diverged once ``||z_n|| > DIVERGENCE_FACTOR * (1 + scale_0)`` with
+#: ``scale_0 = max(||z_0||, ||f(z_0)||)``. For an L-contraction started at 0,
+#: ``||z*|| <= scale_0 / (1 - L)``, so 1e4 leaves room for L up to 0.9999 and for
+#: transient growth, while a drifting iterate (the residual-block failure: ||z|| ~ 1e4
+#: times the input) is caught within the step budget.
+DIVERGENCE_FACTOR = 1e4
 
 #: Result of each per-example status code, in increasing severity.
 STATUS_CODES: tuple[Result, ...] = (
     Result.successful,
+    Result.fixed_steps_completed,
     Result.max_steps_reached,
     Result.diverged,
     Result.nonfinite,
 )
-_OK, _MAX, _DIV, _NAN = range(4)
+_OK, _FIXED, _MAX, _DIV, _NAN = range(5)
 
 
 @dataclasses.dataclass
@@ -81,6 +87,8 @@ def check_tolerances(tol: float, max_steps: int) -> tuple[float, int]:
     if not math.isfinite(t) or t < 0:
         raise InvalidInputError(f"tol must be a finite number >= 0; got {tol!r}")
     positive_int("max_steps", max_steps, error=InvalidInputError, exact_type=True)
+    if isinstance(tol, IterateRelativeTol):
+        return tol, max_steps  # keep the named rule (it is a float)
     return t, max_steps
 
 
@@ -102,7 +110,12 @@ def iterate(
     Returns a :class:`FixedPointRun` whose ``stats`` holds:
 
     - ``nstep`` (B,) int64: steps applied to each example;
-    - ``residual`` (B,): final relative residual;
+    - ``residual`` (B,): final residual as compared with ``tol``
+      (``||z - f(z)|| / (1 + scale_0)`` by default);
+    - ``residual_abs`` (B,): ``||z - f(z)||``;
+    - ``residual_rel`` (B,): ``||z - f(z)|| / (1e-5 + ||f(z)||)`` (the authors'
+      relative residual, reported whatever the rule);
+    - ``scale`` (B,): ``scale_0 = max(||z_0||, ||f(z_0)||)``;
     - ``residual_trace`` (B, N): residual after each of the N loop steps (a frozen
       example repeats its final value);
     - ``nfe_forward`` (int): batched calls of ``f``, ``nfe_init + nfe_per_step * N``;
@@ -112,6 +125,7 @@ def iterate(
       ``{"z": (N+1, B, ...), "y": ...}`` (test hook; costs O(N) memory).
     """
     tol, max_steps = check_tolerances(tol, max_steps)
+    fixed = tol == 0
     calls = [0]
 
     def counted(z: torch.Tensor) -> torch.Tensor:
@@ -120,14 +134,24 @@ def iterate(
 
     b = z0.shape[0]
     dev = z0.device
-    state = solver.init(counted, z0)
+    try:
+        state = solver.init(counted, z0)
+    except RuntimeError as exc:  # e.g. a matmul shape mismatch inside f
+        if calls[0] > 1:
+            raise
+        raise InvalidInputError(
+            f"f could not be evaluated at z0 of shape {tuple(z0.shape)} ({exc}); pass "
+            "z0 shaped like the state f expects (the default z0 is zeros shaped like x)"
+        ) from exc
+    if state["fz"].shape != z0.shape:
+        raise InvalidInputError(
+            f"f(z) has shape {tuple(state['fz'].shape)} but z0 has shape "
+            f"{tuple(z0.shape)}: the state must keep its shape under f. Pass z0 "
+            "shaped like f's output (the default z0 is zeros shaped like x)"
+        )
     z = z0
-    scale = (
-        1.0
-        + torch.linalg.vector_norm(z0.detach().reshape(b, -1), dim=1)
-        + torch.linalg.vector_norm(state["fz"].detach().reshape(b, -1), dim=1)
-    )
-    bound = DIVERGENCE_FACTOR * scale
+    scale = initial_scale(z0, state["fz"])
+    bound = DIVERGENCE_FACTOR * (1.0 + scale)
     active = torch.ones(b, dtype=torch.bool, device=dev)
     status = torch.full((b,), _MAX, dtype=torch.int8, device=dev)
     nstep = torch.zeros(b, dtype=torch.int64, device=dev)
@@ -145,32 +169,45 @@ def iterate(
             z, state = z_new, new
         else:
             z = torch.where(_rows(active, z), z_new, z)
+            # An entry the solver updated in place (same object) needs no masking.
             state = {
-                k: torch.where(_rows(active, v), new[k], v) for k, v in state.items()
+                k: v if new[k] is v else torch.where(_rows(active, v), new[k], v)
+                for k, v in state.items()
             }
         nstep = nstep + active.to(torch.int64)
-        done, err = solver.terminate(z, state, tol)
+        done, err = solver.terminate(z, state, tol, scale)
+        if fixed:
+            done = torch.zeros_like(done)
         err = err.detach()
         trace.append(err)
         if record_trajectory:
             traj["z"].append(z)
             if "y" in traj:
                 traj["y"].append(state["y"])
-        zd = z.detach().reshape(b, -1)
-        bad = ~torch.isfinite(err) | ~torch.isfinite(zd).all(dim=1)
-        div = ~bad & (torch.linalg.vector_norm(zd, dim=1) > bound)
+        # A NaN or inf entry makes the norm non-finite, so one norm serves both tests.
+        znorm = torch.linalg.vector_norm(z.detach().reshape(b, -1), dim=1)
+        bad = ~(torch.isfinite(err) & torch.isfinite(znorm))
+        div = ~bad & (znorm > bound)
         ok = ~bad & ~div & done
         status = torch.where(active & ok, _OK, status).to(torch.int8)
         status = torch.where(active & div, _DIV, status).to(torch.int8)
         status = torch.where(active & bad, _NAN, status).to(torch.int8)
-        active = active & ~(ok | div | bad)
-        all_active = False
-        if not bool(active.any()):
-            break
+        stopped = ok | div | bad
+        if bool(stopped.any()):
+            active = active & ~stopped
+            all_active = False
+            if not bool(active.any()):
+                break
+    if fixed:
+        status = torch.where(status == _MAX, _FIXED, status).to(torch.int8)
     worst = STATUS_CODES[int(status.max())]
+    fz = state["fz"].detach()
     stats: dict = {
         "nstep": nstep,
         "residual": err,
+        "residual_abs": absolute_residual(z, fz),
+        "residual_rel": relative_residual(z.detach(), fz),
+        "scale": scale,
         "residual_trace": torch.stack(trace, dim=1),
         "nfe_forward": calls[0],
         "example_result": status,
@@ -199,12 +236,10 @@ def forward_stats(run: FixedPointRun) -> dict:
 
 
 def should_raise(result: Result, tol: float) -> bool:
-    """Whether ``throw=True`` raises for ``result``: every failure, except
-    ``max_steps_reached`` when ``tol == 0`` (a fixed-step request, where running out of
-    steps is what was asked for; the code is still recorded)."""
-    if result.ok:
-        return False
-    return not (result is Result.max_steps_reached and tol == 0)
+    """Whether ``throw=True`` raises for ``result``: every failure
+    (``fixed_steps_completed``, what ``tol == 0`` asks for, is not one)."""
+    del tol
+    return not result.ok
 
 
 def describe_failure(run: FixedPointRun, tol: float, max_steps: int) -> str:
