@@ -120,8 +120,14 @@ def open_executor(kind: str, workers: int | None = None, retries: int = 2):
         import multiprocessing as mp
 
         n = workers or os.cpu_count() or 1
-        with cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn")) as ex:
+        ex = cf.ProcessPoolExecutor(n, mp_context=mp.get_context("spawn"))
+        try:
             yield ex, f"process pool ({n} workers)"
+        except BaseException:
+            # interrupted: do not wait for queued chunks (finished ones are on disk)
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        ex.shutdown(wait=True)
         return
     try:
         from dask.distributed import Client, LocalCluster
