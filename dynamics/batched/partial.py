@@ -157,6 +157,14 @@ class Dist:
             out[f"q{q:g}"] = float(x)
         return out
 
+    def values_for_plot(self) -> np.ndarray:
+        """The finite values (exact mode) or each bin's centre repeated by its count
+        (sketch mode): enough to draw a histogram."""
+        if self.exact:
+            return self.values
+        centres = np.array([_key_value(int(k)) for k in self.keys])
+        return np.clip(np.repeat(centres, self.counts), self.lo, self.hi)
+
     def log_histogram(self) -> dict:
         if self.exact:
             return st.log_histogram(self.values)

@@ -132,7 +132,7 @@ def _main(args: argparse.Namespace) -> int:
     from dynamics.batched.scale import ScaleConfig
     from dynamics.batched.sweep import run_sweep
 
-    from ..checks.scale import judge, replay_worst, tolerances
+    from ..checks.scale import drift_by_dtype, judge, replay_worst, tolerances
     from ..report import environment, write_json
 
     try:
@@ -195,15 +195,45 @@ def _main(args: argparse.Namespace) -> int:
         rep = replay_worst(result, verdicts)
     figures = []
     if args.figures is not None:
+        import types
+
+        import numpy as np
+
+        from dynamics.batched.scale import run_chunk
+
         from ..figures import scale as scale_figures
 
         args.figures.mkdir(parents=True, exist_ok=True)
+        ms = result.partial.measures
+        figures.append(
+            scale_figures.scale_rate_histogram(
+                {
+                    "gf_rate_ratio_final": ms["gf/kappa_ratio"].dist.values_for_plot(),
+                    "gd_rate_ratio_final": ms[
+                        "gd/log_contraction_ratio"
+                    ].dist.values_for_plot(),
+                    "index": np.arange(summary["instances"]),
+                },
+                args.figures / "scale_rate_ratio_hist.png",
+            )
+        )
         if rep is not None:
             figures.append(
                 scale_figures.scale_worst_sigma(
                     rep["_replay"], args.figures / "scale_worst_sigma_min.png"
                 )
             )
+        # the dtype comparison reruns the first instances: their steps come from a
+        # one-chunk run (per-instance results do not depend on the chunking)
+        first = run_chunk(cfg, 0, min(128, cfg.instances))
+        figures.append(
+            scale_figures.scale_drift_vs_dtype(
+                drift_by_dtype(
+                    types.SimpleNamespace(config=cfg, arrays={"gf_h": first["gf_h"]})
+                ),
+                args.figures / "scale_drift_vs_dtype.png",
+            )
+        )
     wall = time.perf_counter() - t0
 
     c, r = verdicts["SCALE-COND"], verdicts["SCALE-RATE"]
