@@ -124,7 +124,11 @@ def open_executor(kind: str, workers: int | None = None, retries: int = 2):
         try:
             yield ex, f"process pool ({n} workers)"
         except BaseException:
-            # interrupted: do not wait for queued chunks (finished ones are on disk)
+            # interrupted: drop queued and running chunks (finished ones are on disk;
+            # without this the interpreter's exit hook waits for the running ones).
+            # Python < 3.14 has no public terminate_workers(), hence the private map.
+            for proc in list(getattr(ex, "_processes", {}).values()):
+                proc.terminate()
             ex.shutdown(wait=False, cancel_futures=True)
             raise
         ex.shutdown(wait=True)
