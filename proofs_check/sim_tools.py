@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterable
 
 import numpy as np
-from scipy import stats
 
 from dynamics import gradient_descent
 from dynamics.models.base import AbstractModel
@@ -103,6 +102,8 @@ def local_rate(
     idx = np.unique(
         np.linspace(start, end - 1, min(FIT_POINTS, end - start)).astype(int)
     )
+    from scipy import stats  # lazily: scipy.stats costs ~1 s of start-up
+
     slope, _, lo, hi = stats.theilslopes(np.log(risks[idx]), steps[idx], alpha=0.95)
     out.update(
         fitted_log_ratio=float(slope),

@@ -467,6 +467,7 @@ def replay(
     *,
     method: str = "rk4",
     steps: int | None = None,
+    h: float | None = None,
 ) -> Replay:
     """Rebuild instance ``instance_id`` and rerun it in both engines.
 
@@ -481,6 +482,9 @@ def replay(
         config: the run's configuration (seed, spec, dtype, step policy).
         method: "rk4", "gd" or "midpoint".
         steps: override the number of steps (default: what the scale run used).
+        h: the instance's step (RK4/midpoint) or learning rate (GD) as the scale run
+            chose it (``arrays["gf_h"]`` / ``["gd_h"]``, or a sweep's
+            ``Partial.step_of``); default: recomputed by running a one-instance chunk.
     """
     from .. import rates
     from ..flows.descent import gradient_descent as gd_single
@@ -490,9 +494,12 @@ def replay(
 
     if method not in ("rk4", "gd", "midpoint"):
         raise InvalidInputError(f"unknown method {method!r}; use rk4, gd or midpoint")
-    one = dataclasses.replace(config, instances=1, chunk=1)
     inst = instance(config.spec, config.seed, instance_id)
-    arrays = run_chunk(one, instance_id, instance_id + 1)
+    if h is None:
+        one = dataclasses.replace(config, instances=1, chunk=1)
+        arrays = run_chunk(one, instance_id, instance_id + 1)
+        h = float(arrays["gd_h" if method == "gd" else "gf_h"][0])
+    h = float(h)
     model, theta0 = inst.model(instance_id), inst.theta0(instance_id)
     dev, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
     batch = BatchedMatrixDEQ(
@@ -500,12 +507,10 @@ def replay(
     )
     th0 = batch.pack(inst.W0, inst.U0, inst.B0)
     if method == "gd":
-        h = float(arrays["gd_h"][0])
         n = config.gd_steps if steps is None else steps
         run = gradient_descent(batch, th0, h, n, keep_path=True)
         single = gd_single(model, theta0, h, n)
     else:
-        h = float(arrays["gf_h"][0])
         n = (
             (config.gf_steps if method == "rk4" else config.midpoint_steps)
             if steps is None

@@ -29,7 +29,6 @@ import functools
 import math
 
 import numpy as np
-from matplotlib.ticker import NullFormatter
 
 from dynamics import gradient_descent, rates
 from dynamics._result import Result
@@ -340,6 +339,8 @@ def _subset(ctx: Context, fl) -> list[Flow]:
 def _tidy(ax) -> None:
     """No minor tick labels: on short log ranges matplotlib labels every minor tick
     in mathtext, which is slow to lay out and unreadable."""
+    from matplotlib.ticker import NullFormatter
+
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_minor_formatter(NullFormatter())
 

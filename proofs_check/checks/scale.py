@@ -169,12 +169,23 @@ def judge(summary: dict, dtype: str = "float64") -> dict[str, dict]:
     return {"SCALE-COND": cond_verdict, "SCALE-RATE": rate_verdict}
 
 
-def replay_worst(result: ScaleResult, verdicts: dict) -> dict:
-    """Replay the worst SCALE-COND instance in the single-instance engine."""
+def replay_worst(result, verdicts: dict) -> dict:
+    """Replay the worst SCALE-COND instance in the single-instance engine.
+
+    ``result`` is a :class:`ScaleResult` (step read from its arrays) or a sweep's
+    result (step from its partial), so only that one instance is rerun.
+    """
     inst = verdicts["SCALE-COND"]["worst_instance"]["instance"]
     run = verdicts["SCALE-COND"]["worst_run"]
     method = {"gf_rk4": "rk4", "gd": "gd", "gf_midpoint": "midpoint"}[run]
-    rp = replay(int(inst), result.config, method=method)
+    key = 1 if method == "gd" else 0
+    if hasattr(result, "arrays"):
+        pos = np.nonzero(result.arrays["index"] == int(inst))[0]
+        h = float(result.arrays[("gf_h", "gd_h")[key]][pos[0]]) if pos.size else None
+    else:
+        s = result.partial.step_of(int(inst))
+        h = None if s is None else s[key]
+    rp = replay(int(inst), result.config, method=method, h=h)
     return {
         "instance": int(inst),
         "method": method,
