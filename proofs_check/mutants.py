@@ -99,7 +99,9 @@ def _lin_grad_u():
 
         return mutated
 
-    return replace_method("dynamics.models.linear_deq:LinearDEQ", "value_and_grad", make)
+    return replace_method(
+        "dynamics.models.linear_deq:LinearDEQ", "value_and_grad", make
+    )
 
 
 def _gd_drift():
@@ -346,7 +348,9 @@ class Kill:
 
     @property
     def killed(self) -> bool:
-        return all(self.statuses.get(c) == Status.failed.value for c in self.mutant.targets)
+        return all(
+            self.statuses.get(c) == Status.failed.value for c in self.mutant.targets
+        )
 
 
 def run_mutant(mutant: Mutant, *, seed: int = 0, profile: str = "quick") -> Kill:

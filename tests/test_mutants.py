@@ -26,7 +26,8 @@ def _assert_killed(m: Mutant) -> None:
     crashed = [
         r.claim_id
         for r in kill.rows
-        if r.result.status is Status.failed and r.result.reason.startswith("check raised")
+        if r.result.status is Status.failed
+        and r.result.reason.startswith("check raised")
     ]
     assert kill.killed and not crashed, kill_table([kill]) + f"\ncrashed: {crashed}"
 
