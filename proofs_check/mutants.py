@@ -245,7 +245,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "gf-rate-2x",
-        "rates.gf_rate: kappa = 8 lambda / Q0 (matrix: / lambda_max(C0)), twice too large",
+        "rates.gf_rate: kappa = 8 lambda / Q0 (matrix: / lambda_max(C0)), 2x too large",
         lambda: replace_function("dynamics.rates", "gf_rate", _scaled(2.0)),
         ("LIN-GF-RATE",),
         fast=True,
@@ -259,7 +259,7 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
     Mutant(
         "gd-step-4x",
-        "rates.smoothness_ell four times too small: the safe step 1/ell is 4x too large",
+        "rates.smoothness_ell 4 times too small: the safe step 1/ell is 4x too large",
         lambda: replace_function("dynamics.rates", "smoothness_ell", _scaled(0.25)),
         ("LIN-GD-RATE", "LIN-GD-STEP"),
         fast=True,

@@ -378,7 +378,9 @@ def sim_eps2(ctx: Context) -> CheckResult:
         figs = [save(fig, ctx.figure_path("sim-eps2"))]
     margin = min(margins)
     tight = max(
-        ((r["tightness"], res["seed"], r["eps"]) for res in results for r in res["rows"]),
+        (r["tightness"], res["seed"], r["eps"])
+        for res in results
+        for r in res["rows"]
     )
     return judged(
         margin >= 0,
