@@ -174,6 +174,11 @@ _TOLERANCE_ROWS: tuple[tuple[str, str, float, str], ...] = (
     ("REV-IFT-APPROX", "tight-abs", 1e-5, "the authors' unit-test absolute tolerance"),
     ("REV-IFT-APPROX", "reversible-own", 1e-10, "reversible gradient against autograd through its own unrolled steps: a few ulps x N"),
     ("APX-LOCAL", "fd", 1e-6, "central FD Jacobian, step eps^(1/3): eps^(2/3) x third derivative of the direction"),
+    ("LIN-GF-RATE", "tight-family", 1e-4, "the family A0 = I, U0 = 1e-3 along e_min, M* = 0 attains R4 up to O(eps^2) = 1e-6, plus the integrator's error of ln R over the window"),
+    ("LIN-GD-RATE", "smoothness", 1e-12, "||Hessian||_2 and ell are float64 closed forms: a few ulps x cond <= 1e3, relative"),
+    ("SCALE-RATE", "constants", 1e-10, "batched torch eigvalsh against NumPy closed forms of one instance: a few ulps x cond(C0) <= 1e3"),
+    ("SCALE-RATE", "tight-family", 1e-4, "the tight family attains R4 up to O(eps^2) = 1e-6; RK4 at kappa h = 0.04 adds O(h^4) to ln R"),
+    ("REPRO-APX", "replay", 1e-12, "one GD step recomputed in float64 from the same theta_k: a few ulps x 1/(1-v)^2 <= 1e2"),
 )
 _TOLERANCES: dict[str, dict[str, Tolerance]] = {}
 for _cid, _name, _value, _reason in _TOLERANCE_ROWS:

@@ -8,13 +8,14 @@ import math
 
 import pytest
 
+from proofs_check.catalogue import tol
 from proofs_check.registry import Context, Status, load_checks, run_check
 
 #: (claim, part, lower end of the tightness a targeted family must reach, or None
 #: where the bound is loose by nature and only its ratio <= 1 is asserted).
 INEQUALITY_PARTS = [
-    ("LIN-GF-RATE", "scalar", 1 - 1e-4),
-    ("LIN-GF-RATE", "matrix", 1 - 1e-4),
+    ("LIN-GF-RATE", "scalar", 1 - tol("LIN-GF-RATE", "tight-family")),
+    ("LIN-GF-RATE", "matrix", 1 - tol("LIN-GF-RATE", "tight-family")),
     ("LIN-PL", "scalar", None),
     ("LIN-PL", "matrix", None),
     ("LIN-COND", "scalar", None),
@@ -24,7 +25,7 @@ INEQUALITY_PARTS = [
     ("LIN-GD-STEP", "safe-step", None),
     ("SIM-EPS2", "main", None),
     ("REV-RATE", "numeric", None),
-    ("SCALE-RATE", "tight-family", 1 - 1e-4),
+    ("SCALE-RATE", "tight-family", 1 - tol("SCALE-RATE", "tight-family")),
 ]
 
 

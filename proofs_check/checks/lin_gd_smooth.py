@@ -31,6 +31,7 @@ from scipy.optimize import minimize
 from dynamics import rates
 from dynamics.models.base import LOSS_FACTOR
 
+from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 from .lin_static import n_instances, scalar_cases
 
@@ -39,7 +40,7 @@ STARTS = 2
 
 #: ||H||_2 of the model's exact Hessian at the maximiser against ell: both are
 #: closed forms in float64 (a few ulps x cond <= 1e3), so a relative 1e-12 slack.
-TOL_SMOOTH = 1e-12
+TOL_SMOOTH = tol("LIN-GD-RATE", "smoothness")
 
 
 def sup_hessian(model, theta0, rng: np.random.Generator, starts: int = STARTS):

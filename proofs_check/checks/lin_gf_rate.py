@@ -18,6 +18,7 @@ from dynamics.models.linear_deq import LinearDEQ
 from dynamics.models.matrix_deq import MatrixLinearDEQ
 
 from .. import figures
+from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gf_flows import (
     LIMIT_RISK,
@@ -47,7 +48,7 @@ TIGHT_EPS = (1e-1, 1e-2, 1e-3)
 
 #: A tight-family instance must come this close to the bound (1 - O(eps^2) with
 #: eps = 1e-3, plus the DOP853 error of ln R over the judged window).
-TIGHT_TOL = 1e-4
+TIGHT_TOL = tol("LIN-GF-RATE", "tight-family")
 
 
 def gf_rate_margins(flow: Flow, *, loss_factor: float = LOSS_FACTOR) -> dict:

@@ -17,6 +17,7 @@ import numpy as np
 
 from dynamics.instances.single_index import APX_LIN_STARTS, apx_lin_model
 
+from ..catalogue import tol
 from ..protocols import ProtocolContext
 from ..protocols.apx import run_apx_lin
 from ..registry import CheckResult, Context, check, judged
@@ -26,7 +27,7 @@ STEPS = 400
 
 #: One GD step recomputed in float64 from the same theta_k: a few ulps x the
 #: condition of the closed-form gradient (1/(1 - v)^2 <= 1e2 on these runs).
-TOL_STEP = 1e-12
+TOL_STEP = tol("REPRO-APX", "replay")
 
 
 def factor_from_label(label: str, v: float) -> float:

@@ -27,6 +27,7 @@ from dynamics.batched.batched_linear import BatchedMatrixDEQ, rate_constants
 from dynamics.batched.instances_batched import instance
 from dynamics.batched.linear_runs import gradient_flow
 
+from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 from .lin_gf_rate import TIGHT_EPS, tight_instance
 from .scale import _shared
@@ -36,11 +37,11 @@ SAMPLE = 16
 
 #: float64 closed forms from two implementations (torch batched eigvalsh vs NumPy):
 #: a few ulps x cond(C0) <= 1e3 of the sweep's instances.
-TOL_CONSTANTS = 1e-10
+TOL_CONSTANTS = tol("SCALE-RATE", "constants")
 
 #: The tight family (eps = 1e-3) must reach kappa / kappa_hat >= 1 - TIGHT_TOL: the
 #: O(eps^2) = 1e-6 gap plus RK4's O(h^4) error of ln R at kappa h = 0.04.
-TIGHT_TOL = 1e-4
+TIGHT_TOL = tol("SCALE-RATE", "tight-family")
 
 
 def _constants(ctx: Context) -> CheckResult:
