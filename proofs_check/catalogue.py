@@ -200,6 +200,11 @@ _TOLERANCE_ROWS: tuple[tuple[str, str, float, str], ...] = (
     ("REPRO-LEG", "src-theta-digits", 10.0, "P-SRC engine vs reference, digits of theta: roots to residual 1e-13 move each GD step by lr x 1e-13 and contracting runs do not amplify it (~13 digits expected)"),
     ("REPRO-LEG", "src-loss-rel", 1e-10, "P-SRC losses: |dL| <= this x (L + 2 sqrt(L) max|y|), ten digits of the loss or of the predictions it is built from"),
     ("REPRO-LEG", "src-brent", 4.2e-12, "SciPy brentq defaults the scripts use (xtol 2e-12 + rtol 4 eps |y|, |y| <= 10) plus the engine's 1e-13, times 2"),
+    ("LIN-GF-RATE", "tight-family", 1e-4, "the family A0 = I, U0 = 1e-3 along e_min, M* = 0 attains R4 up to O(eps^2) = 1e-6, plus the integrator's error of ln R over the window"),
+    ("LIN-GD-RATE", "smoothness", 1e-12, "||Hessian||_2 and ell are float64 closed forms: a few ulps x cond <= 1e3, relative"),
+    ("SCALE-RATE", "constants", 1e-10, "batched torch eigvalsh against NumPy closed forms of one instance: a few ulps x cond(C0) <= 1e3"),
+    ("SCALE-RATE", "tight-family", 1e-4, "the tight family attains R4 up to O(eps^2) = 1e-6; RK4 at kappa h = 0.04 adds O(h^4) to ln R"),
+    ("REPRO-APX", "replay", 1e-12, "one GD step recomputed in float64 from the same theta_k: a few ulps x 1/(1-v)^2 <= 1e2"),
 )
 _TOLERANCES: dict[str, dict[str, Tolerance]] = {}
 for _cid, _name, _value, _reason in _TOLERANCE_ROWS:

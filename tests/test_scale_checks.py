@@ -25,8 +25,9 @@ def test_scale_checks_pass_in_quick_profile():
     assert {r.claim_id for r in rows} == {"SCALE-COND", "SCALE-RATE"}
     for r in rows:
         assert r.result.status is Status.passed, (r.claim_id, r.result.reason)
-        assert r.result.instances == 512
         assert r.result.worst_margin >= -r.result.tolerance
+    rows = [r for r in rows if r.part == "batched"]  # the sweep (not constants)
+    assert all(r.result.instances == 512 for r in rows)
     cond = next(r for r in rows if r.claim_id == "SCALE-COND").result
     assert cond.details["replay"]["max_theta_diff"] <= TOLERANCES["replay"]
     assert cond.details["verdict"]["max_drift"] <= TOLERANCES["drift"]

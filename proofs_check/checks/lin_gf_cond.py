@@ -122,7 +122,19 @@ def _cond_gf(ctx: Context, family: str, c0_scale: float = 1.0) -> CheckResult:
             + ("|1 - v(t)|" if family == "scalar" else "sigma_min(I - W(t))^2")
             + ", predicted = smallest bound)"
         ),
-        details={"worst": worst, "c0_scale": c0_scale, "per_instance": per},
+        details={
+            "worst": worst,
+            "c0_scale": c0_scale,
+            "per_instance": per,
+            "tightness": {
+                "ratio": 1.0 / (1.0 + worst["apriori_slack"]),
+                "where": min(per, key=lambda p: p["apriori_slack"])["instance"],
+                "measure": "a-priori floor / measured minimum over t (relative slack "
+                "s gives 1/(1+s)); the floor is attained when ||beta(t)|| reaches "
+                "beta_bar (M_bar), i.e. when the flow passes R = R0 with beta "
+                "farthest from beta*",
+            },
+        },
         figures=figures,
     )
 

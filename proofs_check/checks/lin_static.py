@@ -326,6 +326,11 @@ def lin_pl_scalar(ctx: Context) -> CheckResult:
             "identity_worst_rel": worst_id,
             "inequality_worst_slack": worst_slack,
             "loss_factor": LOSS_FACTOR,
+            "tightness": {
+                "ratio": 1.0 / (1.0 + worst_slack),
+                "where": where,
+                "measure": "(4 lam R / Q) / ||grad R||^2 at the tightest random point",
+            },
         },
     )
 
@@ -352,5 +357,11 @@ def lin_pl_matrix(ctx: Context) -> CheckResult:
         details={
             "margin": "relative slack of ||grad R||^2 >= 4 lam R / lambda_max(C)",
             "loss_factor": LOSS_FACTOR,
+            "tightness": {
+                "ratio": 1.0 / (1.0 + worst),
+                "where": where,
+                "measure": "(4 lam R / lambda_max(C)) / ||grad R||^2 at the tightest "
+                "random point",
+            },
         },
     )

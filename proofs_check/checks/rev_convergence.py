@@ -144,5 +144,13 @@ def rev_rate(ctx: Context) -> CheckResult:
         worst_margin=worst,
         tolerance=TOL_RATE_SLACK,
         instances=n_checked,
-        details={"margin": "1 - max ratio / ((1+1e-9) bound)", "per_case": ratios},
+        details={
+            "margin": "1 - max ratio / ((1+1e-9) bound)",
+            "per_case": ratios,
+            "tightness": {
+                "ratio": max(v["measured/bound"] for v in ratios.values()),
+                "where": max(ratios, key=lambda k: ratios[k]["measured/bound"]),
+                "measure": "max over steps of e_{n+1}/e_n / (|1-beta| + beta L)",
+            },
+        },
     )

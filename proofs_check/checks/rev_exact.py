@@ -72,7 +72,15 @@ def rev_invert(ctx: Context) -> CheckResult:
                         with torch.no_grad():
                             y1, z1 = solver.forward_step(fm, y, z)
                             y0, z0 = solver.inverse_step(fm, y1, z1)
-                        err = max(_rel(y0, y), _rel(z0, z))
+                            # The driver's step (what the solver iterates, with
+                            # its cached f(z)) must be inverted by the same
+                            # inverse: a second copy of the step is not tested by
+                            # forward_step alone.
+                            zd, st = solver.step(fm, z, {"fz": fm(z), "y": y})
+                            yd0, zd0 = solver.inverse_step(fm, st["y"], zd)
+                        err = max(
+                            _rel(y0, y), _rel(z0, z), _rel(yd0, y), _rel(zd0, z)
+                        )
                         tol = _invert_tol(beta, dtype)
                         worst = min(worst, 1 - err / tol)
                         rows.append(

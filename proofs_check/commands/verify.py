@@ -38,6 +38,14 @@ def register(sub) -> None:
         help="quick (CI-sized) or full (many more instances)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--mutants",
+        nargs="*",
+        metavar="NAME",
+        help="checks of the checks: plant each catalogued bug (or only NAME ...) "
+        "in-process, run the claims it targets, print the kill table; exit 1 if a "
+        "mutant survives",
+    )
     p.set_defaults(func=_main)
 
 
@@ -134,7 +142,40 @@ def claims_script(
     return 1 if any(s is Status.failed for s in claim_status(rows).values()) else 0
 
 
+def _mutants(args: argparse.Namespace) -> int:
+    import time
+
+    from ..mutants import BY_NAME, MUTANTS, kill_table, run_mutant
+
+    unknown = [n for n in args.mutants if n not in BY_NAME]
+    if unknown:
+        print(
+            f"deq-dynamics verify: unknown mutant(s) {unknown}; choose from "
+            f"{sorted(BY_NAME)}",
+            file=sys.stderr,
+        )
+        return 2
+    chosen = [BY_NAME[n] for n in args.mutants] if args.mutants else list(MUTANTS)
+    t0 = time.perf_counter()
+    kills = []
+    for m in chosen:
+        kills.append(run_mutant(m, seed=args.seed, profile=args.profile))
+        if not args.quiet:
+            k = kills[-1]
+            print(
+                f"{m.name:<16} {'killed' if k.killed else 'SURVIVED':<9} "
+                f"{k.seconds:6.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(kill_table(kills))
+    print(f"wall time {time.perf_counter() - t0:.1f} s")
+    return 0 if all(k.killed for k in kills) else 1
+
+
 def _main(args: argparse.Namespace) -> int:
+    if args.mutants is not None:
+        return _mutants(args)
     try:
         check_file(args.json, "--json")
         check_file(args.markdown, "--markdown")
