@@ -31,6 +31,13 @@ class Claim:
     tolerances: dict[str, Tolerance] = dataclasses.field(
         default_factory=dict, compare=False, hash=False
     )
+    #: The sizes the claim is stated for (instances, steps, largest N, ...): a check
+    #: that ran less reports ``reduced`` (allowed in the quick profile only).
+    sizes: dict[str, int] = dataclasses.field(
+        default_factory=dict, compare=False, hash=False
+    )
+    #: The paper the claim comes from (arXiv identifier).
+    paper: str = ""
 
 
 def _c(id_, result, statement, *kinds):
@@ -175,17 +182,52 @@ _TOLERANCE_ROWS: tuple[tuple[str, str, float, str], ...] = (
     ("REV-IFT-APPROX", "reversible-own", 1e-10, "reversible gradient against autograd through its own unrolled steps: a few ulps x N"),
     ("APX-LOCAL", "fd", 1e-6, "central FD Jacobian, step eps^(1/3): eps^(2/3) x third derivative of the direction"),
 )
+#: Stated sizes, one row each: (claim, name, size, where it is stated). A check
+#: reports what it ran in ``CheckResult.ran`` under the same name, and the registry
+#: marks the row ``reduced`` when it ran less.
+_SIZE_ROWS: tuple[tuple[str, str, int, str], ...] = (
+    ("SCALE-COND", "instances", 10_000, "the claim: LIN-COND on >= 1e4 batched trajectories"),
+    ("SCALE-RATE", "instances", 10_000, "the same batch as SCALE-COND"),
+    ("SIM-MONO", "updates", 60_000, "P-WEAK: 60000 GD updates per run"),
+    ("SIM-MONO", "seeds", 3, "P-WEAK: every protocol seed"),
+    ("REV-EXACT", "max_N", 30, "the amended claim: the C eps A_N bound for every N <= 30"),
+    ("REV-FD", "max_N", 20, "N in {10, 20} at every (beta, L)"),
+)
+_SIZES: dict[str, dict[str, int]] = {}
+for _cid, _name, _size, _where in _SIZE_ROWS:
+    _SIZES.setdefault(_cid, {})[_name] = _size
+
+#: Linear-DEQ and single-index claims come from the gradient-dynamics paper, REV-*
+#: from the reversible-DEQ paper.
+PAPERS = {
+    "dynamics": "arXiv:2511.16976",
+    "reversible": "arXiv:2509.12917",
+}
+
+
+def _paper(cid: str) -> str:
+    return PAPERS["reversible" if cid.startswith("REV-") else "dynamics"]
+
+
 _TOLERANCES: dict[str, dict[str, Tolerance]] = {}
 for _cid, _name, _value, _reason in _TOLERANCE_ROWS:
     _TOLERANCES.setdefault(_cid, {})[_name] = Tolerance(_value, _reason)
 
 CLAIMS = tuple(
-    dataclasses.replace(c, tolerances=_TOLERANCES.get(c.id, {})) for c in CLAIMS
+    dataclasses.replace(
+        c,
+        tolerances=_TOLERANCES.get(c.id, {}),
+        sizes=_SIZES.get(c.id, {}),
+        paper=_paper(c.id),
+    )
+    for c in CLAIMS
 )
 CLAIM_IDS: tuple[str, ...] = tuple(c.id for c in CLAIMS)
 BY_ID: dict[str, Claim] = {c.id: c for c in CLAIMS}
 if set(_TOLERANCES) - set(CLAIM_IDS):  # pragma: no cover - a typo in the table above
     raise KeyError(f"tolerances for unknown claims {set(_TOLERANCES) - set(CLAIM_IDS)}")
+if set(_SIZES) - set(CLAIM_IDS):  # pragma: no cover - a typo in the table above
+    raise KeyError(f"sizes for unknown claims {set(_SIZES) - set(CLAIM_IDS)}")
 
 
 def tol(claim_id: str, name: str) -> float:
