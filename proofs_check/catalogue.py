@@ -189,7 +189,7 @@ _SIZE_ROWS: tuple[tuple[str, str, int, str], ...] = (
     ("SCALE-COND", "instances", 10_000, "the claim: LIN-COND on >= 1e4 batched trajectories"),
     ("SCALE-RATE", "instances", 10_000, "the same batch as SCALE-COND"),
     ("SIM-MONO", "updates", 60_000, "P-WEAK: 60000 GD updates per run"),
-    ("SIM-MONO", "seeds", 3, "P-WEAK: every protocol seed"),
+    ("SIM-MONO", "seeds", 5, "P-WEAK: every protocol seed (1729-1733)"),
     ("REV-EXACT", "max_N", 30, "the amended claim: the C eps A_N bound for every N <= 30"),
     ("REV-FD", "max_N", 20, "N in {10, 20} at every (beta, L)"),
 )
