@@ -104,9 +104,17 @@ CLAIMS: tuple[Claim, ...] = (
     # Reversible DEQ (reversible_deq.md)
     _c("REV-INVERT", "§5", "one step then its algebraic inverse returns (y, z) up to "
        "rounding", "property"),
-    _c("REV-EXACT", "§6", "reversible adjoint = gradient of the unrolled N-step map, for "
-       "parameters and input", "numeric", "property"),
-    _c("REV-FD", "§6", "reversible dL/dtheta matches central finite differences", "numeric"),
+    _c("REV-EXACT", "§6", "reversible adjoint = gradient of the unrolled N-step map (any f, "
+       "any N, converged or not), for parameters and input, up to the rounding of the "
+       "backward reconstruction: float64 rel <= 1e-8 for N <= 10, and for every N <= 30 "
+       "rel <= C eps64 A_N with C = 100 and A_N the product, along the forward "
+       "trajectory, of the norms of the inverse step's Jacobian (computed, not fitted); "
+       "the reconstruction divides by 1 - beta at every step, so its rounding may grow "
+       "geometrically in N", "numeric", "property"),
+    _c("REV-FD", "§6", "reversible dL/dtheta matches central finite differences (step "
+       "1e-6) of L(z_N) on E-TOY, N in {10, 20}, beta in {0.5, 0.8, 1.2}, L in "
+       "{0.5, 0.9}: rel <= 1e-6 (FD) + C eps64 A_N (the REV-EXACT bound of the same "
+       "run)", "numeric"),
     _c("REV-MEMORY", "§7", "memory held for backward is independent of N; unrolled grows "
        "linearly", "benchmark"),
     _c("REV-NFE", "§3, §7", "forward NFE = 1 + 2N; backward 2N evaluations + 2N VJPs",

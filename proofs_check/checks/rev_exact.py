@@ -27,6 +27,7 @@ from dynamics.solvers import (
     Reversible,
 )
 
+from ..figures import figure, save, style, theory
 from ..registry import CheckResult, Context, judged
 from ._rev_common import (
     EXACT_C,
@@ -220,8 +221,13 @@ def rev_exact_toy(ctx: Context) -> CheckResult:
                             "recon_err": float(st["reconstruction_error"].max()),
                         }
     worst = min(margins)
+    figs = []
+    if ctx.figures_dir is not None:
+        fig_path = _growth_figure(ctx.figure_path("rev-exact-growth"), growth)
+        figs = [fig_path] if fig_path else []
     return judged(
         worst >= 0,
+        figures=figs,
         measured=max(v["rel_err"] for v in growth.values()),
         worst_margin=worst,
         tolerance=1e-8,
@@ -239,6 +245,32 @@ def rev_exact_toy(ctx: Context) -> CheckResult:
             "float32_rel_err_report": f32,
         },
     )
+
+
+@style()
+def _growth_figure(path, growth: dict):
+    """REV-EXACT: the gradient error and the bound C eps64 A_N against N (log axis),
+    one colour per (L, beta), seed 0."""
+    fig, axes = figure(1, 1, size=(5.0, 3.8))
+    ax = axes[0, 0]
+    cases = sorted(
+        {k.split(" N=")[0] for k in growth if k.startswith("seed=0 ")}
+    )
+    for i, case in enumerate(cases):
+        rows = sorted(
+            (int(k.split("N=")[1]), v)
+            for k, v in growth.items()
+            if k.split(" N=")[0] == case
+        )
+        n = [r[0] for r in rows]
+        err = [max(r[1]["rel_err"], 1e-17) for r in rows]
+        ax.semilogy(n, err, "o-", color=f"C{i}", ms=3, label=case[7:] + " error")
+        theory(ax, n, [r[1]["bound_C_eps_A_N"] for r in rows], color=f"C{i}")
+    ax.set_xlabel("N (reversible steps)")
+    ax.set_ylabel("relative gradient error")
+    ax.set_title("REV-EXACT: error (markers) and C eps A_N (dashed)", fontsize=9)
+    ax.legend(fontsize=6)
+    return save(fig, path)
 
 
 @check("REV-EXACT", part="stored", kind="property")
