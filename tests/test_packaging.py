@@ -40,5 +40,12 @@ def test_setup_cfg_ships_licence_and_type_markers():
     assert cfg["metadata"]["license_files"].strip() == "LICENSE"
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     for pkg in ("dynamics", "proofs_check"):
-        assert cfg["options.package_data"][pkg].strip() == "py.typed"
+        assert "py.typed" in cfg["options.package_data"][pkg].split(", ")
         assert (ROOT / pkg / "py.typed").exists()
+
+
+def test_published_reference_values_ship_with_the_package():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    assert "published/*.json" in cfg["options.package_data"]["proofs_check"]
+    assert list((ROOT / "proofs_check" / "published").glob("*.json"))
