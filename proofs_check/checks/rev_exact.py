@@ -221,6 +221,17 @@ def rev_exact_toy(ctx: Context) -> CheckResult:
                             "recon_err": float(st["reconstruction_error"].max()),
                         }
     worst = min(margins)
+    over = [
+        f"{k}: rel {v['rel_err']:.3g} > "
+        + (
+            f"C eps A_N = {v['bound_C_eps_A_N']:.3g}"
+            if v["rel_err"] > v["bound_C_eps_A_N"]
+            else "1e-8 (N <= 10; C eps A_N = " f"{v['bound_C_eps_A_N']:.3g} holds)"
+        )
+        for k, v in growth.items()
+        if v["rel_err"] > v["bound_C_eps_A_N"]
+        or (int(k.split("N=")[1]) <= EXACT_TIGHT_N and v["rel_err"] > 1e-8)
+    ]
     figs = []
     if ctx.figures_dir is not None:
         fig_path = _growth_figure(ctx.figure_path("rev-exact-growth"), growth)
@@ -233,9 +244,7 @@ def rev_exact_toy(ctx: Context) -> CheckResult:
         tolerance=1e-8,
         instances=len(growth),
         ran={"max_N": max(ns)},
-        reason=""
-        if worst >= 0
-        else "the reversible gradient left the rounding bound (see details)",
+        reason="; ".join(over),
         details={
             "margin": "min of 1 - rel_err/(C eps64 A_N) over N <= 30 and "
             "1 - rel_err/1e-8 over N <= 10 (float64)",
