@@ -190,7 +190,8 @@ def test_rev_family_gives_the_same_verdict_at_every_seed(seed):
     a flaky check, not a measurement), with one measured exception: at seed 12 the
     E-TOY draw with L = 0.9, beta = 1.2, N = 10 has rel error 1.5e-8, over the
     claim's 1e-8 for N <= 10 (its C eps A_N bound, 7.0, holds). That is an honest
-    fail of the claim as stated, not of the check."""
+    fail of the claim as stated, not of the check. Likewise REV-IFT-APPROX (tight)
+    at seed 14."""
     from proofs_check.registry import run
 
     rows = run(["REV-*"], Context(seed=seed, profile="quick"))
@@ -199,8 +200,12 @@ def test_rev_family_gives_the_same_verdict_at_every_seed(seed):
         for r in rows
         if r.result.status is not Status.passed
     }
-    if seed == 12:
-        assert set(bad) == {("REV-EXACT", "toy")}, bad
-        assert "> 1e-8 (N <= 10" in bad[("REV-EXACT", "toy")]
-    else:
-        assert not bad, bad
+    known = {
+        12: {("REV-EXACT", "toy"): "> 1e-8 (N <= 10"},
+        # E-UNIT draw whose Picard contraction is slow: rel 5.4e-6 > 1e-6 while the
+        # authors' atol 1e-5 holds (the claim asks for both)
+        14: {("REV-IFT-APPROX", "tight"): "Picard()"},
+    }.get(seed, {})
+    assert set(bad) == set(known), bad
+    for key, text in known.items():
+        assert text in bad[key]
