@@ -268,7 +268,8 @@ def _extra_fields(claim: Claim) -> list[tuple[str, object]]:
     return [
         (f.name, getattr(claim, f.name))
         for f in dataclasses.fields(claim)
-        if f.name not in _BASE_FIELDS
+        # the paper has its own line; empty fields (no stated sizes) say nothing
+        if f.name not in (*_BASE_FIELDS, "paper") and getattr(claim, f.name)
     ]
 
 

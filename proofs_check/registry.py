@@ -28,8 +28,16 @@ from .catalogue import BY_ID, CLAIM_IDS
 
 
 class Status(enum.Enum):
+    """What happened to a check.
+
+    ``fail`` is reserved for the theorem: the check ran and the claim did not hold.
+    A check that crashed, or was given invalid input, or ran less than the full
+    profile promises, is ``error``: nothing was learned about the claim.
+    """
+
     passed = "pass"
     failed = "fail"
+    error = "error"
     not_implemented = "not-implemented"
     skipped = "skipped"
 
@@ -97,6 +105,8 @@ class CheckResult:
         reason: why the status is what it is (always set for fail and skipped).
         details: any JSON-able extra measurements.
         figures: paths of the figures written.
+        ran: the sizes this check ran (same names as the claim's ``sizes``); the
+            registry compares them with the catalogue and marks the row ``reduced``.
     """
 
     status: Status
@@ -108,6 +118,7 @@ class CheckResult:
     reason: str = ""
     details: dict = dataclasses.field(default_factory=dict)
     figures: list[str] = dataclasses.field(default_factory=list)
+    ran: dict[str, int] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_margins(cls, margins, also: bool = True, **fields) -> CheckResult:
@@ -147,6 +158,9 @@ class Row:
     statement: str
     result: CheckResult
     seconds: float
+    #: "name ran/stated" for every size the check ran less of than the catalogue
+    #: states (empty: the stated sizes, or the claim states none).
+    reduced: list[str] = dataclasses.field(default_factory=list)
 
 
 _CHECKS: dict[tuple[str, str], Check] = {}
@@ -204,8 +218,21 @@ def select(patterns: list[str] | None) -> list[str]:
     return chosen
 
 
+def reduced_sizes(claim_id: str, ran: dict[str, int]) -> list[str]:
+    """``"name ran/stated"`` for each stated size of the claim that ``ran`` reports
+    as smaller; sizes a part does not report are not its business."""
+    stated = BY_ID[claim_id].sizes
+    return [
+        f"{name} {ran[name]}/{size}"
+        for name, size in stated.items()
+        if name in ran and int(ran[name]) < size
+    ]
+
+
 def run_check(chk: Check, ctx: Context) -> Row:
-    """Run one check; an exception inside it is a failure with the error as reason."""
+    """Run one check. An exception inside it is an ``error`` (the check crashed or
+    its input was invalid: nothing is known about the claim), never a ``fail``; a
+    full-profile run that ran less than the catalogue states is an ``error`` too."""
     t0 = time.perf_counter()
     try:
         res = chk.fn(ctx)
@@ -213,10 +240,24 @@ def run_check(chk: Check, ctx: Context) -> Row:
             raise TypeError(f"check returned {type(res).__name__}, not CheckResult")
     except Exception as exc:  # a crashing check is reported, not hidden
         tb = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        res = CheckResult(Status.failed, reason=f"check raised {tb}")
+        res = CheckResult(Status.error, reason=f"check raised {tb}")
     seconds = time.perf_counter() - t0
+    reduced = reduced_sizes(chk.claim_id, res.ran)
+    if reduced and ctx.full and res.status in (Status.passed, Status.failed):
+        res = dataclasses.replace(
+            res,
+            status=Status.error,
+            reason=f"the full profile ran less than the catalogue states "
+            f"({', '.join(reduced)}); {res.reason}".rstrip("; "),
+        )
     return Row(
-        chk.claim_id, chk.part, chk.kind, BY_ID[chk.claim_id].statement, res, seconds
+        chk.claim_id,
+        chk.part,
+        chk.kind,
+        BY_ID[chk.claim_id].statement,
+        res,
+        seconds,
+        reduced,
     )
 
 
@@ -255,12 +296,27 @@ def run(
 
 
 def claim_status(rows: list[Row]) -> dict[str, Status]:
-    """One status per claim (fail > not-implemented > skipped > pass)."""
-    order = [Status.failed, Status.not_implemented, Status.skipped, Status.passed]
+    """One status per claim (fail > error > not-implemented > skipped > pass)."""
+    order = [
+        Status.failed,
+        Status.error,
+        Status.not_implemented,
+        Status.skipped,
+        Status.passed,
+    ]
     out: dict[str, Status] = {}
     for row in rows:
         prev = out.get(row.claim_id)
         cur = row.result.status
         if prev is None or order.index(cur) < order.index(prev):
             out[row.claim_id] = cur
+    return out
+
+
+def claim_reduced(rows: list[Row]) -> dict[str, list[str]]:
+    """The reduced sizes of each claim that ran less than stated (others absent)."""
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        if row.reduced:
+            out.setdefault(row.claim_id, []).extend(row.reduced)
     return out

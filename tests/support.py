@@ -48,7 +48,7 @@ TOL: dict[str, float] = {
     # Reversible DEQ (claims.md REV-*; tests/test_reversible.py and friends).
     "REV-INVERT-float64": 1e-12,  # for |1 - beta| >= 0.2, scaled by 0.2/|1-beta| closer
     "REV-INVERT-float32": 1e-5,
-    "REV-EXACT-float64": 1e-8,  # reconstructed states, N <= 10 (EXACT_TOY_MAX_N)
+    "REV-EXACT-float64": 1e-8,  # reconstructed states, N <= 10 (EXACT_TIGHT_N)
     "REV-EXACT-stored": 1e-12,  # same recursion on the stored states
     "REV-EXACT-unit-atol": 1e-5,  # the authors' unit-test tolerance
     "REV-FD": 1e-6,

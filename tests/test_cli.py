@@ -28,6 +28,7 @@ def fake_checks(monkeypatch):
 def _strip_seconds(payload):
     for row in payload["rows"]:
         row.pop("seconds")
+    payload.pop("date")
     return payload
 
 
@@ -86,3 +87,41 @@ def test_reproduce_unknown_protocol(capsys):
 
 def test_reproduce_list(capsys):
     assert main(["reproduce", "list"]) == 0
+
+
+def test_strict_exits_1_unless_every_claim_passes(fake_checks):
+    """Without --strict a not-implemented claim is no failure; with it, it is."""
+    args = ["verify", "--claims", "LIN-PL", "--claims", "LIN-GRAD", "--quiet"]
+    assert main(args) == 0
+    assert main(args + ["--strict"]) == 1
+    assert main(["verify", "--claims", "LIN-PL", "--quiet", "--strict"]) == 0
+
+
+def test_an_erroring_check_exits_1(fake_checks):
+    registry.check("LIN-GRAD")(lambda ctx: 1 / 0)
+    assert main(["verify", "--claims", "LIN-GRAD", "--quiet"]) == 1
+
+
+def test_list_prints_the_catalogue(capsys):
+    assert main(["verify", "--list"]) == 0
+    out = capsys.readouterr().out
+    from proofs_check.catalogue import CLAIM_IDS
+
+    assert all(cid in out for cid in CLAIM_IDS)
+    assert "sizes: instances 10000" in out and "arXiv:2509.12917" in out
+
+
+def test_reports_carry_provenance(fake_checks, tmp_path):
+    from proofs_check.cli import version
+
+    md, js = tmp_path / "r.md", tmp_path / "r.json"
+    args = ["verify", "--claims", "LIN-PL", "--seed", "3", "--quiet"]
+    assert main(args + ["--json", str(js), "--markdown", str(md)]) == 0
+    payload = json.loads(js.read_text())
+    text = md.read_text()
+    for key in ("version", "commit", "date", "seed", "margin_definition"):
+        assert key in payload
+    assert payload["seed"] == 3 and payload["version"] == version()
+    assert f"deq-dynamics {version()}" in text and "seed 3" in text
+    assert payload["date"][:10] in text and "**Margin.**" in text
+    assert "arXiv:2511.16976" in text  # LIN-PL's paper, in the claims section

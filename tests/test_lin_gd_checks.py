@@ -190,3 +190,43 @@ def test_near_singular_protocol_writes_json_and_figures(tmp_path):
 def test_protocols_are_listed():
     names = set(load_protocols())
     assert {"leg-linear", "leg-linear-near-singular", "sweep"} <= names
+
+
+def test_step_rule_ignores_final_risk_that_controls_also_reach():
+    """LIN-GD-STEP: "final risk > 1e-3" is no evidence of a too-large step when runs
+    at eta = 1/ell end above it too; then only crossings (or stopped runs) count."""
+    base = {"sign_flip": False, "result": "successful", "min_gap_over_delta": 1.0}
+    payload = {
+        "failure_risk": 1e-3,
+        "runs": [{**base, "seed": 0, "risk_final": 0.5}],
+        "control_runs": [{**base, "seed": 0, "risk_final": 0.7}],
+    }
+    v = lin_gd_step.sweep_verdict(payload)
+    assert v["bad"] == [] and not v["ok"] and not v["final_risk_counts"]
+    payload["control_runs"][0]["risk_final"] = 1e-20
+    v = lin_gd_step.sweep_verdict(payload)
+    assert v["bad"] == [0] and v["ok"] and v["final_risk_counts"]
+    payload["runs"][0].update(risk_final=1e-20, sign_flip=True)
+    payload["control_runs"][0]["risk_final"] = 0.7
+    assert lin_gd_step.sweep_verdict(payload)["bad"] == [0]
+
+
+def test_crossings_start_far_beyond_the_step_condition():
+    """Measured fact reported by LIN-GD-STEP: no P-SWEEP seed crosses v = 1 at
+    eta <= 200/ell in 200 steps (R6 promises only eta <= 1/ell); some do by 500/ell."""
+    thr = lin_gd_step.crossing_threshold(Context())
+    counts = thr["crossings_by_eta_over_inv_ell"]
+    assert all(counts[r] == 0 for r in counts if r <= 200)
+    assert thr["first_crossing_eta_over_inv_ell"] == 500
+
+
+def test_cumdrift_conclusion_fails_beyond_the_descent_prefix():
+    """LIN-GD-CUMDRIFT's hypothesis is needed: in every run where the descent
+    inequality failed, Q_k <= Q_0 + 2 eta (R_0 - R_k) fails at some later step."""
+    from proofs_check.checks import lin_gd_drift
+
+    res = lin_gd_drift.lin_gd_cumdrift(Context())
+    b = res.details["beyond_prefix"]
+    assert b["runs_hypothesis_failed"] > 0
+    assert b["conclusion_fails"] == b["runs_hypothesis_failed"]
+    assert f"{b['conclusion_fails']}/{b['runs_hypothesis_failed']}" in res.reason

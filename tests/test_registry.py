@@ -59,20 +59,69 @@ def test_parts_fold_to_worst_status(empty_registry):
     assert status == {"LIN-GRAD": Status.failed, "LIN-PL": Status.passed}
 
 
-def test_crashing_check_is_a_failure_with_reason(empty_registry):
+def test_crashing_check_is_an_error_not_a_fail(empty_registry):
+    """A check that crashes says nothing about its theorem: status error, never fail."""
+
     def boom(ctx):
         raise ZeroDivisionError("division by zero in the check")
 
     registry.check("LIN-PL")(boom)
     (row,) = registry.run(["LIN-PL"], Context())
-    assert row.result.status is Status.failed
+    assert row.result.status is Status.error
     assert "ZeroDivisionError" in row.result.reason
+    assert registry.claim_status([row]) == {"LIN-PL": Status.error}
 
 
 def test_check_must_return_a_result(empty_registry):
     registry.check("LIN-PL")(lambda ctx: True)
     (row,) = registry.run(["LIN-PL"], Context())
-    assert row.result.status is Status.failed and "CheckResult" in row.result.reason
+    assert row.result.status is Status.error and "CheckResult" in row.result.reason
+
+
+def test_fail_outranks_error_when_parts_fold(empty_registry):
+    registry.check("LIN-PL", part="a")(lambda ctx: judged(False, reason="x"))
+    registry.check("LIN-PL", part="b")(lambda ctx: 1 / 0)
+    rows = registry.run(["LIN-PL"], Context())
+    assert registry.claim_status(rows) == {"LIN-PL": Status.failed}
+
+
+def test_reduced_run_is_marked_in_quick_and_an_error_in_full(empty_registry):
+    """A check reporting fewer instances than the catalogue states is marked reduced
+    (quick), and is an error in the full profile, which never runs reduced."""
+    stated = registry.BY_ID["SCALE-COND"].sizes["instances"]
+    assert stated == 10_000
+    registry.check("SCALE-COND")(
+        lambda ctx: judged(True, ran={"instances": 10_000 if ctx.full else 512})
+    )
+    (quick,) = registry.run(["SCALE-COND"], Context(profile="quick"))
+    assert quick.result.status is Status.passed
+    assert quick.reduced == ["instances 512/10000"]
+    (full,) = registry.run(["SCALE-COND"], Context(profile="full"))
+    assert full.result.status is Status.passed and full.reduced == []
+
+    registry._CHECKS.clear()
+    registry.check("SCALE-COND")(lambda ctx: judged(True, ran={"instances": 512}))
+    (bad,) = registry.run(["SCALE-COND"], Context(profile="full"))
+    assert bad.result.status is Status.error
+    assert "instances 512/10000" in bad.result.reason
+
+
+def test_every_stated_size_is_reported_by_some_check():
+    """Each size the catalogue states is reported (``ran``) by a real check, so the
+    reduced marker can fire: run the cheap ones and read the source of the rest."""
+    import inspect
+
+    from proofs_check.catalogue import CLAIMS
+
+    checks = registry.load_checks()
+    for c in CLAIMS:
+        for name in c.sizes:
+            src = "".join(
+                inspect.getsource(chk.fn)
+                for (cid, _), chk in checks.items()
+                if cid == c.id
+            )
+            assert f'"{name}"' in src, (c.id, name)
 
 
 def test_unknown_ids_and_kinds_are_rejected():

@@ -62,4 +62,36 @@ def test_payload_and_markdown_carry_every_row():
     assert payload["summary"]["fail"] == 1 and payload["seed"] == 5
     assert [r["status"] for r in payload["rows"]] == ["pass", "fail"]
     md = markdown(rows, 5, "quick")
-    assert md.count("| LIN-PL |") == 2 and "| fail |" in md
+    assert md.count("| LIN-PL | scalar |") == 2 and "| fail |" in md
+
+
+def test_pipes_are_escaped_not_replaced():
+    """A ``|`` in a reason or statement stays a ``|`` (escaped), and the row keeps
+    its column count."""
+    row = _row()
+    row.result.reason = "|1 - v| <= r_0"
+    md = markdown([row], 0, "quick")
+    line = next(x for x in md.splitlines() if x.startswith("| LIN-PL | scalar"))
+    assert "\\|1 - v\\| <= r_0" in line
+    head = next(x for x in md.splitlines() if x.startswith("| claim | part"))
+    unescaped = lambda s: s.replace("\\|", "").count("|")  # noqa: E731
+    assert unescaped(line) == unescaped(head)
+
+
+def test_written_files_follow_the_umask(tmp_path):
+    """Reports get 0666 less the umask, like a plain open(), not mkstemp's 0600."""
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_text(tmp_path / "r.md", "x")
+    finally:
+        os.umask(old)
+    assert p.stat().st_mode & 0o777 == 0o644
+
+
+def test_reduced_rows_are_visible():
+    row = _row()
+    row.reduced = ["instances 512/10000"]
+    md = markdown([row], 0, "quick")
+    assert "pass (reduced: instances 512/10000)" in md
+    payload = report_payload([row], seed=0, profile="quick")
+    assert payload["reduced"] == {"LIN-PL": ["instances 512/10000"]}

@@ -7,6 +7,7 @@ tests of test_reversible.py and test_fixed_point.py) are marked slow.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from proofs_check.registry import Context, Status, load_checks, run_check
 
@@ -30,6 +31,7 @@ SLOW = [
     ("REV-SHARP", "numeric"),
     ("REV-RECON", "numeric"),
 ]
+F64 = torch.float64
 
 
 def _run(claim: str, part: str):
@@ -81,3 +83,129 @@ def test_memory_details_show_flat_reversible_and_linear_unrolled():
     d = res.details
     assert len(set(d["reversible_bytes"])) == 1
     assert d["unrolled_r2"] > 0.99 and d["unrolled_slope_bytes_per_step"] > 0
+
+
+def test_recon_replay_undoes_each_examples_own_steps():
+    """REV-RECON: the reported reconstruction error equals an independent replay
+    exactly, also when an example stopped early (with tol = 0 a float64 example whose
+    residual reaches exactly 0 stops: seed 7, tanh, beta = 0.8, N = 100 stops one
+    example at 32 steps; undoing 100 steps there gave 3.4e56 against the reported
+    1.0e9 and failed the claim at 8 of 16 seeds)."""
+    import torch
+
+    from dynamics import DEQLayer
+    from dynamics.gradients import ReversibleExact
+    from dynamics.instances.torch_examples import TanhMap
+    from dynamics.solvers import Reversible, iterate
+    from proofs_check.checks._rev_common import _bind, _seed
+    from proofs_check.checks.rev_recon import replay_reconstruction
+
+    seed = _seed(Context(seed=7), "recon")
+    x = torch.randn(3, 8, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    f = TanhMap(16, 8, 0.5, seed=seed)
+    z0 = torch.zeros(3, 16, dtype=F64)
+    layer = DEQLayer(
+        f,
+        Reversible(0.8),
+        ReversibleExact(recon_threshold=None),
+        tol=0.0,
+        max_steps=100,
+        throw=False,
+    )
+    layer(x.clone().requires_grad_(), z0).sum().backward()
+    st = layer.last_stats
+    nstep = [int(k) for k in st["nstep"]]
+    assert min(nstep) < 100  # the case this test is about
+    with torch.no_grad():
+        fw = iterate(Reversible(0.8), _bind(f, x), z0, tol=0.0, max_steps=100)
+    rep = replay_reconstruction(f, x, 0.8, fw.state["y"], fw.z, nstep, z0)
+    assert rep == [float(v) for v in st["reconstruction_error"]]
+
+
+
+def test_inverse_jacobian_norms_match_autograd_of_the_inverse_step():
+    """A_N of REV-EXACT: the closed-form inverse-step Jacobian norms equal the norm of
+    autograd's Jacobian of Reversible.inverse_step at the forward trajectory (one
+    example; rounding model: a few ulps x the norm, here <= 1e3)."""
+    import torch
+
+    from dynamics.instances.torch_examples import TanhMap
+    from dynamics.solvers import Reversible, iterate
+    from proofs_check.checks._rev_common import _bind, inverse_jacobian_norms
+
+    f = TanhMap(5, 3, 0.9, seed=3)
+    x = torch.randn(1, 3, generator=torch.Generator().manual_seed(1), dtype=F64)
+    z0 = torch.zeros(1, 5, dtype=F64)
+    beta, n = 1.2, 6
+    norms = inverse_jacobian_norms(f, x, beta, z0, n)
+    fm = _bind(f, x)
+    with torch.no_grad():
+        run = iterate(
+            Reversible(beta), fm, z0, tol=0.0, max_steps=n, record_trajectory=True
+        )
+    ys, zs = run.stats["trajectory"]["y"], run.stats["trajectory"]["z"]
+
+    def inv(v):
+        y, z = Reversible(beta).inverse_step(fm, v[None, :5], v[None, 5:])
+        return torch.cat([y[0], z[0]])
+
+    for k in range(1, n + 1):
+        v = torch.cat([ys[k][0], zs[k][0]])
+        jac = torch.autograd.functional.jacobian(inv, v)
+        ref = float(torch.linalg.matrix_norm(jac, ord=2))
+        assert abs(norms[k - 1] - ref) <= 64 * 2.2e-16 * ref * 10
+
+
+def test_held_bytes_count_tensors_kept_on_a_function_context():
+    """REV-MEMORY counts what a custom Function keeps on ctx as plain attributes (the
+    saved-tensor hooks never see it): a Function that stashes an N-long trace grows
+    by its size, and the reversible Function is flat in N (it kept a B x N residual
+    trace there before)."""
+    import torch
+
+    from proofs_check.checks.rev_memory import memory_profile, saved_bytes
+
+    class Stash(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, n):
+            ctx.trace = torch.zeros(n, dtype=torch.float64)
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return 2 * g, None
+
+    x = torch.ones(3, requires_grad=True)
+    a = saved_bytes(lambda: Stash.apply(x, 10))
+    b = saved_bytes(lambda: Stash.apply(x, 110))
+    assert b - a == 100 * 8
+    prof = memory_profile(32, 4, [2, 8, 32, 64], checkpointed=False)
+    assert len(set(prof["reversible"])) == 1, prof["reversible"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(16))
+def test_rev_family_gives_the_same_verdict_at_every_seed(seed):
+    """Every REV-* claim passes at seeds 0-15 (a verdict that depends on the seed is
+    a flaky check, not a measurement), with one measured exception: at seed 12 the
+    E-TOY draw with L = 0.9, beta = 1.2, N = 10 has rel error 1.5e-8, over the
+    claim's 1e-8 for N <= 10 (its C eps A_N bound, 7.0, holds). That is an honest
+    fail of the claim as stated, not of the check. Likewise REV-IFT-APPROX (tight)
+    at seed 14."""
+    from proofs_check.registry import run
+
+    rows = run(["REV-*"], Context(seed=seed, profile="quick"))
+    bad = {
+        (r.claim_id, r.part): r.result.reason
+        for r in rows
+        if r.result.status is not Status.passed
+    }
+    known = {
+        12: {("REV-EXACT", "toy"): "> 1e-8 (N <= 10"},
+        # E-UNIT draw whose Picard contraction is slow: rel 5.4e-6 > 1e-6 while the
+        # authors' atol 1e-5 holds (the claim asks for both)
+        14: {("REV-IFT-APPROX", "tight"): "Picard()"},
+    }.get(seed, {})
+    assert set(bad) == set(known), bad
+    for key, text in known.items():
+        assert text in bad[key]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+import weakref
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -144,9 +145,35 @@ def _classify(cfg: RevConfig, finite, recon, nmax: int) -> tuple[Result, str]:
     return Result.successful, ""
 
 
-def _report(cfg: RevConfig, back: Result, msg: str) -> None:
+class Stats(dict):
+    """The caller's statistics dictionary; a dict that can be weakly referenced, so
+    that the autograd context can write the backward's results into it without
+    keeping it (and its per-step ``residual_trace``, B x N) alive for backward."""
+
+
+def _for_backward(cfg: RevConfig) -> tuple[RevConfig, object]:
+    """What the context keeps: ``cfg`` without the caller's stats and with a run
+    whose stats drop the per-step residual trace (not needed by the gradient; it
+    would make the memory held for backward grow with N), plus a reference to the
+    stats (weak when the dict allows it)."""
+    run = cfg.run
+    keep = {k: v for k, v in run.stats.items() if k != "residual_trace"}
+    slim = dataclasses.replace(
+        cfg, stats={}, run=dataclasses.replace(run, stats=keep)
+    )
+    try:
+        ref = weakref.ref(cfg.stats)
+    except TypeError:  # a plain dict: hold it (its trace then stays alive too)
+        stats = cfg.stats
+
+        def ref():
+            return stats
+
+    return slim, ref
+
+
+def _report(cfg: RevConfig, st: dict, back: Result, msg: str) -> None:
     """Record the backward result and apply ``throw`` / the reconstruction policy."""
-    st = cfg.stats
     st["backward_result"] = back
     st["result"] = worst_result(st["forward_result"], back)
     if back is Result.nonfinite and cfg.throw:
@@ -185,7 +212,7 @@ class ReversibleFunction(torch.autograd.Function):
             )
         cfg.run = run
         cfg.stats.update(forward_stats(run))
-        ctx.cfg = cfg
+        ctx.cfg, ctx.stats_ref = _for_backward(cfg)
         y_n, z_n = run.state["y"], run.z
         ctx.save_for_backward(y_n, z_n, run.stats["nstep"], z0, x, *params)
         return z_n
@@ -242,7 +269,9 @@ class ReversibleFunction(torch.autograd.Function):
             a if a is not None else torch.zeros_like(t) for a, t in zip(acc, wrt)
         ]
         finite = _all_finite(finite, *grads_wrt)
-        st = cfg.stats
+        st = ctx.stats_ref()
+        if st is None:  # the caller dropped its stats: results go nowhere
+            st = {"forward_result": cfg.run.result}
         st["reconstruction_error"] = recon
         st["nfe_backward"] = 2 * nmax
         st["nvjp_backward"] = 2 * nmax
@@ -252,7 +281,7 @@ class ReversibleFunction(torch.autograd.Function):
                 if step_err
                 else recon[:, None][:, :0]
             )
-        _report(cfg, *_classify(cfg, finite, recon, nmax))
+        _report(cfg, st, *_classify(cfg, finite, recon, nmax))
 
         out: list[torch.Tensor | None] = [None, None, None]
         if need_z0:

@@ -10,7 +10,12 @@ from torch import nn
 from .._result import raise_for
 from ..errors import InvalidInputError
 from ..solvers.iterate import describe_failure, should_raise
-from ._reversible_function import RECON_POLICIES, RevConfig, ReversibleFunction
+from ._reversible_function import (
+    RECON_POLICIES,
+    RevConfig,
+    ReversibleFunction,
+    Stats,
+)
 from .base import AbstractGradient
 
 
@@ -77,7 +82,7 @@ class ReversibleExact(AbstractGradient):
                 "by a plain function would silently get no gradient). Wrap your "
                 "function in an nn.Module whose parameters are registered."
             )
-        stats: dict = {}
+        stats: dict = Stats()
         cfg = RevConfig(
             problem,
             solver,

@@ -166,6 +166,27 @@ def lin_gd_mono(ctx: Context) -> CheckResult:
 # --------------------------------------------------------------- LIN-GD-CUMDRIFT
 
 
+def beyond_prefix(run) -> dict:
+    """What happens after the descent inequality first fails (not part of the
+    claim, reported so that the conditional form is seen to be needed): whether
+    Q_k <= Q_0 + 2 eta (R_0 - R_k), or the weaker Q_k <= Q_0 + 2 eta R_0, fails at
+    some later finite step (relative slack beyond a few ulps x max(Q_k, 1)), and
+    whether the risk was monotone over the whole run."""
+    eta, q, r = run.eta, run.Q, run.risks
+    k = np.arange(run.prefix + 1, len(q))
+    ok = np.isfinite(q[k]) & np.isfinite(r[k])
+    k = k[ok]
+    slack = 1e-12 * np.maximum(q[k], 1.0)
+    concl = bool(np.any(q[k] - (q[0] + 2 * eta * (r[0] - r[k])) > slack))
+    weak = bool(np.any(q[k] - (q[0] + 2 * eta * r[0]) > slack))
+    fin = r[np.isfinite(r)]
+    return {
+        "conclusion_fails_beyond": concl,
+        "weak_bound_fails_beyond": weak,
+        "risk_monotone": bool(np.all(np.diff(fin) <= 1e-12 * np.maximum(fin[1:], 1))),
+    }
+
+
 @check("LIN-GD-CUMDRIFT", part="scalar+matrix", kind="numeric")
 def lin_gd_cumdrift(ctx: Context) -> CheckResult:
     """LIN-GD-CUMDRIFT (R5): under the descent inequality, Q_0 <= Q_k <=
@@ -184,8 +205,15 @@ def lin_gd_cumdrift(ctx: Context) -> CheckResult:
                     "run": label,
                     "descent_failed_at_step": run.prefix,
                     "steps": len(run.grads),
+                    **beyond_prefix(run),
                 }
             )
+    nf = len(failed_hyp)
+    concl = sum(r["conclusion_fails_beyond"] for r in failed_hyp)
+    weak = sum(r["weak_bound_fails_beyond"] for r in failed_hyp)
+    weak_mono = sum(
+        r["weak_bound_fails_beyond"] and r["risk_monotone"] for r in failed_hyp
+    )
     return judged(
         worst <= TOL_CUMDRIFT,
         measured=worst,
@@ -195,13 +223,22 @@ def lin_gd_cumdrift(ctx: Context) -> CheckResult:
         instances=runs,
         reason=(
             f"worst normalised violation {worst:.2e} over {judged_steps} "
-            f"steps under the descent inequality; the hypothesis failed "
-            f"in {len(failed_hyp)}/{runs} runs (asserted only before the "
-            "first failure, pitfall P3)"
+            f"steps under the descent inequality; on that prefix the claim "
+            f"follows from LIN-GD-DRIFT (summed per-step identities). The "
+            f"hypothesis failed in {nf}/{runs} runs, and beyond it the "
+            f"conclusion Q_k <= Q_0 + 2 eta (R_0 - R_k) fails in {concl}/{nf} of "
+            f"them; the weaker Q_k <= Q_0 + 2 eta R_0 in {weak}/{nf} ({weak_mono} "
+            "with monotone risk): the hypothesis is needed (measured, not judged)"
         ),
         details={
             "margin": "1 - violation/tolerance",
             "largest_fraction_of_bound_used": used,
             "runs_where_descent_failed": failed_hyp,
+            "beyond_prefix": {
+                "runs_hypothesis_failed": nf,
+                "conclusion_fails": concl,
+                "weak_bound_fails": weak,
+                "weak_bound_fails_with_monotone_risk": weak_mono,
+            },
         },
     )

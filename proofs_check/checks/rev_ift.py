@@ -71,12 +71,19 @@ def rev_ift_tight(ctx: Context) -> CheckResult:
         min(1 - e["rel"] / TOL_TIGHT, 1 - e["abs"] / TOL_TIGHT_ABS)
         for e in errs.values()
     )
+    over = [
+        f"{k}: rel {e['rel']:.3g} (<= {TOL_TIGHT:g}?), abs {e['abs']:.3g} "
+        f"(<= {TOL_TIGHT_ABS:g}?)"
+        for k, e in errs.items()
+        if e["rel"] > TOL_TIGHT or e["abs"] > TOL_TIGHT_ABS
+    ]
     return judged(
         worst >= 0,
         measured=max(e["rel"] for e in errs.values()),
         worst_margin=worst,
         tolerance=TOL_TIGHT,
         instances=len(errs),
+        reason="; ".join(over),
         details={"margin": "min(1 - rel/1e-6, 1 - abs/1e-5)", "errors": errs},
     )
 

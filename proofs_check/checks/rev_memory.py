@@ -29,8 +29,9 @@ from ._rev_common import (
 
 # --------------------------------------------------------------------------- MEMORY
 def saved_bytes(fn) -> int:
-    """Bytes of distinct storages autograd saves for backward while ``fn()`` runs
-    (saved-tensor hooks; a storage saved several times counts once)."""
+    """Bytes of distinct storages held for backward by ``fn()``'s output: those
+    autograd saves (saved-tensor hooks) and those a custom Function keeps on its
+    context (:func:`context_tensors`); a storage held several times counts once."""
     seen: dict[int, int] = {}
     # Hold every packed tensor until the count is done: a storage freed mid-run could
     # otherwise hand its address to a later one, which would then count once for two
@@ -45,9 +46,58 @@ def saved_bytes(fn) -> int:
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = fn()
+    # Tensors a custom Function keeps as plain attributes of its context (ctx.x =
+    # ...) are held for backward too, but the hooks never see them: walk the graph
+    # and count every tensor reachable from the nodes' attributes.
+    for t in context_tensors(out):
+        st = t.untyped_storage()
+        seen[st.data_ptr()] = max(seen.get(st.data_ptr(), 0), st.nbytes())
     del out
     alive.clear()
     return sum(seen.values())
+
+
+def _tensors_in(obj, out: list, depth: int = 0, memo: set | None = None) -> None:
+    """Every tensor reachable from ``obj`` through dataclass fields, dicts, lists,
+    tuples and object attributes (modules excluded: their parameters are alive
+    anyway and are inputs of the call)."""
+    memo = set() if memo is None else memo
+    if id(obj) in memo or depth > 8:
+        return
+    memo.add(id(obj))
+    if isinstance(obj, torch.Tensor):
+        out.append(obj)
+    elif isinstance(obj, torch.nn.Module | type) or callable(obj) and not hasattr(
+        obj, "__dataclass_fields__"
+    ):
+        return
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _tensors_in(v, out, depth + 1, memo)
+    elif isinstance(obj, list | tuple | set):
+        for v in obj:
+            _tensors_in(v, out, depth + 1, memo)
+    elif hasattr(obj, "__dict__"):
+        for v in vars(obj).values():
+            _tensors_in(v, out, depth + 1, memo)
+
+
+def context_tensors(out) -> list[torch.Tensor]:
+    """Tensors held as attributes of the autograd nodes behind ``out`` (the ctx of a
+    custom Function), found by walking ``grad_fn.next_functions``."""
+    found: list[torch.Tensor] = []
+    outs = out if isinstance(out, list | tuple) else [out]
+    todo = [t.grad_fn for t in outs if isinstance(t, torch.Tensor) and t.grad_fn]
+    seen_nodes: set = set()
+    while todo:
+        node = todo.pop()
+        if node is None or id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if hasattr(node, "__dict__"):
+            _tensors_in(vars(node), found)
+        todo.extend(nxt for nxt, _ in node.next_functions)
+    return found
 
 
 def memory_profile(d: int, batch: int, ns, seed: int = 0, checkpointed: bool = True):

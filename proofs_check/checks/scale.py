@@ -290,6 +290,7 @@ def scale_cond(ctx: Context) -> CheckResult:
         worst_margin=v["worst_margin"],
         tolerance=v["tolerance"],
         instances=summary["instances"],
+        ran={"instances": int(summary["instances"])},
         reason="; ".join(reasons)
         or (
             f"min margin {v['worst_margin']:.3g} (instance "
@@ -331,6 +332,7 @@ def scale_rate(ctx: Context) -> CheckResult:
         worst_margin=v["worst_margin"],
         tolerance=v["tolerance"],
         instances=summary["instances"],
+        ran={"instances": int(summary["instances"])},
         reason="; ".join(v["reasons"])
         or (
             f"kappa_hat/kappa: min {v['kappa_ratio_min']:.3g}, median {q['q0.5']:.3g}; "
