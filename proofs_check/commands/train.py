@@ -75,7 +75,24 @@ def register(sub) -> None:
         default="auto",
         metavar="SOURCE",
         help="data source: auto, or fashion-mnist / sklearn-digits / "
-        "synthetic (images), kjv / brown / builtin (text)",
+        "synthetic (images), file / kjv / brown / builtin (text)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="directory with your own Fashion-MNIST download (the four standard "
+        "IDX files, .gz or not; default $DEQ_FASHION_MNIST_DIR, else the Debian "
+        "package path)",
+    )
+    p.add_argument(
+        "--text-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="your own UTF-8 corpus for the text task (default $DEQ_TEXT_FILE, "
+        "else the KJV from the bible program)",
     )
     p.add_argument(
         "--no-probes",
@@ -170,7 +187,14 @@ def _main(args: argparse.Namespace) -> int:
         return _replot(args, out, stem)
     t0 = time.perf_counter()
     try:
-        task = make_task(cfg, device=device, source=args.data, seed=args.seed)
+        task = make_task(
+            cfg,
+            device=device,
+            source=args.data,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            text_file=args.text_file,
+        )
     except (FileNotFoundError, DEQError) as exc:
         print(f"deq-dynamics train: {exc}", file=sys.stderr)
         return 2
