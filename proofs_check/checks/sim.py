@@ -681,7 +681,7 @@ def repro_weak(ctx: Context) -> CheckResult:
     updates, n_train, n_eval = (3000, 4096, 16384) if ctx.full else (200, 512, 512)
     with tempfile.TemporaryDirectory() as tmp:
         out = run_weak(
-            ProtocolContext(figures_dir=ctx.figures_dir),
+            ProtocolContext(figures_dir=ctx.figures_dir, suffix=ctx.figure_suffix),
             seeds=(1729,),
             updates=updates,
             n_train=n_train,
@@ -730,7 +730,7 @@ def repro_leg_sigmoid_runs(ctx: Context) -> CheckResult:
     200 steps; full: the 4000-step runs in full, the 40000-step ones cut to 4000."""
     runs = ("sigmoid", "sigmoid-far", "sigmoid-extended", "sigmoid-far-extended")
     with tempfile.TemporaryDirectory() as tmp:
-        pctx = ProtocolContext(figures_dir=ctx.figures_dir)
+        pctx = ProtocolContext(figures_dir=ctx.figures_dir, suffix=ctx.figure_suffix)
         outs = [run_leg_sigmoid(r, pctx, steps=4000 if ctx.full else 200) for r in runs]
         payload = {"runs": outs}
         w = verify_written(

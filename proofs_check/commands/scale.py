@@ -142,18 +142,18 @@ def _main(args: argparse.Namespace) -> int:
         args.figures.mkdir(parents=True, exist_ok=True)
         figures.append(
             scale_figures.scale_rate_histogram(
-                result.arrays, args.figures / "scale_rate_ratio_hist.png"
+                result.arrays, args.figures / "scale-rate-ratio-hist.png"
             )
         )
         if rep is not None:
             figures.append(
                 scale_figures.scale_worst_sigma(
-                    rep["_replay"], args.figures / "scale_worst_sigma_min.png"
+                    rep["_replay"], args.figures / "scale-worst-sigma-min.png"
                 )
             )
         figures.append(
             scale_figures.scale_drift_vs_dtype(
-                drift_by_dtype(result), args.figures / "scale_drift_vs_dtype.png"
+                drift_by_dtype(result), args.figures / "scale-drift-vs-dtype.png"
             )
         )
     wall = time.perf_counter() - t0

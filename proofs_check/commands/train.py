@@ -182,7 +182,7 @@ def _main(args: argparse.Namespace) -> int:
         )
     tag = "quick" if args.quick else args.scale
     out = args.out or Path("runs") / f"{args.task}-{tag}"
-    stem = f"train_{args.task}" + ("" if tag == "cpu" else f"_{tag}")
+    stem = f"train-{args.task}" + ("" if tag == "cpu" else f"-{tag}")
     if args.replot:
         return _replot(args, out, stem)
     t0 = time.perf_counter()
@@ -207,17 +207,17 @@ def _main(args: argparse.Namespace) -> int:
         resume=args.resume,
         probes=not args.no_probes,
     )
-    paths = [figs.metric_vs_cost(summary, args.figures / f"{stem}_metric_vs_cost.png")]
+    paths = [figs.metric_vs_cost(summary, args.figures / f"{stem}-metric-vs-cost.png")]
     if not args.no_probes:
         paths.append(
-            figs.gradient_error(summary, args.figures / f"{stem}_grad_error.png")
+            figs.gradient_error(summary, args.figures / f"{stem}-grad-error.png")
         )
     if args.memory_steps:
         sweep = memory_sweep(task, cfg, steps=tuple(args.memory_steps), seed=args.seed)
         (out / "memory_vs_steps.json").write_text(json.dumps(sweep, indent=1))
         paths.append(
             figs.memory_vs_steps(
-                sweep, args.task, args.figures / f"{stem}_memory_vs_N.png"
+                sweep, args.task, args.figures / f"{stem}-memory-vs-N.png"
             )
         )
     print(results_table(summary))
@@ -244,8 +244,8 @@ def _replot(args: argparse.Namespace, out: Path, stem: str) -> int:
     summary = json.loads(path.read_text())
     (out / "results.md").write_text(results_table(summary) + "\n")
     paths = [
-        figs.metric_vs_cost(summary, args.figures / f"{stem}_metric_vs_cost.png"),
-        figs.gradient_error(summary, args.figures / f"{stem}_grad_error.png"),
+        figs.metric_vs_cost(summary, args.figures / f"{stem}-metric-vs-cost.png"),
+        figs.gradient_error(summary, args.figures / f"{stem}-grad-error.png"),
     ]
     mem = out / "memory_vs_steps.json"
     if mem.is_file():
@@ -253,7 +253,7 @@ def _replot(args: argparse.Namespace, out: Path, stem: str) -> int:
             figs.memory_vs_steps(
                 json.loads(mem.read_text()),
                 args.task,
-                args.figures / f"{stem}_memory_vs_N.png",
+                args.figures / f"{stem}-memory-vs-N.png",
             )
         )
     print(results_table(summary))

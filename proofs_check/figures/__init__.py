@@ -65,8 +65,9 @@ def theory_vline(ax, x, label: str | None = None, **kw):
 
 
 def save(fig, path: Path | None) -> str | None:
-    """Lay out and save ``fig`` (PNG by Agg); returns the path as a string (None, and
-    nothing written, when path is None)."""
+    """Lay out and save ``fig``: the PNG at ``path`` and a vector PDF beside it (same
+    stem) for papers; returns the PNG path as a string (None, and nothing written,
+    when path is None)."""
     if path is None:
         return None
     path = Path(path)
@@ -74,6 +75,7 @@ def save(fig, path: Path | None) -> str | None:
     with style():
         fig.tight_layout()
         fig.savefig(path)
+        fig.savefig(path.with_suffix(".pdf"))
     return str(path)
 
 
