@@ -79,14 +79,17 @@ class Context:
         protocols' figure names."""
         return "" if self.full else "-quick"
 
-    def figure_path(self, name: str) -> Path | None:
+    def figure_path(self, name: str, reduced: bool = True) -> Path | None:
         """Where to save figure ``name`` (PNG, with a PDF beside it), or None when
-        figures are off; ``_`` becomes ``-`` and the profile's suffix is added."""
+        figures are off; ``_`` becomes ``-`` and, for a run the profile reduces
+        (``reduced``), the profile's suffix is added."""
         if self.figures_dir is None:
             return None
         from .protocols import figure_file
 
-        return figure_file(self.figures_dir, name, self.figure_suffix)
+        return figure_file(
+            self.figures_dir, name, self.figure_suffix if reduced else ""
+        )
 
 
 @dataclasses.dataclass

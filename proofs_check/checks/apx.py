@@ -195,7 +195,7 @@ def apx_stall(ctx: Context) -> CheckResult:
     figs = draw_apx_lin(
         ProtocolContext(figures_dir=ctx.figures_dir, suffix=ctx.figure_suffix),
         [r for r in runs if r["start_index"] == 0],
-        "apx-stall",
+        "apx-lin",  # the same start-0 runs as P-APX-LIN: one file, not two
     )
     margin = min(margins)
     return judged(

@@ -82,5 +82,6 @@ def save(fig, path: Path | None) -> str | None:
 from .panels import (  # noqa: E402  (the panels use THEORY / style above)
     COLORS as COLORS,
     band_plot as band_plot,
+    seeds_caption as seeds_caption,
     trajectory_plot as trajectory_plot,
 )

@@ -79,8 +79,10 @@ def protocol_data(ctx, name: str, **options) -> dict:
     context (one ``verify`` run) and shared by every check that judges it.
 
     ``ctx`` is a :class:`proofs_check.registry.Context`; figures go to its
-    ``figures_dir``. Checks must not mutate the returned payload.
+    ``figures_dir``, suffixed ``-quick`` when ``options`` reduce the protocol in the
+    quick profile. Checks must not mutate the returned payload.
     """
     key = ("protocol", name, tuple(sorted(options.items())))
-    pctx = ProtocolContext(figures_dir=ctx.figures_dir)
+    suffix = ctx.figure_suffix if options else ""
+    pctx = ProtocolContext(figures_dir=ctx.figures_dir, suffix=suffix)
     return ctx.memo(key, lambda: load_protocols()[name].fn(pctx, **options))

@@ -43,6 +43,7 @@ from ..figures import (
     band_plot,
     figure,
     save,
+    seeds_caption,
     style,
     theory,
     trajectory_plot,
@@ -445,8 +446,8 @@ def _weak_figures(ctx, runs, epsilons, prefix) -> list[str]:
         return []
     paths = []
     for field, stem, ylabel in (
-        ("parameter_error", "distance", "||theta - (xi, 0)||"),
-        ("eval_risk", "risk", "held-out risk"),
+        ("parameter_error", "distance", r"$\|\theta - (\xi, 0)\|$"),
+        ("eval_risk", "risk", r"held-out risk $R$"),
     ):
         fig, axes = figure()
         ax = axes[0, 0]
@@ -456,14 +457,13 @@ def _weak_figures(ctx, runs, epsilons, prefix) -> list[str]:
                 ax,
                 rs[0]["updates"],
                 np.stack([r[field] for r in rs]),
-                label=f"eps = 1/{round(1 / e)}",
+                label=rf"$\varepsilon = 1/{round(1 / e)}$",
                 color=color,
             )
         ax.set(
             xlabel="GD updates",
             ylabel=ylabel,
-            title=f"P-WEAK: mean over {len({r['seed'] for r in runs})} seeds, "
-            "min-max band",
+            title="P-WEAK: " + seeds_caption(len({r["seed"] for r in runs})),
         )
         ax.legend(fontsize=8)
         paths.append(save(fig, ctx.figure_path(f"{prefix}-{stem}")))
