@@ -35,7 +35,7 @@ def register(sub) -> None:
         "--scale",
         choices=("cpu", "full"),
         default="cpu",
-        help="cpu (default, ~15 min per task on 2 cores) or full (GPU)",
+        help="cpu (default, about 9 min per task on 2 CPU cores) or full (GPU)",
     )
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per arm")
     p.add_argument(
