@@ -202,7 +202,7 @@ def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[st
         label=f"initial circle $r_0 = {r0:.3g}$",
     )
     b = np.linspace(-3, 1, 50)
-    theory(ax, 1 - b, b, label="zero risk $c = 1 - b$", linewidth=1.0, ls=":")
+    theory(ax, 1 - b, b, label="zero risk $c = 1 - b$", linewidth=1.0, linestyle=":")
     theory_hline(ax, -1.0, label="$b = -1$ ($c = 0$ for even $m$)", linewidth=1.2)
     # Methods that follow the same path would hide one another: the exact gradient
     # is drawn wide and translucent underneath, the others thin on top.
