@@ -15,10 +15,15 @@ def seeds_caption(n: int) -> str:
     return "1 seed" if n == 1 else f"mean over {n} seeds, min-max band"
 
 
-def band_plot(ax, x, curves: np.ndarray, *, label: str, color, logy: bool = True):
-    """Mean over rows with a min-max band (a single row: the curve, no band)."""
+def band_plot(
+    ax, x, curves: np.ndarray, *, label: str, color, logy: bool = True, **line
+):
+    """Mean over rows with a min-max band (a single row: the curve, no band);
+    ``line``: extra keywords of the mean curve (e.g. ``lw``, ``alpha``)."""
     curves = np.asarray(curves, float)
-    ax.plot(x, curves.mean(axis=0), color=color, label=label, lw=1.4)
+    ax.plot(
+        x, curves.mean(axis=0), **{"color": color, "label": label, "lw": 1.4, **line}
+    )
     if curves.shape[0] > 1:
         ax.fill_between(
             x, curves.min(axis=0), curves.max(axis=0), color=color, alpha=0.18, lw=0

@@ -407,12 +407,17 @@ def _tanh_figures(ctx, runs, labels, prefix) -> list[str]:
     ):
         for label, color in zip(labels, COLORS, strict=False):
             rs = [r for r in runs if r["method"] == label]
+            # The exact curve wide and translucent under the methods that overlap it.
+            exact = label == "exact"
             band_plot(
                 ax,
                 rs[0]["eval_steps"],
                 np.stack([r[field] for r in rs]),
                 label=label,
                 color=color,
+                lw=4.0 if exact else 1.4,
+                alpha=0.35 if exact else 1.0,
+                zorder=1 if exact else 2,
             )
         ax.set(
             xlabel="GD step",
