@@ -20,7 +20,7 @@ def scale_rate_histogram(arrays: dict, path: Path | None) -> str | None:
     fig, axes = figure()
     ax = axes[0, 0]
     series = [
-        ("gradient flow (RK4): kappa_hat / kappa", arrays["gf_rate_ratio_final"]),
+        (r"gradient flow (RK4): $\hat\kappa / \kappa$", arrays["gf_rate_ratio_final"]),
         ("gradient descent: log-contraction / bound", arrays["gd_rate_ratio_final"]),
     ]
     vals = np.concatenate([v[np.isfinite(v) & (v > 0)] for _, v in series])
@@ -53,9 +53,7 @@ def scale_worst_sigma(rp, path: Path | None) -> str | None:
     x_label = "GD step $k$" if rp.method == "gd" else "flow time $t$"
     if rp.method == "gd":
         t = np.asarray(rp.single.steps)
-    ax.plot(
-        t, rp.sigma_min2, label=r"$\sigma_{\min}(I - W)^2$ (replayed)", color="C0"
-    )
+    ax.plot(t, rp.sigma_min2, label=r"$\sigma_{\min}(I - W)^2$ (replayed)", color="C0")
     ax.plot(
         t,
         rp.lam_min_C0 / (1.0 + rp.m_norm2),
