@@ -401,12 +401,13 @@ def collect_figures(
 
     figures_dir.mkdir(parents=True, exist_ok=True)
     ctx = Context(seed=seed, profile=profile, figures_dir=figures_dir)
-    seen = {p.name for p in figures_dir.iterdir()}
+    seen = {p.name for p in figures_dir.iterdir() if p.suffix == ".png"}
     out: dict[str, list[str]] = {}
     for c in CLAIMS:
         print(f"running {c.id}", file=sys.stderr, flush=True)
         run([c.id], ctx)
-        now = {p.name for p in figures_dir.iterdir()}
+        # PNGs only: each has a vector PDF of the same stem beside it.
+        now = {p.name for p in figures_dir.iterdir() if p.suffix == ".png"}
         new = sorted(now - seen)
         seen = now
         if new:
@@ -434,7 +435,8 @@ def render_gallery(
         f"`deq-dynamics verify{profile_opt} --figures figures` writes {total} figures "
         f"into `figures/`. Each section below is one claim; its command writes only "
         f"that claim's figures. The list was generated from a run of the {profile} "
-        "profile with seed 0.",
+        "profile with seed 0. Each PNG has a vector PDF of the same name beside it "
+        "(for papers); figures of a reduced (quick) run end in `-quick`.",
         "",
     ]
     for cid in (c.id for c in CLAIMS):

@@ -82,12 +82,23 @@ class Context:
             self.cache[key] = produce()
         return self.cache[key]
 
-    def figure_path(self, name: str) -> Path | None:
-        """Where to save figure ``name`` (PNG), or None when figures are off."""
+    @property
+    def figure_suffix(self) -> str:
+        """``-quick`` in the quick profile: its reduced runs never take the full
+        protocols' figure names."""
+        return "" if self.full else "-quick"
+
+    def figure_path(self, name: str, reduced: bool = True) -> Path | None:
+        """Where to save figure ``name`` (PNG, with a PDF beside it), or None when
+        figures are off; ``_`` becomes ``-`` and, for a run the profile reduces
+        (``reduced``), the profile's suffix is added."""
         if self.figures_dir is None:
             return None
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
-        return self.figures_dir / f"{name}.png"
+        from .protocols import figure_file
+
+        return figure_file(
+            self.figures_dir, name, self.figure_suffix if reduced else ""
+        )
 
 
 @dataclasses.dataclass

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import sympy as sp
 from hypothesis import given, strategies as st
-from strategies import linear_deq_instances
 from support import assert_close
 
 from dynamics import gradient_descent
@@ -29,6 +28,7 @@ from dynamics.instances.single_index import (
     apx_lin_model,
     local_instance,
 )
+from dynamics.testing.strategies import linear_deq_instances
 
 METHODS = [
     ExactIFT(),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
-from strategies import linear_deq_instances, matrix_deq_instances
 from support import TOL
 
 from dynamics import RK4, Result, gradient_descent, integrate
@@ -19,6 +18,7 @@ from dynamics.errors import (
 )
 from dynamics.instances.linear import leg_model, scalar_instance, sweep_theta0
 from dynamics.models.linear_deq import LinearDEQ
+from dynamics.testing.strategies import linear_deq_instances, matrix_deq_instances
 
 ETAS = st.floats(min_value=-4.0, max_value=0.0).map(lambda e: 10.0**e)
 

@@ -71,6 +71,8 @@ def test_save_writes_png_at_style_dpi(tmp_path):
     fig, _ = figures.figure(1, 2, size=(2.0, 1.0))
     path = figures.save(fig, tmp_path / "sub" / "f.png")
     assert path == str(tmp_path / "sub" / "f.png")
+    # A vector copy for papers beside the PNG.
+    assert (tmp_path / "sub" / "f.pdf").read_bytes()[:4] == b"%PDF"
     with Image.open(path) as im:
         assert im.size == (600, 150)
     assert figures.save(fig, None) is None

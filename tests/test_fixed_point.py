@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 from hypothesis import given, settings
-from strategies_rev import contractive_maps, revdeq_configs
 from support import TOL, rel_err
 
 from dynamics import Result
@@ -25,6 +24,7 @@ from dynamics.solvers import (
     iterate,
     relative_residual,
 )
+from dynamics.testing.deq_strategies import contractive_maps, revdeq_configs
 
 ALL = [
     Picard(),

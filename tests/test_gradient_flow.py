@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import linear_deq_instances, matrix_deq_instances
 from support import TOL
 
 from dynamics import rates
@@ -20,6 +19,7 @@ from dynamics.instances.linear import matrix_instance, scalar_instance
 from dynamics.integrators import RK4, GaussLegendre, ImplicitMidpoint
 from dynamics.integrators._implicit_rk import fd_jacobian
 from dynamics.models.linear_deq import LinearDEQ
+from dynamics.testing.strategies import linear_deq_instances, matrix_deq_instances
 
 
 def invariant_drift(model, thetas) -> float:

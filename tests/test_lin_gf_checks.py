@@ -90,4 +90,6 @@ def test_rate_figure_is_written(tmp_path):
     res = lin_gf_rate.lin_gf_rate_scalar(ctx)
     assert res.status is Status.passed
     assert res.figures and all((tmp_path / p).exists() for p in res.figures)
-    assert (tmp_path / "lin_gf_rate_scalar.png").stat().st_size > 10_000
+    # Quick-profile figures carry "-quick" (never the full run's name) and a PDF.
+    assert (tmp_path / "lin-gf-rate-scalar-quick.png").stat().st_size > 10_000
+    assert (tmp_path / "lin-gf-rate-scalar-quick.pdf").read_bytes()[:4] == b"%PDF"

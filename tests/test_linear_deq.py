@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 from hypothesis import given
-from strategies import linear_deq_instances
 from support import TOL
 
 from dynamics import LinearDEQ, MatrixLinearDEQ
 from dynamics.errors import NonFiniteError, ShapeError, SingularEquilibriumError
 from dynamics.instances.linear import scalar_instance
+from dynamics.testing.strategies import linear_deq_instances
 from proofs_check.checks.lin_static import autograd_grad, central_fd, gradcheck_ok
 
 

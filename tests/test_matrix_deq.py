@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import matrix_deq_instances
 from support import TOL
 
 from dynamics import MatrixLinearDEQ
 from dynamics.errors import NonFiniteError, ShapeError, SingularEquilibriumError
 from dynamics.instances.linear import MIN_SIGMA_A0, matrix_instance
+from dynamics.testing.strategies import matrix_deq_instances
 from proofs_check.checks.lin_static import autograd_grad, central_fd, gradcheck_ok
 
 

@@ -7,11 +7,11 @@ import math
 import numpy as np
 import pytest
 from hypothesis import given
-from strategies import linear_deq_instances, matrix_deq_instances
 
 from dynamics import LinearDEQ, MatrixLinearDEQ, gradient_descent, rates
 from dynamics.errors import InvalidInputError, ShapeError, StepSizeError
 from dynamics.instances.linear import matrix_instance, scalar_instance
+from dynamics.testing.strategies import linear_deq_instances, matrix_deq_instances
 
 
 def test_scalar_constants_match_definitions(rng):

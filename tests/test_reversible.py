@@ -7,7 +7,6 @@ import warnings
 import pytest
 import torch
 from hypothesis import given, settings
-from strategies_rev import revdeq_configs
 from support import TOL, rel_err
 
 from dynamics import DEQLayer, Result
@@ -28,6 +27,7 @@ from dynamics.instances.torch_examples import (
     loss_grads,
 )
 from dynamics.solvers import ReversibilityWarning, Reversible, iterate
+from dynamics.testing.deq_strategies import revdeq_configs
 from proofs_check.checks.rev_fd import robust_tol
 
 

@@ -93,9 +93,12 @@ def test_cli_scale_writes_report(tmp_path, capsys):
     assert payload["verdicts"]["SCALE-COND"]["passed"]
     assert payload["replay"]["max_theta_diff"] <= TOLERANCES["replay"]
     assert sorted(p.name for p in figs.iterdir()) == [
-        "scale_drift_vs_dtype.png",
-        "scale_rate_ratio_hist.png",
-        "scale_worst_sigma_min.png",
+        "scale-drift-vs-dtype.pdf",
+        "scale-drift-vs-dtype.png",
+        "scale-rate-ratio-hist.pdf",
+        "scale-rate-ratio-hist.png",
+        "scale-worst-sigma-min.pdf",
+        "scale-worst-sigma-min.png",
     ]
 
 

@@ -310,7 +310,8 @@ def test_cli_quick(tmp_path):
         ]
     )
     assert rc == 0
-    assert (tmp_path / "train_images_quick_metric_vs_cost.png").is_file()
-    assert not (tmp_path / "train_images_quick_grad_error.png").exists()
-    assert (tmp_path / "train_images_quick_memory_vs_N.png").is_file()
+    assert (tmp_path / "train-images-quick-metric-vs-cost.png").is_file()
+    assert (tmp_path / "train-images-quick-metric-vs-cost.pdf").is_file()
+    assert not (tmp_path / "train-images-quick-grad-error.png").exists()
+    assert (tmp_path / "train-images-quick-memory-vs-N.png").is_file()
     assert (tmp_path / "run" / "memory_vs_steps.json").is_file()

@@ -238,3 +238,43 @@ def test_kjv_real(kjv_program, tmp_path):
     verses = (tmp_path / "kjv.txt").read_text().splitlines()
     assert len(verses) == 31102
     assert data.vocab_size == 63
+
+
+def test_users_own_uncompressed_idx_dir_via_environment(tmp_path, monkeypatch):
+    """A standard download unpacked (no .gz), found through DEQ_FASHION_MNIST_DIR."""
+    rng = np.random.default_rng(2)
+    for key, n in (("train", 30), ("test", 20)):
+        images = rng.integers(0, 256, (n, 28, 28))
+        labels = np.arange(n) % 10
+        img = tmp_path / di.FASHION_MNIST_FILES[f"{key}_images"].removesuffix(".gz")
+        lab = tmp_path / di.FASHION_MNIST_FILES[f"{key}_labels"].removesuffix(".gz")
+        img.write_bytes(
+            struct.pack(">IIII", 2051, n, 28, 28) + images.astype(np.uint8).tobytes()
+        )
+        lab.write_bytes(struct.pack(">II", 2049, n) + labels.astype(np.uint8).tobytes())
+    monkeypatch.setenv(di.FASHION_MNIST_ENV, str(tmp_path))
+    assert di.fashion_mnist_dir() == tmp_path
+    data = di.load_images(None, None, seed=0)
+    assert data.source == "fashion-mnist" and str(tmp_path) in data.note
+    assert data.x_train.shape == (30, 1, 28, 28)
+    assert np.bincount(data.y_test).tolist() == [2] * 10
+    # An explicit root wins over the environment.
+    assert di.fashion_mnist_dir(tmp_path / "x") == tmp_path / "x"
+
+
+def test_users_own_text_file(tmp_path, monkeypatch):
+    """--text-file / DEQ_TEXT_FILE: the user's corpus, split 90/5/5 by position."""
+    text = "In the beginning was a corpus of plain text. " * 10
+    path = tmp_path / "corpus.txt"
+    path.write_text(text, encoding="utf-8")
+    monkeypatch.delenv(dt.TEXT_FILE_ENV, raising=False)
+    data = dt.load_text(text_file=path, cache_dir=tmp_path)
+    assert data.source == "file" and str(path) in data.note
+    assert data.decode(data.train) == text[: len(data.train)]
+    monkeypatch.setenv(dt.TEXT_FILE_ENV, str(path))
+    assert dt.load_text("file", cache_dir=tmp_path).source == "file"
+    monkeypatch.delenv(dt.TEXT_FILE_ENV)
+    with pytest.raises(InvalidInputError, match="--text-file"):
+        dt.load_text("file", cache_dir=tmp_path)
+    with pytest.raises(FileNotFoundError):
+        dt.load_text(text_file=tmp_path / "absent.txt", cache_dir=tmp_path)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import importlib.util
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,12 @@ FASHION_MNIST_FILES = {
     "test_images": "t10k-images-idx3-ubyte.gz",
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
-FASHION_MNIST_INSTALL = "apt-get install dataset-fashion-mnist"
+FASHION_MNIST_INSTALL = (
+    "apt-get install dataset-fashion-mnist, or point --data-dir / "
+    "DEQ_FASHION_MNIST_DIR at a directory holding the four IDX files"
+)
+#: Environment variable naming a directory with a user's own Fashion-MNIST download.
+FASHION_MNIST_ENV = "DEQ_FASHION_MNIST_DIR"
 #: IDX magic numbers: 0x00000803 (uint8, 3 dims) and 0x00000801 (uint8, 1 dim).
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
@@ -64,15 +70,34 @@ class ImageData:
         return tuple(self.x_train.shape[1:])  # type: ignore[return-value]
 
 
+def fashion_mnist_dir(root: str | Path | None = None) -> Path:
+    """Where to look for Fashion-MNIST: ``root`` if given, else the directory in
+    ``$DEQ_FASHION_MNIST_DIR``, else the Debian package's directory."""
+    if root is not None:
+        return Path(root)
+    env = os.environ.get(FASHION_MNIST_ENV)
+    return Path(env) if env else FASHION_MNIST_DIR
+
+
+def _idx_file(root: Path, name: str) -> Path:
+    """``name`` under ``root``, or its uncompressed twin (name without ``.gz``)."""
+    path = root / name
+    if not path.is_file() and (root / name.removesuffix(".gz")).is_file():
+        return root / name.removesuffix(".gz")
+    return path
+
+
 def read_idx(path: str | Path, magic: int) -> np.ndarray:
-    """Read one gzip-compressed IDX file (big-endian header, uint8 payload).
+    """Read one IDX file, gzip-compressed (``.gz``) or not (big-endian header, uint8
+    payload).
 
     Checks the magic number and that the payload holds exactly ``count`` items of the
     declared shape; returns a uint8 array of shape ``(count, rows, cols)`` for images
     (magic 2051) or ``(count,)`` for labels (magic 2049).
     """
     path = Path(path)
-    with gzip.open(path, "rb") as fh:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
         raw = fh.read()
     if magic == IDX_IMAGES_MAGIC:
         header = 16
@@ -103,22 +128,36 @@ def read_idx(path: str | Path, magic: int) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(shape)
 
 
-def fashion_mnist_available(root: str | Path = FASHION_MNIST_DIR) -> bool:
-    """True when all four Fashion-MNIST files are present under ``root``."""
-    return all((Path(root) / name).is_file() for name in FASHION_MNIST_FILES.values())
+def fashion_mnist_available(root: str | Path | None = None) -> bool:
+    """True when all four Fashion-MNIST files (``.gz`` or uncompressed) are present
+    under ``root`` (default: :func:`fashion_mnist_dir`)."""
+    root = fashion_mnist_dir(root)
+    return all(_idx_file(root, name).is_file() for name in FASHION_MNIST_FILES.values())
 
 
-def load_fashion_mnist(root: str | Path = FASHION_MNIST_DIR):
-    """The four Fashion-MNIST arrays ``(x_train, y_train, x_test, y_test)`` as uint8."""
-    root = Path(root)
+def load_fashion_mnist(root: str | Path | None = None):
+    """The four Fashion-MNIST arrays ``(x_train, y_train, x_test, y_test)`` as uint8.
+
+    ``root``: a directory with the standard IDX files (``train-images-idx3-ubyte``
+    etc., gzip-compressed or not); default :func:`fashion_mnist_dir`.
+    """
+    root = fashion_mnist_dir(root)
     if not fashion_mnist_available(root):
         raise FileNotFoundError(
             f"Fashion-MNIST not found under {root} ({FASHION_MNIST_INSTALL})"
         )
-    xtr = read_idx(root / FASHION_MNIST_FILES["train_images"], IDX_IMAGES_MAGIC)
-    ytr = read_idx(root / FASHION_MNIST_FILES["train_labels"], IDX_LABELS_MAGIC)
-    xte = read_idx(root / FASHION_MNIST_FILES["test_images"], IDX_IMAGES_MAGIC)
-    yte = read_idx(root / FASHION_MNIST_FILES["test_labels"], IDX_LABELS_MAGIC)
+    xtr = read_idx(
+        _idx_file(root, FASHION_MNIST_FILES["train_images"]), IDX_IMAGES_MAGIC
+    )
+    ytr = read_idx(
+        _idx_file(root, FASHION_MNIST_FILES["train_labels"]), IDX_LABELS_MAGIC
+    )
+    xte = read_idx(
+        _idx_file(root, FASHION_MNIST_FILES["test_images"]), IDX_IMAGES_MAGIC
+    )
+    yte = read_idx(
+        _idx_file(root, FASHION_MNIST_FILES["test_labels"]), IDX_LABELS_MAGIC
+    )
     for name, x, y in (("train", xtr, ytr), ("test", xte, yte)):
         if x.shape[0] != y.shape[0]:
             raise ShapeError(
@@ -222,7 +261,7 @@ def load_images(
     seed: int,
     *,
     source: str = "auto",
-    root: str | Path = FASHION_MNIST_DIR,
+    root: str | Path | None = None,
     synthetic_size: int = 1500,
 ) -> ImageData:
     """Load an image classification split, falling back as ``spec/data.md`` says.
@@ -232,7 +271,8 @@ def load_images(
             (``None``: all).
         seed: seed of the subsampling (and of the generated fallback set).
         source: ``"auto"`` (first available of :data:`SOURCES`) or one source name.
-        root: directory holding the Fashion-MNIST IDX files.
+        root: directory holding the Fashion-MNIST IDX files (default: the
+            ``DEQ_FASHION_MNIST_DIR`` environment variable, else the Debian path).
         synthetic_size: number of generated images (train + test) for the last fallback.
     """
     if source not in ("auto", *SOURCES):
@@ -241,6 +281,7 @@ def load_images(
             f"of {', '.join(SOURCES)}"
         )
     notes = []
+    root = fashion_mnist_dir(root)
     if source in ("auto", "fashion-mnist"):
         if fashion_mnist_available(root):
             xtr, ytr, xte, yte = load_fashion_mnist(root)

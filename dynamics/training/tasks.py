@@ -253,14 +253,25 @@ class TextTask(AbstractTask):
         return seq[:, :-1], seq[:, 1:]
 
 
-def make_task(cfg: TrainConfig, device="cpu", source: str = "auto", seed: int = 0):
-    """Load the data of ``cfg.task`` (fallbacks of ``spec/data.md``) and wrap it."""
+def make_task(
+    cfg: TrainConfig,
+    device="cpu",
+    source: str = "auto",
+    seed: int = 0,
+    *,
+    data_dir=None,
+    text_file=None,
+):
+    """Load the data of ``cfg.task`` (fallbacks of ``docs/data.md``) and wrap it.
+
+    ``data_dir``: a user's Fashion-MNIST directory (images); ``text_file``: a user's
+    corpus (text). Both default to their environment variables.
+    """
     if cfg.task == "images":
         from .data_images import load_images
 
-        return ImageTask(
-            cfg, load_images(cfg.n_train, cfg.n_test, seed, source=source), device
-        )
+        data = load_images(cfg.n_train, cfg.n_test, seed, source=source, root=data_dir)
+        return ImageTask(cfg, data, device)
     from .data_text import load_text
 
-    return TextTask(cfg, load_text(source), device)
+    return TextTask(cfg, load_text(source, text_file=text_file), device)

@@ -193,9 +193,9 @@ def apx_stall(ctx: Context) -> CheckResult:
         and mech["v_inf_gf"] < -1
     )
     figs = draw_apx_lin(
-        ProtocolContext(figures_dir=ctx.figures_dir),
+        ProtocolContext(figures_dir=ctx.figures_dir, suffix=ctx.figure_suffix),
         [r for r in runs if r["start_index"] == 0],
-        "apx-stall",
+        "apx-lin",  # the same start-0 runs as P-APX-LIN: one file, not two
     )
     margin = min(margins)
     return judged(
@@ -416,7 +416,7 @@ def repro_apx(ctx: Context) -> CheckResult:
     from (sqrt 8, 0) only, P-APX-TANH seed 100 with 200 steps on n = 500; full: all
     P-APX-LIN starts, P-APX-TANH seed 100 with 2000 steps on n = 8000."""
     with tempfile.TemporaryDirectory() as tmp:
-        pctx = ProtocolContext(figures_dir=ctx.figures_dir)
+        pctx = ProtocolContext(figures_dir=ctx.figures_dir, suffix=ctx.figure_suffix)
         lin = run_apx_lin(
             pctx, starts=APX_LIN_STARTS if ctx.full else APX_LIN_STARTS[:1]
         )

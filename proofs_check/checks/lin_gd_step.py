@@ -144,7 +144,8 @@ def lin_gd_step(ctx: Context, failure_risk: float = FAILURE_RISK) -> CheckResult
     figs = []
     if ctx.figures_dir is not None:
         figs.append(
-            draw_sweep_figure(ctx.figure_path("lin-gd-step-sweep"), figure_rows(proto))
+            # P-SWEEP's own figure (same name, same data): one file, not two.
+            draw_sweep_figure(ctx.figure_path("sweep-lm"), figure_rows(proto))
         )
     return judged(
         v["ok"],

@@ -236,7 +236,7 @@ def _draw_cond(fl, per, family, path) -> str:
                 color="black",
                 linestyle=":",
                 linewidth=1.2,
-                label="sqrt(lambda_min(C0) / (1 + ||M(t)||^2))",
+                label=r"$\sqrt{\lambda_{\min}(C_0)/(1+\|M(t)\|^2)}$",
             )
         _logt(
             ax,
@@ -244,20 +244,28 @@ def _draw_cond(fl, per, family, path) -> str:
             y,
             color=f"C{i}",
             linewidth=2.0,
-            label="|1 - v(t)|" if family == "scalar" else "sigma_min(I - W(t))",
+            label=r"$|1 - v(t)|$"
+            if family == "scalar"
+            else r"$\sigma_{\min}(I - W(t))$",
         )
         figures.theory_hline(ax, b, label="a-priori bound (R3)")
         ax.set_xscale("log")
         ax.set_ylim(bottom=0.0)
-        ax.set_xlabel("flow time t")
+        ax.set_xlabel("flow time $t$")
+        if i == 0:
+            ax.set_ylabel(
+                r"$|1 - v(t)|$" if family == "scalar" else r"$\sigma_{\min}(I - W(t))$"
+            )
         ax.set_title(f.label.replace("scalar ", "").replace("matrix ", ""), fontsize=7)
-        ax.legend(fontsize=6, loc="lower right")
+        # Above the bound (which runs near the bottom) and clear of the curves.
+        ax.legend(fontsize=6, loc="upper right", framealpha=0.9)
     fig.suptitle(
         "LIN-COND: "
         + (
-            "|1 - v(t)| >= r0 / sqrt(1 + beta_bar^2)"
+            r"$|1 - v(t)| \geq r_0 / \sqrt{1 + \bar\beta^2}$"
             if family == "scalar"
-            else "sigma_min(I - W(t))^2 >= lambda_min(C0) / (1 + M_bar^2)"
+            else r"$\sigma_{\min}(I - W(t)) \geq "
+            r"\sqrt{\lambda_{\min}(C_0) / (1 + \bar M^2)}$"
         )
         + " along gradient flow",
         fontsize=9,

@@ -162,9 +162,9 @@ def _draw_cons(fl, runs, tight_runs, family, path) -> str:
     labels = list(runs)[: 2 if family == "scalar" else 1]
     fig, axes = figures.figure(ncols=len(labels), size=(5.2, 3.9))
     name = {
-        "scalar": "|Q(t) - Q0| / max(1, Q0)",
-        "matrix": "||C(t) - C0||_F / max(1, ||C0||_F)",
-        "readout": "max(||C - C0||, ||C' - C0'||) (rel.)",
+        "scalar": r"$|Q(t) - Q_0| / \max(1, Q_0)$",
+        "matrix": r"$\|C(t) - C_0\|_F / \max(1, \|C_0\|_F)$",
+        "readout": r"$\max(\|C - C_0\|, \|C' - C'_0\|)$ (rel.)",
     }[family]
     for ax, label in zip(axes[0], labels, strict=True):
         f = next(x for x in fl if x.label == label)
@@ -217,12 +217,13 @@ def _draw_cons(fl, runs, tight_runs, family, path) -> str:
         )
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("flow time t")
+        ax.set_xlabel("flow time $t$")
         ax.set_ylabel(name)
         ax.set_title(f"{f.label}", fontsize=8)
     axes[0, 0].legend(fontsize=6)
     fig.suptitle(
-        "LIN-GF-CONS: drift along gradient flow\n(exact law: 0; zeros drawn at 1e-17)",
+        "LIN-GF-CONS: drift along gradient flow\n"
+        r"(exact law: 0; zeros drawn at $10^{-17}$)",
         fontsize=9,
     )
     for ax in fig.axes:

@@ -229,22 +229,22 @@ def _draw_rate(fl, family, loss_factor, path) -> str:
         )
         xmax = max(xmax, kappa * f.t_end)
     x = np.linspace(0.0, xmax, 200)
-    figures.theory(ax, x, np.exp(-x), label="R4 envelope R0 exp(-kappa t)")
+    figures.theory(ax, x, np.exp(-x), label=r"R4 envelope $R_0 e^{-\kappa t}$")
     ax.plot(
         [],
         [],
         "o",
         color="grey",
         markerfacecolor="none",
-        label=f"GD at t = k eta (eta = {OVERLAY_ETA_FRACTION}/||H0||)",
+        label=rf"GD at $t = k\eta$ ($\eta = {OVERLAY_ETA_FRACTION}/\|H_0\|$)",
     )
     ax.set_yscale("log")
     ax.set_ylim(max(1e-20, 0.1 * lowest), 3.0)
     ax.set_xlabel(
-        "kappa t,  kappa = 4 lambda / "
-        + ("Q0" if family == "scalar" else "lambda_max(C0)")
+        r"$\kappa t$,  $\kappa = 4\lambda / "
+        + ("Q_0$" if family == "scalar" else r"\lambda_{\max}(C_0)$")
     )
-    ax.set_ylabel("(R(t) - R_min) / R0")
+    ax.set_ylabel(r"$(R(t) - R_{\min}) / R_0$")
     ax.set_title(f"LIN-GF-RATE ({family}): risk along gradient flow", fontsize=9)
     ax.legend(fontsize=6)
     for ax in fig.axes:

@@ -203,8 +203,8 @@ def _draw_uv(fl, path) -> str:
         ax.set_aspect("equal")
         ax.set_xlim(-span, span)
         ax.set_ylim(1.0 - span, 1.0 + span)
-        ax.set_xlabel("u")
-        ax.set_ylabel("v")
+        ax.set_xlabel("$u$")
+        ax.set_ylabel("$v$")
     axes[0, 0].legend(fontsize=6, loc="lower left")
     fig.suptitle(
         "LIN-SPHERE (d = 1): gradient flow stays on its circle about the "

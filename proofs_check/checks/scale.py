@@ -202,17 +202,17 @@ def _figures(ctx: Context, result: ScaleResult, rp) -> list[str]:
     from ..figures import scale as scale_figures
 
     out = []
-    path = ctx.figure_path("scale_rate_ratio_hist")
+    path = ctx.figure_path("scale-rate-ratio-hist")
     if path is not None:
         out.append(scale_figures.scale_rate_histogram(result.arrays, path))
         out.append(
             scale_figures.scale_worst_sigma(
-                rp, ctx.figure_path("scale_worst_sigma_min")
+                rp, ctx.figure_path("scale-worst-sigma-min")
             )
         )
         out.append(
             scale_figures.scale_drift_vs_dtype(
-                drift_by_dtype(result), ctx.figure_path("scale_drift_vs_dtype")
+                drift_by_dtype(result), ctx.figure_path("scale-drift-vs-dtype")
             )
         )
     return [p for p in out if p]

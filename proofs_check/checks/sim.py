@@ -352,7 +352,7 @@ def sim_eps2(ctx: Context) -> CheckResult:
                 [r["lambda_min"] for r in res["rows"]],
                 "o-",
                 color=color,
-                label=f"lambda_min(H*), seed {res['seed']} "
+                label=rf"$\lambda_{{\min}}(H^\ast)$, seed {res['seed']} "
                 f"(slope {res['slope_three_smallest']:.3f})",
             )
             ax.loglog(
@@ -371,9 +371,9 @@ def sim_eps2(ctx: Context) -> CheckResult:
         ax.set_xticks(e, [f"1/{round(1 / x)}" for x in e])
         ax.xaxis.set_minor_formatter(plt_null())
         ax.set(
-            xlabel="eps",
-            ylabel="lambda_min(H*)",
-            title="SIM-EPS2: sigma_eps(z) = z + eps tanh z",
+            xlabel=r"$\varepsilon$",
+            ylabel=r"$\lambda_{\min}(H^\ast)$",
+            title=r"SIM-EPS2: $\sigma_\varepsilon(z) = z + \varepsilon \tanh z$",
         )
         ax.legend(fontsize=7)
         figs = [save(fig, ctx.figure_path("sim-eps2"))]
@@ -523,15 +523,17 @@ def _q_flow_figure(ctx: Context, rng) -> tuple[list[str], dict]:
             Q,
             color=color,
             lw=3 if name == "identity" else 1.5,
-            label=f"sigma = {name}: max |Q - Q0|/Q0 = "
+            label=rf"$\sigma$ = {name}: $\max |Q - Q_0|/Q_0$ = "
             f"{out[f'{name}_rel_drift_h0.01']:.1e}",
         )
     theory_hline(
-        ax, curves["identity"][1][0], label="Q(0) (R1: conserved when sigma = id)"
+        ax,
+        curves["identity"][1][0],
+        label=r"$Q(0)$ (R1: conserved when $\sigma = \mathrm{id}$)",
     )
     ax.set(
-        xlabel="flow time t",
-        ylabel="Q = ||u||^2 + (1 - v)^2",
+        xlabel="flow time $t$",
+        ylabel=r"$Q = \|u\|^2 + (1 - v)^2$",
         title="gradient flow (RK4, h = 0.01)",
     )
     ax.legend(fontsize=8)
@@ -659,10 +661,14 @@ def _rate_figure(ctx, curves) -> list[str]:
                 ax,
                 kk,
                 res["risks"][k0] * np.exp(fit["predicted_log_ratio"] * (kk - a)),
-                label=f"2 log rho_lin = {fit['predicted_log_ratio']:.4f}",
+                label=rf"$2 \log \rho_{{\rm lin}}$ = {fit['predicted_log_ratio']:.4f}",
             )
             ax.set_yscale("log")
-        ax.set(xlabel="GD step", ylabel="risk", title=f"{name}: eta = 1.5 / lambda_max")
+        ax.set(
+            xlabel="GD step",
+            ylabel=r"risk $\widehat R$",
+            title=rf"{name}: $\eta = 1.5 / \lambda_{{\max}}$",
+        )
         ax.legend(fontsize=7)
     return [save(fig, ctx.figure_path("sim-local-rate"))]
 
@@ -719,7 +725,7 @@ def repro_weak(ctx: Context) -> CheckResult:
     updates, n_train, n_eval = (3000, 4096, 16384) if ctx.full else (200, 512, 512)
     with tempfile.TemporaryDirectory() as tmp:
         out = run_weak(
-            ProtocolContext(figures_dir=ctx.figures_dir),
+            ProtocolContext(figures_dir=ctx.figures_dir, suffix=ctx.figure_suffix),
             seeds=(1729,),
             updates=updates,
             n_train=n_train,
@@ -768,7 +774,7 @@ def repro_leg_sigmoid_runs(ctx: Context) -> CheckResult:
     200 steps; full: the 4000-step runs in full, the 40000-step ones cut to 4000."""
     runs = ("sigmoid", "sigmoid-far", "sigmoid-extended", "sigmoid-far-extended")
     with tempfile.TemporaryDirectory() as tmp:
-        pctx = ProtocolContext(figures_dir=ctx.figures_dir)
+        pctx = ProtocolContext(figures_dir=ctx.figures_dir, suffix=ctx.figure_suffix)
         outs = [run_leg_sigmoid(r, pctx, steps=4000 if ctx.full else 200) for r in runs]
         payload = {"runs": outs}
         w = verify_written(

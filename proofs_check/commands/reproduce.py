@@ -39,7 +39,38 @@ def register(sub) -> None:
         metavar="DIR",
         help="figure directory (default figures/)",
     )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="reduced sizes (as the quick verify profile uses them); results and "
+        "figures are named PROTOCOL-quick, never the full protocol's names",
+    )
     p.set_defaults(func=_main)
+
+
+def quick_options(name: str) -> dict:
+    """The reduced sizes of protocol ``name`` under ``--quick`` (the quick ``verify``
+    profile's sizes); empty for protocols that are CI-sized already."""
+    from dynamics.instances.single_index import (
+        APX_LIN_STARTS,
+        APX_TANH_SEEDS,
+        WEAK_SEEDS,
+    )
+
+    if name == "apx-lin":
+        return {"starts": APX_LIN_STARTS[:1]}
+    if name == "apx-tanh":
+        return {
+            "seeds": APX_TANH_SEEDS[:1],
+            "steps": 200,
+            "n_train": 500,
+            "n_eval": 500,
+        }
+    if name.startswith("leg-sigmoid"):
+        return {"steps": 200}
+    if name == "weak":
+        return {"seeds": WEAK_SEEDS[:1], "updates": 200, "n_train": 512, "n_eval": 512}
+    return {}
 
 
 def _stderr(msg: str) -> None:
@@ -54,6 +85,7 @@ def reproduce(
     options: dict | None = None,
     extra: dict | None = None,
     progress: bool = True,
+    quick: bool = False,
 ) -> tuple[dict, Path]:
     """Run protocol ``name`` and write its full-precision JSON; the one code path of
     ``deq-dynamics reproduce`` and the ``scripts/p_*.py`` wrappers.
@@ -65,6 +97,8 @@ def reproduce(
         options: keyword options of the protocol function (e.g. reduced sizes).
         extra: fields added to the payload (e.g. ``{"quick": True}``).
         progress: print the protocol's progress lines on stderr.
+        quick: run at :func:`quick_options` sizes (merged under ``options``); the
+            results file and figures are then named ``...-quick``.
 
     Returns:
         The payload written and the path it was written to.
@@ -75,12 +109,19 @@ def reproduce(
             f"unknown protocol {name!r}; choose one of: {', '.join(protocols)}"
         )
     proto = protocols[name]
-    json_path = json_path or Path("reports") / f"{proto.name}.json"
+    reduced = quick_options(name) if quick else {}
+    options = {**reduced, **(options or {})}
+    suffix = "-quick" if reduced else ""
+    json_path = json_path or Path("reports") / f"{proto.name}{suffix}.json"
     check_file(json_path, "--json")
     check_dir(figures_dir, "--figures")
     ctx = ProtocolContext(
-        figures_dir=figures_dir, progress=_stderr if progress else lambda msg: None
+        figures_dir=figures_dir,
+        progress=_stderr if progress else lambda msg: None,
+        suffix=suffix,
     )
+    if quick:
+        extra = {"quick": True, "quick_options": reduced, **(extra or {})}
     t0 = time.perf_counter()
     result = proto.fn(ctx, **(options or {}))
     payload = {
@@ -109,7 +150,8 @@ def _main(args: argparse.Namespace) -> int:
         return 2
     try:
         payload, path = reproduce(
-            args.protocol, json_path=args.json, figures_dir=args.figures
+            args.protocol, json_path=args.json, figures_dir=args.figures,
+            quick=args.quick,
         )
     except OutputPathError as exc:
         print(f"deq-dynamics reproduce: {exc}", file=sys.stderr)

@@ -218,13 +218,13 @@ def _main(args: argparse.Namespace) -> int:
                     ].dist.values_for_plot(),
                     "index": np.arange(summary["instances"]),
                 },
-                args.figures / "scale_rate_ratio_hist.png",
+                args.figures / "scale-rate-ratio-hist.png",
             )
         )
         if rep is not None:
             figures.append(
                 scale_figures.scale_worst_sigma(
-                    rep["_replay"], args.figures / "scale_worst_sigma_min.png"
+                    rep["_replay"], args.figures / "scale-worst-sigma-min.png"
                 )
             )
         # the dtype comparison reruns the first instances: their steps come from a
@@ -235,7 +235,7 @@ def _main(args: argparse.Namespace) -> int:
                 drift_by_dtype(
                     types.SimpleNamespace(config=cfg, arrays={"gf_h": first["gf_h"]})
                 ),
-                args.figures / "scale_drift_vs_dtype.png",
+                args.figures / "scale-drift-vs-dtype.png",
             )
         )
     wall = time.perf_counter() - t0

@@ -35,7 +35,7 @@ def register(sub) -> None:
         "--scale",
         choices=("cpu", "full"),
         default="cpu",
-        help="cpu (default, ~15 min per task on 2 cores) or full (GPU)",
+        help="cpu (default, about 9 min per task on 2 CPU cores) or full (GPU)",
     )
     p.add_argument("--epochs", type=int, default=None, help="maximum epochs per arm")
     p.add_argument(
@@ -81,7 +81,24 @@ def register(sub) -> None:
         default="auto",
         metavar="SOURCE",
         help="data source: auto, or fashion-mnist / sklearn-digits / "
-        "synthetic (images), kjv / brown / builtin (text)",
+        "synthetic (images), file / kjv / brown / builtin (text)",
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="directory with your own Fashion-MNIST download (the four standard "
+        "IDX files, .gz or not; default $DEQ_FASHION_MNIST_DIR, else the Debian "
+        "package path)",
+    )
+    p.add_argument(
+        "--text-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="your own UTF-8 corpus for the text task (default $DEQ_TEXT_FILE, "
+        "else the KJV from the bible program)",
     )
     p.add_argument(
         "--no-probes",
@@ -197,7 +214,7 @@ def _main(args: argparse.Namespace) -> int:
         )
     tag = "quick" if args.quick else args.scale
     out = args.out or Path("runs") / f"{args.task}-{tag}"
-    stem = f"train_{args.task}" + ("" if tag == "cpu" else f"_{tag}")
+    stem = f"train-{args.task}" + ("" if tag == "cpu" else f"-{tag}")
     try:
         check_dir(args.figures, "--figures")
         if args.replot:
@@ -208,7 +225,14 @@ def _main(args: argparse.Namespace) -> int:
         return _fail(exc)
     t0 = time.perf_counter()
     try:
-        task = make_task(cfg, device=device, source=args.data, seed=args.seed)
+        task = make_task(
+            cfg,
+            device=device,
+            source=args.data,
+            seed=args.seed,
+            data_dir=args.data_dir,
+            text_file=args.text_file,
+        )
         summary = run_task(
             task,
             cfg,
@@ -221,17 +245,17 @@ def _main(args: argparse.Namespace) -> int:
         )
     except (FileNotFoundError, DEQError) as exc:
         return _fail(exc)
-    paths = [figs.metric_vs_cost(summary, args.figures / f"{stem}_metric_vs_cost.png")]
+    paths = [figs.metric_vs_cost(summary, args.figures / f"{stem}-metric-vs-cost.png")]
     if not args.no_probes:
         paths.append(
-            figs.gradient_error(summary, args.figures / f"{stem}_grad_error.png")
+            figs.gradient_error(summary, args.figures / f"{stem}-grad-error.png")
         )
     if args.memory_steps:
         sweep = memory_sweep(task, cfg, steps=tuple(args.memory_steps), seed=args.seed)
         atomic_write_text(out / "memory_vs_steps.json", json.dumps(sweep, indent=1))
         paths.append(
             figs.memory_vs_steps(
-                sweep, args.task, args.figures / f"{stem}_memory_vs_N.png"
+                sweep, args.task, args.figures / f"{stem}-memory-vs-N.png"
             )
         )
     print(results_table(summary))
@@ -259,8 +283,8 @@ def _replot(args: argparse.Namespace, out: Path, stem: str) -> int:
     summary = json.loads(path.read_text())
     atomic_write_text(out / "results.md", results_table(summary) + "\n")
     paths = [
-        figs.metric_vs_cost(summary, args.figures / f"{stem}_metric_vs_cost.png"),
-        figs.gradient_error(summary, args.figures / f"{stem}_grad_error.png"),
+        figs.metric_vs_cost(summary, args.figures / f"{stem}-metric-vs-cost.png"),
+        figs.gradient_error(summary, args.figures / f"{stem}-grad-error.png"),
     ]
     mem = out / "memory_vs_steps.json"
     if mem.is_file():
@@ -268,7 +292,7 @@ def _replot(args: argparse.Namespace, out: Path, stem: str) -> int:
             figs.memory_vs_steps(
                 json.loads(mem.read_text()),
                 args.task,
-                args.figures / f"{stem}_memory_vs_N.png",
+                args.figures / f"{stem}-memory-vs-N.png",
             )
         )
     print(results_table(summary))

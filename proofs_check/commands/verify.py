@@ -17,6 +17,7 @@ from ..report import (
     table,
     write_json,
 )
+from ..progress import progress_bar
 
 
 def register(sub) -> None:
@@ -28,9 +29,12 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--claims",
-        action="append",
+        action="extend",
+        nargs="+",
+        type=_split_claims,
         metavar="GLOB",
-        help="claim IDs or globs (repeatable), e.g. 'LIN-*'; default all",
+        help="claim IDs or globs, space- or comma-separated (repeatable), e.g. "
+        "'LIN-*' or LIN-GF-CONS,LIN-GD-DRIFT; default all",
     )
     p.add_argument(
         "--json", type=Path, metavar="PATH", help="write the JSON report here"
@@ -44,9 +48,22 @@ def register(sub) -> None:
         "--profile",
         choices=PROFILES,
         default="quick",
-        help="quick (CI-sized) or full (many more instances)",
+        help="quick (CI-sized; figures named *-quick) or full (many more instances)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--quick",
+        dest="profile",
+        action="store_const",
+        const="quick",
+        help="same as --profile quick (the default)",
+    )
+    p.add_argument(
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress bar or progress lines",
+    )
     p.add_argument(
         "--mutants",
         nargs="*",
@@ -67,6 +84,15 @@ def register(sub) -> None:
         help="print the claim catalogue (ID, paper, stated sizes, statement) and exit",
     )
     p.set_defaults(func=_main)
+
+
+def _split_claims(text: str) -> list[str]:
+    """``A,B`` -> [A, B] (so that --claims A,B and --claims A B mean the same)."""
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _flatten(claims):
+    return None if claims is None else [c for group in claims for c in group]
 
 
 def _progress(i: int, n: int, row: Row) -> None:
@@ -229,19 +255,23 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     if args.mutants is not None:
         return _mutants(args)
+    bar = None if args.quiet else progress_bar("verify")
     try:
         check_file(args.json, "--json")
         check_file(args.markdown, "--markdown")
         rows = verify(
-            args.claims,
+            _flatten(args.claims),
             seed=args.seed,
             profile=args.profile,
             figures_dir=args.figures,
-            progress=None if args.quiet else _progress,
+            progress=None if args.quiet else (bar or _progress),
         )
     except (ValueError, OSError) as exc:
         print(f"deq-dynamics verify: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if bar is not None:
+            bar.close()
     print(table(rows))
     status = claim_status(rows)
     counts = {s.value: sum(1 for v in status.values() if v is s) for s in Status}

@@ -66,8 +66,9 @@ def theory_vline(ax, x, label: str | None = None, **kw):
 
 
 def save(fig, path: Path | None) -> str | None:
-    """Lay out and save ``fig`` (PNG by Agg); returns the path as a string (None, and
-    nothing written, when path is None)."""
+    """Lay out and save ``fig``: the PNG at ``path`` and a vector PDF beside it (same
+    stem) for papers; returns the PNG path as a string (None, and nothing written,
+    when path is None)."""
     if path is None:
         return None
     path = Path(path)
@@ -78,7 +79,10 @@ def save(fig, path: Path | None) -> str | None:
         with style():
             fig.tight_layout()
             fig.savefig(tmp, format=path.suffix.lstrip(".") or None)
+            pdf = tmp.with_suffix(".pdf")
+            fig.savefig(pdf, format="pdf")
         os.replace(tmp, path)
+        os.replace(pdf, path.with_suffix(".pdf"))
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -88,5 +92,6 @@ def save(fig, path: Path | None) -> str | None:
 from .panels import (  # noqa: E402  (the panels use THEORY / style above)
     COLORS as COLORS,
     band_plot as band_plot,
+    seeds_caption as seeds_caption,
     trajectory_plot as trajectory_plot,
 )

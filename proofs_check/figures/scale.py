@@ -20,7 +20,7 @@ def scale_rate_histogram(arrays: dict, path: Path | None) -> str | None:
     fig, axes = figure()
     ax = axes[0, 0]
     series = [
-        ("gradient flow (RK4): kappa_hat / kappa", arrays["gf_rate_ratio_final"]),
+        (r"gradient flow (RK4): $\hat\kappa / \kappa$", arrays["gf_rate_ratio_final"]),
         ("gradient descent: log-contraction / bound", arrays["gd_rate_ratio_final"]),
     ]
     vals = np.concatenate([v[np.isfinite(v) & (v > 0)] for _, v in series])
@@ -50,14 +50,14 @@ def scale_worst_sigma(rp, path: Path | None) -> str | None:
     fig, axes = figure()
     ax = axes[0, 0]
     t = np.asarray(rp.single.times)
-    x_label = "GD step k" if rp.method == "gd" else "flow time t"
+    x_label = "GD step $k$" if rp.method == "gd" else "flow time $t$"
     if rp.method == "gd":
         t = np.asarray(rp.single.steps)
-    ax.plot(t, rp.sigma_min2, label="sigma_min(I - W)^2 (replayed)", color="C0")
+    ax.plot(t, rp.sigma_min2, label=r"$\sigma_{\min}(I - W)^2$ (replayed)", color="C0")
     ax.plot(
         t,
         rp.lam_min_C0 / (1.0 + rp.m_norm2),
-        label="lambda_min(C0)/(1+||M(t)||^2)",
+        label=r"$\lambda_{\min}(C_0)/(1+\|M(t)\|^2)$",
         color="C1",
         linestyle=":",
     )
@@ -65,10 +65,11 @@ def scale_worst_sigma(rp, path: Path | None) -> str | None:
         ax,
         t,
         np.full_like(t, rp.cond_lower, dtype=float),
-        label="lambda_min(C0)/(1+M_bar^2) (bound)",
+        label=r"$\lambda_{\min}(C_0)/(1+\bar M^2)$ (bound)",
     )
     ax.set_yscale("log")
     ax.set_xlabel(x_label)
+    ax.set_ylabel(r"$\sigma_{\min}(I - W)^2$")
     ax.set_title(f"SCALE-COND worst instance {rp.instance_id} ({rp.method})")
     ax.legend(fontsize=7)
     return save(fig, path)
@@ -104,7 +105,7 @@ def scale_drift_vs_dtype(drifts: dict, path: Path | None) -> str | None:
             ax.hlines(eps, i - 0.2, i + 0.8, **THEORY)
     ax.set_xticks(x + width * (len(integrators) - 1) / 2, dtypes)
     ax.set_yscale("log")
-    ax.set_ylabel("max_t ||C(t) - C0||_F / max(1, ||C0||_F)")
+    ax.set_ylabel(r"$\max_t \|C(t) - C_0\|_F / \max(1, \|C_0\|_F)$")
     ax.set_title("Conservation drift vs dtype (dashed: machine eps)")
     ax.legend(fontsize=7)
     return save(fig, path)

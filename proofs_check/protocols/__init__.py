@@ -16,16 +16,33 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def figure_file(figures_dir: Path, name: str, suffix: str = "") -> Path:
+    """``figures_dir/NAME[SUFFIX].png`` with one naming scheme: ``-`` between words
+    (never ``_``), and a reduced run's ``suffix`` (``-quick``) so that it never
+    takes the name of the full protocol's figure."""
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    return figures_dir / f"{name.replace('_', '-')}{suffix}.png"
+
+
 @dataclasses.dataclass(frozen=True)
 class ProtocolContext:
+    """Where a protocol writes figures and reports progress.
+
+    Attributes:
+        figures_dir: figure directory (None: no figures).
+        progress: callback for progress lines.
+        suffix: appended to every figure name; ``"-quick"`` for a reduced run (the
+            ``--quick`` of ``reproduce`` and the quick ``verify`` profile).
+    """
+
     figures_dir: Path | None = None
     progress: Callable[[str], None] = lambda msg: None
+    suffix: str = ""
 
     def figure_path(self, name: str) -> Path | None:
         if self.figures_dir is None:
             return None
-        self.figures_dir.mkdir(parents=True, exist_ok=True)
-        return self.figures_dir / f"{name}.png"
+        return figure_file(self.figures_dir, name, self.suffix)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,8 +79,10 @@ def protocol_data(ctx, name: str, **options) -> dict:
     context (one ``verify`` run) and shared by every check that judges it.
 
     ``ctx`` is a :class:`proofs_check.registry.Context`; figures go to its
-    ``figures_dir``. Checks must not mutate the returned payload.
+    ``figures_dir``, suffixed ``-quick`` when ``options`` reduce the protocol in the
+    quick profile. Checks must not mutate the returned payload.
     """
     key = ("protocol", name, tuple(sorted(options.items())))
-    pctx = ProtocolContext(figures_dir=ctx.figures_dir)
+    suffix = ctx.figure_suffix if options else ""
+    pctx = ProtocolContext(figures_dir=ctx.figures_dir, suffix=suffix)
     return ctx.memo(key, lambda: load_protocols()[name].fn(pctx, **options))

@@ -41,7 +41,16 @@ from dynamics.instances.single_index import (
 from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
-from ..figures import COLORS, band_plot, figure, save, style, theory_hline
+from ..figures import (
+    COLORS,
+    band_plot,
+    figure,
+    save,
+    seeds_caption,
+    style,
+    theory,
+    theory_hline,
+)
 from . import ProtocolContext, protocol
 
 #: The five methods of §6.3-6.4, in the authors' order.
@@ -171,6 +180,11 @@ def run_apx_lin(
     return out
 
 
+def _fmt_start(run: dict) -> str:
+    c, b = (float(v) for v in run["theta0"])
+    return f"({c:.3g}, {b:.3g})"
+
+
 @style()
 def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[str]:
     """(c, b) plane with the initial circle, zero-risk line and b = -1; risk."""
@@ -185,30 +199,51 @@ def draw_apx_lin(ctx: ProtocolContext, runs: list[dict], prefix: str) -> list[st
         1 + r0 * np.sin(t),
         color="0.75",
         lw=1,
-        label=f"initial circle r0 = {r0:.3g}",
+        label=f"initial circle $r_0 = {r0:.3g}$",
     )
     b = np.linspace(-3, 1, 50)
-    ax.plot(1 - b, b, color="0.4", lw=1, ls=":", label="zero risk c = 1 - b")
-    theory_hline(ax, -1.0, label="b = -1 (c = 0 for even m)", linewidth=1.2)
+    theory(ax, 1 - b, b, label="zero risk $c = 1 - b$", linewidth=1.0, linestyle=":")
+    theory_hline(ax, -1.0, label="$b = -1$ ($c = 0$ for even $m$)", linewidth=1.2)
+    # Methods that follow the same path would hide one another: the exact gradient
+    # is drawn wide and translucent underneath, the others thin on top.
     for r, color in zip(runs, COLORS, strict=False):
+        exact = r["method"] == "exact"
         ax.plot(
-            r["thetas"][:, 0], r["thetas"][:, 1], color=color, lw=1.4, label=r["method"]
+            r["thetas"][:, 0],
+            r["thetas"][:, 1],
+            color=color,
+            lw=4.0 if exact else 1.4,
+            alpha=0.35 if exact else 1.0,
+            zorder=1 if exact else 2,
+            label=r["method"],
         )
         ax.plot(*r["thetas"][-1], "o", color=color, ms=4)
     ax.plot(*runs[0]["theta0"], "k^", ms=6)
     ax.set(
-        xlabel="c",
-        ylabel="b",
+        xlabel="$c$",
+        ylabel="$b$",
         xlim=(1.6, 3.2),
         ylim=(-1.4, 0.3),
-        title="P-APX-LIN trajectories",
+        title=f"P-APX-LIN trajectories from $\\theta_0 = {_fmt_start(runs[0])}$",
     )
     ax.legend(fontsize=7, loc="upper right")
     ax = axes[0, 1]
     for r, color in zip(runs, COLORS, strict=False):
-        ax.plot(np.maximum(r["risks"], 1e-32), color=color, label=r["method"])
+        exact = r["method"] == "exact"
+        ax.plot(
+            np.maximum(r["risks"], 1e-32),
+            color=color,
+            lw=4.0 if exact else 1.4,
+            alpha=0.35 if exact else 1.0,
+            zorder=1 if exact else 2,
+            label=r["method"],
+        )
     ax.set_yscale("log")
-    ax.set(xlabel="GD step", ylabel="risk", title="risk (floored at 1e-32)")
+    ax.set(
+        xlabel="GD step",
+        ylabel=r"risk $\widehat R$",
+        title=r"risk (floored at $10^{-32}$)",
+    )
     ax.legend(fontsize=7)
     return [p for p in [save(fig, ctx.figure_path(f"{prefix}-trajectories"))] if p]
 
@@ -367,22 +402,27 @@ def _tanh_figures(ctx, runs, labels, prefix) -> list[str]:
         return []
     fig, axes = figure(1, 2)
     for field, ax, ylabel in (
-        ("train_risk", axes[0, 0], "training risk"),
-        ("parameter_error", axes[0, 1], "||theta - theta*||"),
+        ("train_risk", axes[0, 0], r"training risk $\widehat R$"),
+        ("parameter_error", axes[0, 1], r"$\|\theta - \theta^\ast\|$"),
     ):
         for label, color in zip(labels, COLORS, strict=False):
             rs = [r for r in runs if r["method"] == label]
+            # The exact curve wide and translucent under the methods that overlap it.
+            exact = label == "exact"
             band_plot(
                 ax,
                 rs[0]["eval_steps"],
                 np.stack([r[field] for r in rs]),
                 label=label,
                 color=color,
+                lw=4.0 if exact else 1.4,
+                alpha=0.35 if exact else 1.0,
+                zorder=1 if exact else 2,
             )
         ax.set(
             xlabel="GD step",
             ylabel=ylabel,
-            title=f"P-APX-TANH ({len({r['seed'] for r in runs})} seeds, min-max)",
+            title="P-APX-TANH: " + seeds_caption(len({r["seed"] for r in runs})),
         )
         ax.legend(
             fontsize=7, title="exact, JFB, Neumann overlap (c0 = 1)", title_fontsize=7

@@ -38,7 +38,16 @@ from dynamics.models.activations import sigma_eps
 from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
-from ..figures import COLORS, band_plot, figure, save, style, trajectory_plot
+from ..figures import (
+    COLORS,
+    band_plot,
+    figure,
+    save,
+    seeds_caption,
+    style,
+    theory,
+    trajectory_plot,
+)
 from . import ProtocolContext, protocol
 
 #: SIM-MONO rounding allowance: R_{k+1} - R_k <= 1e-14 R_k + 10 eps64 sqrt(R_k) max|f|.
@@ -186,50 +195,91 @@ def run_leg_sigmoid(
         "Q": res["Q"],
         "plot_window": window,
     }
-    out["figures"] = _leg_figures(run, ctx, model, res, window)
+    out["figures"] = _leg_figures(run, ctx, model, res, window, rho)
     return out
 
 
+#: Distance to the target below which the local linear rate is drawn.
+LOCAL_RADIUS = 0.1
+
+
 @style()
-def _leg_figures(run, ctx, model, res, window) -> list[str]:
-    """The authors' panels: loss, learned, dynamics, distances (the extended runs
-    carry their names, drawn over the plot window of §6.1)."""
+def _leg_figures(run, ctx, model, res, window, rho=None) -> list[str]:
+    """The authors' panels: loss, learned, dynamics, distances, each measurement with
+    its theory dashed (the target function; the local linear rate rho_lin^k near the
+    target). A full extended run is drawn over the plot window and takes the short
+    name (``leg-sigmoid``); any run cut short is named by the updates it made
+    (``leg-sigmoid-200``), so a cut extended run and the plain run of the same length
+    (the same GD iterates) share one file instead of two identical ones."""
     if ctx.figures_dir is None:
         return []
     base = run.replace("-extended", "")
-    extended = run.endswith("-extended")
     K = len(res["risks"])
-    stop = min(K, (LEG_SIGMOID_RUNS[base][3] or K - 1) + 1) if extended else K
-    tag = base if extended else f"{base}-{K - 1}"
+    full_extended = run.endswith("-extended") and K - 1 == LEG_SIGMOID_RUNS[run][2]
+    stop = min(K, (LEG_SIGMOID_RUNS[base][3] or K - 1) + 1) if full_extended else K
+    tag = base if full_extended else f"{base}-{K - 1}"
     paths = []
     x = np.arange(stop)
+    # The local linear rate holds near the target only: drawn from the first update
+    # within LOCAL_RADIUS of it (if the run gets there), anchored at that point.
+    near = np.flatnonzero(res["dist"][:stop] <= LOCAL_RADIUS)
+    local = rho is not None and 0.0 < rho < 1.0 and near.size > 1
+    xs = x[near[0] :] if local else x[:0]
     fig, axes = figure(2, 2, size=(4.6, 3.4))
     ax = axes[0, 0]
-    ax.plot(x, res["risks"][:stop], color=COLORS[1])
+    ax.plot(x, res["risks"][:stop], color=COLORS[1], label="measured")
+    if local:
+        theory(
+            ax,
+            xs,
+            res["risks"][xs[0]] * rho ** (2.0 * (xs - xs[0])),
+            label=r"local rate $\rho_{\rm lin}^{2k}$",
+        )
     ax.set_yscale("log")
-    ax.set(xlabel="GD updates", ylabel="training risk", title=f"loss ({run})")
+    ax.set(
+        xlabel="GD updates",
+        ylabel=r"training risk $\widehat R$",
+        title=f"loss ({base}, {stop - 1} updates)",
+    )
+    ax.legend(fontsize=7)
     ax = axes[0, 1]
     grid = np.linspace(-2, 2, 250)
-    ax.plot(grid, expit(LEG_SIGMOID_XI * grid), color="blue", label="target expit(2x)")
+    theory(ax, grid, expit(LEG_SIGMOID_XI * grid), label=r"target $\sigma(2x)$")
     ax.plot(
         grid,
         model.predict(res["thetas"][stop - 1], grid[:, None]),
-        "--",
-        color="red",
+        color=COLORS[1],
         label=f"learned (update {stop - 1})",
     )
-    ax.set(xlabel="x", ylabel="y", title="learned function")
-    ax.legend(fontsize=8)
+    ax.set(xlabel="$x$", ylabel="$y$", title="learned function")
+    ax.legend(fontsize=7)
     ax = axes[1, 0]
     sc = trajectory_plot(ax, res["thetas"][:stop], every=max(1, stop // 1000))
-    ax.plot(LEG_SIGMOID_XI, 0.0, "r*", ms=10, label="target (2, 0)")
-    ax.set(xlabel="theta_1 (u)", ylabel="theta_2 (v)", title="(u, v) trajectory")
-    ax.legend(fontsize=8)
+    ax.plot(LEG_SIGMOID_XI, 0.0, "k*", ms=10, label="target $(2, 0)$")
+    ax.set(
+        xlabel=r"$\theta_1 = u$",
+        ylabel=r"$\theta_2 = v$",
+        title=r"$(u, v)$ trajectory",
+    )
+    ax.legend(fontsize=7)
     ax.figure.colorbar(sc, ax=ax, label="update")
     ax = axes[1, 1]
-    ax.plot(x, res["dist"][:stop], color=COLORS[2])
+    ax.plot(x, res["dist"][:stop], color=COLORS[2], label="measured")
+    if local:
+        theory(
+            ax,
+            xs,
+            res["dist"][xs[0]] * rho ** (xs - xs[0]),
+            label=r"local rate $\rho_{\rm lin}^{k}$",
+        )
     ax.set_yscale("log")
-    ax.set(xlabel="GD updates", ylabel="||theta - (2, 0)||", title="distance to target")
+    ax.set(
+        xlabel="GD updates",
+        ylabel=r"$\|\theta_k - (2, 0)\|$",
+        title="distance to target"
+        + ("" if local else f"\n(not within {LOCAL_RADIUS:g}: no local-rate overlay)"),
+    )
+    ax.legend(fontsize=7)
     paths.append(save(fig, ctx.figure_path(f"leg-{tag}")))
     return [p for p in paths if p]
 
@@ -396,8 +446,8 @@ def _weak_figures(ctx, runs, epsilons, prefix) -> list[str]:
         return []
     paths = []
     for field, stem, ylabel in (
-        ("parameter_error", "distance", "||theta - (xi, 0)||"),
-        ("eval_risk", "risk", "held-out risk"),
+        ("parameter_error", "distance", r"$\|\theta - (\xi, 0)\|$"),
+        ("eval_risk", "risk", r"held-out risk $R$"),
     ):
         fig, axes = figure()
         ax = axes[0, 0]
@@ -407,14 +457,13 @@ def _weak_figures(ctx, runs, epsilons, prefix) -> list[str]:
                 ax,
                 rs[0]["updates"],
                 np.stack([r[field] for r in rs]),
-                label=f"eps = 1/{round(1 / e)}",
+                label=rf"$\varepsilon = 1/{round(1 / e)}$",
                 color=color,
             )
         ax.set(
             xlabel="GD updates",
             ylabel=ylabel,
-            title=f"P-WEAK: mean over {len({r['seed'] for r in runs})} seeds, "
-            "min-max band",
+            title="P-WEAK: " + seeds_caption(len({r["seed"] for r in runs})),
         )
         ax.legend(fontsize=8)
         paths.append(save(fig, ctx.figure_path(f"{prefix}-{stem}")))

@@ -1,22 +1,30 @@
-"""Hypothesis strategies for the reversible DEQ: draw structure (seed, beta, width,
-contraction factor, dtype, steps), then build the map with a seeded generator so that
-shrinking acts on these parameters, never on raw arrays (style.md §13)."""
+"""Hypothesis strategies for PyTorch DEQ maps with a certified Lipschitz constant.
+
+A drawn :class:`RevCase` builds ``f(z, x) = tanh(W z + U x + b)`` with the spectral
+norm of W set to ``lipschitz`` (so f is a contraction in z with that constant, since
+tanh is 1-Lipschitz), an input batch and a zero start. Shrinking acts on the seed,
+beta, width, contraction factor, dtype and step count, never on raw tensors.
+
+Needs Hypothesis and PyTorch.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 
 import torch
-from hypothesis import strategies as st
 
-from dynamics.instances.torch_examples import TanhMap
+from ..instances.torch_examples import TanhMap
+from ._hypothesis import st
+
+__all__ = ["SEEDS", "DTYPES", "betas", "RevCase", "revdeq_configs", "contractive_maps"]
 
 SEEDS = st.integers(min_value=0, max_value=2**31 - 1)
 DTYPES = st.sampled_from([torch.float64, torch.float32])
 
 
 def betas(min_gap: float = 0.2) -> st.SearchStrategy[float]:
-    """beta in (0.05, 1.95) with |1 - beta| >= min_gap (bounded, finite)."""
+    """Reversible relaxation beta: in (0.05, 1.95), |1 - beta| >= min_gap."""
     low = st.floats(0.05, 1.0 - min_gap, allow_nan=False, allow_infinity=False)
     high = st.floats(1.0 + min_gap, 1.95, allow_nan=False, allow_infinity=False)
     return st.one_of(low, high)
@@ -24,7 +32,18 @@ def betas(min_gap: float = 0.2) -> st.SearchStrategy[float]:
 
 @dataclasses.dataclass(frozen=True)
 class RevCase:
-    """A seeded E-TOY instance: f = tanh(W z + U x + b), ||W||_2 = lipschitz."""
+    """A seeded contractive DEQ problem: f = tanh(W z + U x + b), ||W||_2 = lipschitz.
+
+    Attributes:
+        seed: seeds the map and the input batch.
+        beta: relaxation of the reversible iteration.
+        width: state dimension.
+        dx: input dimension.
+        lipschitz: certified Lipschitz constant of f in z (< 1: a contraction).
+        dtype: torch dtype of the map and tensors.
+        steps: number of iterations a test should run.
+        batch: batch size of x.
+    """
 
     seed: int
     beta: float
@@ -36,6 +55,7 @@ class RevCase:
     batch: int
 
     def build(self):
+        """Return ``(f, x, z0)``: the map, an input batch and a zero start."""
         f = TanhMap(
             self.width, self.dx, self.lipschitz, seed=self.seed, dtype=self.dtype
         )
@@ -56,7 +76,7 @@ def revdeq_configs(
     min_gap: float = 0.2,
     max_lipschitz: float = 0.95,
 ) -> RevCase:
-    """Reversible-DEQ problems over beta, width, contraction factor and dtype."""
+    """DEQ problems over beta, width, contraction factor, dtype and step count."""
     return RevCase(
         seed=draw(SEEDS),
         beta=draw(betas(min_gap)),
