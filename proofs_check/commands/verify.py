@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..catalogue import CLAIMS
 from ..outputs import check_dir, check_file
+from ..progress import progress_bar
 from ..registry import PROFILES, Context, Row, Status, claim_status, run, select
 from ..report import (
     atomic_write_text,
@@ -17,7 +18,6 @@ from ..report import (
     table,
     write_json,
 )
-from ..progress import progress_bar
 
 
 def register(sub) -> None:
