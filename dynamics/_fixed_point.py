@@ -12,7 +12,8 @@ from .gradients.base import AbstractGradient
 from .solvers.base import AbstractFixedPointSolver
 from .solvers.iterate import check_tolerances
 
-#: Default state dtype (spec §8: the reversible inverse rounds in the state dtype).
+#: Default state dtype (docs/theory/reversible.md: the reversible inverse rounds in the
+#: state dtype).
 DEFAULT_STATE_DTYPE = torch.float64
 
 
@@ -82,7 +83,8 @@ def fixed_point(
         x: injected input, batch-first.
         gradient: a gradient object from :mod:`dynamics.gradients`; default
             ``ReversibleExact()`` for the reversible solver, else ``ImplicitIFT()``.
-        tol: relative-residual tolerance (spec §4); 0 runs exactly ``max_steps``.
+        tol: relative-residual tolerance (docs/theory/reversible.md); 0 runs exactly
+        ``max_steps``.
         max_steps: step cap (>= 1).
         throw: raise the named error when the solve (or, later, its backward) fails;
             with False, read ``solution.result`` / ``stats["result"]``.

@@ -3,7 +3,8 @@
 The state (the fixed-point iterate) lives in ``state_dtype`` (default float64); ``f``
 runs in its own dtype (that of its first floating parameter, else of ``x``): its input
 is cast to that dtype and its output back to the state dtype, so the affine
-combinations of the solvers and their inverses round in the state dtype (spec §8).
+combinations of the solvers and their inverses round in the state dtype
+(docs/theory/reversible.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Pointwise numeric Lie-algebra rank of the gradient fields of a model map (spec §7).
+"""Pointwise numeric Lie-algebra rank of the gradient fields of a model map
+(docs/theory/discovery.md).
 
 The conservation laws shared by the gradient flows of every loss ell(phi(theta)) are
 counted as D - dim Lie(V)(theta), where V is spanned by the fields grad phi_i and the
@@ -60,7 +61,7 @@ def _load_forward_ad() -> None:
 _load_forward_ad()
 
 #: Smallest accepted ratio between the last kept and the first dropped normalised
-#: singular value (spec §7 / claim DISC-LIN).
+#: singular value (docs/theory/discovery.md / claim DISC-LIN).
 GAP_MIN = 1e6
 
 #: A map phi: R^D -> R^P in torch, valid (with exact derivatives) near one point.

@@ -10,10 +10,12 @@ one place (:func:`linear_constants`) and the loss normalisation is a parameter:
   for a 1/2-MSE. Gradient-based constants (PL constant, GF rate, ``ell``, GD factor)
   scale with it (pitfall P7).
 * ``R0`` below is always the model's no-1/2 MSE at ``theta0`` **minus its minimum**
-  (``model.min_risk``), so that non-realizable data are handled as spec §1 says; the
-  effective target is the least-squares solution ``model.beta_star`` / ``M_star``.
+  (``model.min_risk``), so that non-realizable data are handled as
+  docs/theory/linear.md says; the effective target is the least-squares solution
+  ``model.beta_star`` / ``M_star``.
 
-Notation (spec §1): ``lam = lambda_min(Sigma_hat)``, ``Lam = lambda_max(Sigma_hat)``,
+Notation (docs/theory/linear.md): ``lam = lambda_min(Sigma_hat)``, ``Lam =
+lambda_max(Sigma_hat)``,
 ``Q0 = ||u0||^2 + (1 - v0)^2 = r0^2``, ``C0 = A0 A0^T + U0 U0^T``.
 
 Functions (result, claim):

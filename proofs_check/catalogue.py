@@ -1,4 +1,4 @@
-"""The claim catalogue of ``spec/claims.md``: one entry per stable claim ID.
+"""The claim catalogue: one entry per stable claim ID.
 
 This module is data, and so are the tolerances: each claim carries its own
 ``tolerances`` (name -> :class:`Tolerance`, a value with the one-line rounding model,

@@ -6,7 +6,8 @@ the approximate gradients, side by side in one run.
                                    [--json PATH] [--figures DIR] [--seed N]
 
 For one map ``f(z, x) = tanh(LN(W2 relu(W1 z) + x))`` (``ResMLP``, float32 weights,
-float64 state as in spec §8) at several widths and step counts N (tol = 0, so exactly N
+float64 state as in docs/theory/reversible.md) at several widths and step counts N (tol
+= 0, so exactly N
 steps), it measures:
 
 - time: forward and backward wall-clock of the reversible layer (median of repeats;
@@ -120,7 +121,8 @@ def scaling_table(widths, ns, batch, repeats, device, seed):
                 ("unrolled", Unrolled()),
             ):
                 # throw=False: at large N the reconstruction of any f overflows
-                # (each undone step expands errors by >= 1/|1-beta|, spec §10.5); the
+                # (each undone step expands errors by >= 1/|1-beta|,
+                # docs/theory/reversible.md); the
                 # timing and memory are still meaningful and the code is recorded.
                 layer = DEQLayer(
                     f, Reversible(0.8), grad, tol=0.0, max_steps=n, throw=False

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""P-APX-LIN and P-APX-TANH (spec §6.3-6.4): approximate backprop, exact vs JFB,
+"""P-APX-LIN and P-APX-TANH (docs/theory/protocols.md): approximate backprop, exact vs
+JFB,
 Neumann-2/3 and damped-2.
 
 Writes ``apx-lin.json`` and ``apx-tanh.json`` (full float precision) and the

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""P-GF (spec §6.8): reference gradient flows of random linear DEQs, and the checks
+"""P-GF (docs/theory/protocols.md): reference gradient flows of random linear DEQs, and
+the checks
 they feed: LIN-GF-CONS, LIN-SPHERE, LIN-COND, LIN-GF-RATE, LIN-GF-LIMIT (R1-R4).
 
     python scripts/p_gf.py [--quick] [--seed N] [--figures DIR] [--json PATH]

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""P-LEG, linear runs (spec §6.1): ``leg-linear`` and ``leg-linear-near-singular``.
+"""P-LEG, linear runs (docs/theory/protocols.md): ``leg-linear`` and
+``leg-linear-near-singular``.
 
 Writes one JSON file per run (full float precision; protocol ID and seeds inside) and
 the figures loss-lm, learned-lm, dynamics-lm, distances-lm, dynamics-lm-unstable and

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""P-LEG, sigmoid runs (spec §6.1): leg-sigmoid, -far, -extended, -far-extended.
+"""P-LEG, sigmoid runs (docs/theory/protocols.md): leg-sigmoid, -far, -extended,
+-far-extended.
 
 Writes one JSON file per run (full float precision; protocol ID, seeds, theta0,
 theta_final, every step's risk, theta, distance to (2, 0) and Q_k) and the loss /

@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""P-SWEEP (spec §6.2): seeds 0-19 near (0, 1), eta = 0.01, 200 steps, plus the
+"""P-SWEEP (docs/theory/protocols.md): seeds 0-19 near (0, 1), eta = 0.01, 200 steps,
+plus the
 project's control at eta = 1/ell (R6).
 
 Writes the per-seed JSON (full precision) and the figures sweep-lm and sweep-seed6,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""P-WEAK (spec §6.5): weak nonlinearity sigma_eps(z) = z + eps tanh z.
+"""P-WEAK (docs/theory/protocols.md): weak nonlinearity sigma_eps(z) = z + eps tanh z.
 
 Writes ``weak.json`` (per seed and eps: lambda_min(H*)/eps^2, final parameter error,
 train and eval risk, monotonicity, histories every 100 updates) and the distance and

@@ -12,7 +12,7 @@ import numpy as np
 from dynamics.measure import FD_STEP, central_difference, rel_error
 from proofs_check.catalogue import tol
 
-#: Tolerances keyed by claim ID (or claim ID and a qualifier), from spec/claims.md.
+#: Tolerances keyed by claim ID (or claim ID and a qualifier), from the claim catalogue.
 TOL: dict[str, float] = {
     "LIN-GRAD-autograd": tol("LIN-GRAD", "autograd"),
     "LIN-GRAD-fd": tol("LIN-GRAD", "fd"),

@@ -1,4 +1,5 @@
-"""The activation table (spec §2.4, P4, P5): derivatives, constants, brackets."""
+"""The activation table (docs/theory/single_index.md, P4, P5): derivatives, constants,
+brackets."""
 
 from __future__ import annotations
 
@@ -89,7 +90,8 @@ def test_gelu_constants_rederived():
 @pytest.mark.parametrize("act", ENTRIES, ids=IDS)
 def test_well_posedness_condition(act):
     if act.increasing:
-        assert act.well_posed(-1e6)  # any negative v (increasing sigma, spec §2.4)
+        # any negative v (increasing sigma, docs/theory/single_index.md)
+        assert act.well_posed(-1e6)
         assert act.well_posed(0.999 / act.sup_slope)
         assert not act.well_posed(1.0 / act.sup_slope)
     else:

@@ -1,4 +1,5 @@
-"""Approximate-backprop objects (spec §4): factors, linear factors c(v), directions."""
+"""Approximate-backprop objects (docs/theory/approximate.md): factors, linear factors
+c(v), directions."""
 
 from __future__ import annotations
 

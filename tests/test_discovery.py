@@ -1,4 +1,5 @@
-"""Conservation-law discovery (proofs_check.discovery): the counts of spec §7's table,
+"""Conservation-law discovery (proofs_check.discovery): the counts of
+docs/theory/discovery.md's table,
 the exact polynomial laws, user maps and the CLI."""
 
 from __future__ import annotations

@@ -92,16 +92,21 @@ def test_gallery_lists_only_catalogued_claims_and_round_trips():
     assert dc.figures_by_claim(dc.render_gallery(figures)) == figures
 
 
-def test_docs_do_not_point_outside_the_repository():
-    """No page of docs/ cites material that is not in the repository."""
+def test_project_does_not_point_outside_the_repository():
+    """No page, docstring, comment or message of the project cites material that is
+    not in the repository (the theory lives in docs/theory)."""
+    root = DOCS.parent
+    bad = ("shared" + "/", "spec" + " §", "spec" + "/claims.md", "spec" + "/data.md")
     offenders = []
-    for path in DOCS.rglob("*.md"):
-        if "_build" in path.parts:
-            continue
-        text = path.read_text()
-        for bad in ("shared/", "spec §", "../shared"):
-            if bad in text:
-                offenders.append(f"{path.relative_to(DOCS)}: {bad!r}")
+    for top in ("docs", "dynamics", "proofs_check", "scripts", "tests"):
+        for path in (root / top).rglob("*"):
+            if "_build" in path.parts or path.suffix not in {".md", ".py", ".rst"}:
+                continue
+            text = path.read_text()
+            offenders += [f"{path.relative_to(root)}: {b!r}" for b in bad if b in text]
+    for name in ("README.md", "CHANGELOG.md", "setup.cfg", "pyproject.toml", "Makefile"):
+        text = (root / name).read_text()
+        offenders += [f"{name}: {b!r}" for b in bad if b in text]
     assert not offenders, offenders
 
 

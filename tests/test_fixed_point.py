@@ -124,7 +124,8 @@ def test_masking_freezes_converged_examples():
 
 
 def test_at_least_one_step_even_at_the_fixed_point():
-    """The loop takes at least one step (err starts at 2 tol, spec §4)."""
+    """The loop takes at least one step (err starts at 2 tol,
+    docs/theory/reversible.md)."""
     fm, z0 = _toy()
     zs = _picard_star(fm, z0)
     with torch.no_grad():

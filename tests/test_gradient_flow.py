@@ -273,7 +273,8 @@ def test_failed_stage_solve_and_nonfinite_direction_are_labelled(rng):
 
 
 def test_scalar_multiple_direction_keeps_q(rng):
-    """A direction c(theta) * grad R (approximate backprop, spec §4) keeps Q too."""
+    """A direction c(theta) * grad R (approximate backprop, docs/theory/approximate.md)
+    keeps Q too."""
     inst = scalar_instance(rng, 3)
     theta0 = inst.theta0.copy()
     theta0[-1] = min(theta0[-1], 0.5)  # JFB's factor 1 - v is positive on v < 1

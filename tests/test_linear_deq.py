@@ -1,4 +1,5 @@
-"""Scalar-state linear DEQ: closed-form IFT gradient, Hessian, errors (spec §2.2)."""
+"""Scalar-state linear DEQ: closed-form IFT gradient, Hessian, errors
+(docs/theory/linear.md)."""
 
 from __future__ import annotations
 
@@ -82,7 +83,8 @@ def _torch_risk(m, t):
 
 
 def test_scalar_equals_matrix_with_m1(rng):
-    """The scalar model is the matrix model with m = 1, W = v, U = u^T (spec §2.3)."""
+    """The scalar model is the matrix model with m = 1, W = v, U = u^T
+    (docs/theory/linear.md)."""
     inst = scalar_instance(rng, 3)
     s = inst.model
     mm = MatrixLinearDEQ(s.X, s.y, m=1)

@@ -92,7 +92,8 @@ def test_masked_batch_matches_unrolled(beta):
 @pytest.mark.claim("REV-EXACT")
 @pytest.mark.parametrize("n", [1, 7, 30])
 def test_stored_state_recursion_is_exact(n):
-    """The spec §6 recursion on the stored states equals autograd to rounding for any
+    """The docs/theory/reversible.md recursion on the stored states equals autograd to
+    rounding for any
     N (converged or not): reconstruction is the only source of error."""
     f, x, z0 = _setup(lip=0.9, seed=4)
     kw = {"tol": 0.0, "max_steps": n, "loss": _loss}

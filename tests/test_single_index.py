@@ -1,4 +1,5 @@
-"""SingleIndexDEQ (spec §2.4, R7): forward solve, IFT gradient, Hessian, errors."""
+"""SingleIndexDEQ (docs/theory/single_index.md, R7): forward solve, IFT gradient,
+Hessian, errors."""
 
 from __future__ import annotations
 

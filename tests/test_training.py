@@ -162,7 +162,8 @@ def test_explicit_arm_parameter_counts(which, scale):
 
 
 def test_jacobian_penalty_is_hutchinson_estimate():
-    """The regulariser's mean over probes tends to ||J_f(z*)||_F^2 / d (spec §11)."""
+    """The regulariser's mean over probes tends to ||J_f(z*)||_F^2 / d
+    (docs/theory/reversible.md)."""
     torch.manual_seed(0)
     f = ConvBlock(2, 2, group_size=2)
     x = torch.randn(1, 2, 3, 3)

@@ -1,6 +1,7 @@
 """B independent matrix linear DEQs z = W z + U x (optional readout B) at once.
 
-The batched twin of :class:`dynamics.MatrixLinearDEQ` (spec §2.3): per-instance data,
+The batched twin of :class:`dynamics.MatrixLinearDEQ` (docs/theory/linear.md):
+per-instance data,
 dims (m, d, n, k) fixed within a batch, no Python loop over instances. Used for the
 P-SCALE protocol (claims SCALE-COND, SCALE-RATE), which runs 1e4-1e6 instances through
 gradient descent and gradient flow and keeps, per instance, what the claims need.
@@ -292,7 +293,8 @@ class RateConstants:
     """Per-instance constants of the bounds of R3, R4 and R6 at theta0 (float64, (B,)).
 
     Attributes:
-        risk0: R(theta0) - R_min (risk above its minimum; spec §1 non-realizable rule).
+        risk0: R(theta0) - R_min (risk above its minimum; docs/theory/linear.md
+        non-realizable rule).
         lam_min_C0, lam_max_C0: extreme eigenvalues of C0 = A0 A0^T + U0 U0^T.
         M_bar: ||P_ls||_2 + sqrt(risk0 / lambda_min(Sigma)) (bounds ||M(t)||_2, R3).
         cond_lower: lambda_min(C0) / (1 + M_bar^2), the LIN-COND (b) bound on

@@ -1,6 +1,7 @@
 """B independent deep equilibrium single-index models y = sigma(<u, x> + v y) under
 gradient descent, at once, in torch (the batched twin of
-:class:`dynamics.models.single_index.SingleIndexDEQ`, spec §2.4 and R7).
+:class:`dynamics.models.single_index.SingleIndexDEQ`, docs/theory/single_index.md and
+R7).
 
 Forward: a batched safeguarded Newton solve of F(y) = y - sigma(a + v y) = 0 for all
 samples of all instances, each root kept inside a bracket (the activation table's

@@ -1,4 +1,4 @@
-"""The reversible DEQ as a ``torch.autograd.Function`` (spec §6-§8).
+"""The reversible DEQ as a ``torch.autograd.Function`` (docs/theory/reversible.md).
 
 ``forward`` runs the coupled iteration under ``no_grad`` and saves only
 ``(y_N, z_N, N)`` plus the inputs it was called with (``z_0``, ``x`` and the
@@ -14,7 +14,7 @@ Per-example step counts: example ``b`` took ``N_b`` steps (masking in the driver
 at reverse step ``n`` only the examples with ``n < N_b`` are updated; the others keep
 their final state and adjoint, and their rows of the cotangents are zero, so they add
 nothing to the parameter gradient. This assumes ``f`` treats examples independently
-(no BatchNorm in train mode inside ``f``: spec §8).
+(no BatchNorm in train mode inside ``f``: docs/theory/reversible.md).
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ class _Mask:
 def _adjoint_step(solver: Reversible, f, wrt, y, z, ybar, zbar, mask, stored_n):
     """Undo one reversible step from (y_{n+1}, z_{n+1}) with the solver's own inverse
     (:meth:`Reversible.undo`, the two halves of ``inverse_step``) while pulling the
-    adjoints back through it (spec §6). ``stored_n`` (test hook): the stored
+    adjoints back through it (docs/theory/reversible.md). ``stored_n`` (test hook): the
+    stored
     (y_n, z_n), used in place of the reconstructed states. Returns the previous
     states and adjoints, the reconstructed states and the parameter parts of both
     VJPs (beta is inside the cotangents)."""
@@ -132,7 +133,8 @@ def _classify(cfg: RevConfig, finite, recon, nmax: int) -> tuple[Result, str]:
         return Result.nonfinite, (
             f"reversible backward produced non-finite reconstructed states or "
             f"adjoints after undoing up to {nmax} steps (beta={beta:g}); this is "
-            "the overflow regime of spec §9.4: use a float64 state, fewer "
+            "the overflow regime of docs/theory/reversible.md: use a float64 "
+            "state, fewer "
             "steps, a bounded f, or beta further from 1"
         )
     if cfg.recon_threshold is not None and float(recon.max()) > cfg.recon_threshold:

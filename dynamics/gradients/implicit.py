@@ -32,7 +32,8 @@ class ImplicitIFT(AbstractGradient):
     ``linear_solver`` (default: the forward solver's own class and settings, as the
     authors do) to relative residual ``tol`` within ``max_steps``; then ``u`` is pulled
     back through one evaluation of f at z* to the parameters and to x. Memory of one f.
-    Two error sources (spec §11): z* is inexact and the adjoint solve is truncated.
+    Two error sources (docs/theory/reversible.md): z* is inexact and the adjoint solve
+    is truncated.
     The backward residual and step counts are reported (``backward_residual``,
     ``backward_nstep``); a backward solve that does not converge raises
     :class:`ConvergenceError` when ``throw`` is true and is recorded in

@@ -22,7 +22,8 @@ from .base import AbstractGradient
 @final
 @dataclasses.dataclass(frozen=True)
 class ReversibleExact(AbstractGradient):
-    """Reversible exact adjoint (McCallum, Arora & Foster 2025, spec §6).
+    """Reversible exact adjoint (McCallum, Arora & Foster 2025,
+    docs/theory/reversible.md).
 
     Exact reverse-mode gradient of the N-step reversible iteration actually run (any f,
     any N, converged or not) with states reconstructed algebraically: memory

@@ -1,10 +1,12 @@
 """Seeded linear-DEQ instances shared by checks, tests, scripts and the scale replay.
 
-Random instances follow the P-GF rules of spec §6.8: inputs x ~ N(0, I), n >= 2d
+Random instances follow the P-GF rules of docs/theory/protocols.md: inputs x ~ N(0, I),
+n >= 2d
 samples, realizable (noiseless) targets, and an initial feedback weight W0 that is
 Gaussian **without** a spectral-radius constraint, only sigma_min(I - W0) >= 0.1
-(pitfall P1). The P-LEG / P-SWEEP data and initialisations of spec §6.1-6.2 are here
-too, so that the protocols and the LIN-GD-STEP check draw them identically.
+(pitfall P1). The P-LEG / P-SWEEP data and initialisations of
+docs/theory/protocols.md are here too, so that the protocols and the
+LIN-GD-STEP check draw them identically.
 
 Every generator takes a ``numpy.random.Generator`` and consumes it deterministically:
 the same generator state gives the same instance.
@@ -38,7 +40,8 @@ __all__ = [
     "sweep_theta0",
 ]
 
-#: sigma_min(I - W0) (matrix) or |1 - v0| (scalar) is at least this (spec §6.8 P-GF).
+#: sigma_min(I - W0) (matrix) or |1 - v0| (scalar) is at least this
+#: (docs/theory/protocols.md P-GF).
 MIN_SIGMA_A0 = 0.1
 #: Near-singular scalar starts keep |1 - v0| at least this, so 1 - v0 keeps digits.
 MIN_NEAR_SINGULAR_GAP = 1e-3
@@ -84,7 +87,8 @@ def _n_samples(n, d: int) -> int:
     n = positive_int("n", n)
     if n < 2 * d:
         raise ShapeError(
-            f"instances need n >= 2d samples (spec §6.8); got n={n}, d={d}"
+            f"instances need n >= 2d samples (docs/theory/protocols.md); "
+            f"got n={n}, d={d}"
         )
     return n
 
@@ -92,7 +96,7 @@ def _n_samples(n, d: int) -> int:
 def scalar_instance(
     rng: np.random.Generator, d: int, n: int | None = None, near_singular: bool = False
 ) -> ScalarInstance:
-    """A random scalar linear DEQ instance (spec §6.8 P-GF).
+    """A random scalar linear DEQ instance (docs/theory/protocols.md P-GF).
 
     Args:
         rng: the generator to draw from.
@@ -130,7 +134,7 @@ def matrix_instance(
     readout: bool = False,
     n: int | None = None,
 ) -> MatrixInstance:
-    """A random matrix linear DEQ instance (spec §6.8 P-GF).
+    """A random matrix linear DEQ instance (docs/theory/protocols.md P-GF).
 
     W0 has i.i.d. N(0, 1/m) entries (spectral radius often above 1, allowed), redrawn
     until sigma_min(I - W0) >= 0.1; U0 ~ N(0, 1/d), B0 ~ N(0, 1/m). The target is

@@ -1,4 +1,4 @@
-"""Seeded single-index and approximate-backprop instances (spec §6.1, §6.3-6.5).
+"""Seeded single-index and approximate-backprop instances (docs/theory/protocols.md).
 
 The protocol data generators reproduce the order of random draws of the authors'
 scripts (``experiments/synthetic/*.py`` at commit 028e65b, read for the protocol only):

@@ -1,7 +1,8 @@
 """The contract every NumPy DEQ model implements.
 
 A model owns its training data and maps a flat float64 parameter vector ``theta`` to
-the empirical risk (mean squared error, **no factor 1/2**: spec §1) and its exact IFT
+the empirical risk (mean squared error, **no factor 1/2**: docs/theory/linear.md) and
+its exact IFT
 gradient. Gradient descent, gradient flow and every integrator work on flat vectors,
 so the same driver serves the scalar linear, matrix linear and single-index DEQs.
 """

@@ -1,4 +1,4 @@
-"""Scalar-state linear DEQ: y = <u, x> + v y, theta = (u, v) (spec §2.2).
+"""Scalar-state linear DEQ: y = <u, x> + v y, theta = (u, v) (docs/theory/linear.md).
 
 The forward pass is the closed form f(x) = <u, x> / (1 - v); it is valid for every
 v != 1, including |v| > 1 (pitfall P1: never iterate).

@@ -1,4 +1,6 @@
-"""Matrix-state linear DEQ z = W z + U x with an optional trained readout B (spec §2.3).
+"""Matrix-state linear DEQ z = W z + U x with an optional trained readout B.
+
+Theory: docs/theory/linear.md.
 
 The equilibrium z* = (I - W)^{-1} U x is computed by a linear solve, never by
 iteration, so W needs no spectral-radius bound (pitfall P1).

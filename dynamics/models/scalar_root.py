@@ -26,7 +26,8 @@ import numpy as np
 from .._result import Result
 from .activations import Activation
 
-#: Residual |y - sigma(a + v y)| the solve must reach (spec §6.0: <= 1e-13).
+#: Residual |y - sigma(a + v y)| the solve must reach (docs/theory/protocols.md: <=
+#: 1e-13).
 ROOT_TOL = 1e-13
 #: Iteration cap: bisection alone takes a width-1e6 bracket to 1e-13 in ~63 steps.
 ROOT_MAX_ITER = 200

@@ -35,7 +35,7 @@ class Anderson(AbstractFixedPointSolver):
     come out non-finite (e.g. an exactly zero history) takes a plain relaxed step
     instead, so a singular history never crashes. The history starts as ``m + 1``
     copies of ``(z0, f(z0))``, which makes the first step a relaxed step.
-    Reference: spec §11 (authors' baseline ``m = 1``, ``beta = 0.8``).
+    Reference: docs/theory/reversible.md (authors' baseline ``m = 1``, ``beta = 0.8``).
 
     Args:
         m: history length minus one (>= 1).

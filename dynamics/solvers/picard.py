@@ -16,7 +16,7 @@ class Picard(AbstractFixedPointSolver):
     """Picard iteration ``z_{n+1} = f(z_n)``.
 
     Linear rate ``L`` for an ``L``-contraction; 1 NFE per step (the cached f(z) is the
-    next iterate). Reference: spec §11 (baselines).
+    next iterate). Reference: docs/theory/reversible.md (baselines).
     """
 
     def init(self, f: Map, z0: torch.Tensor) -> State:

@@ -1,4 +1,5 @@
-"""The algebraically reversible coupled iteration of RevDEQ (spec §2, §5)."""
+"""The algebraically reversible coupled iteration of RevDEQ
+(docs/theory/reversible.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from .base import AbstractFixedPointSolver, Map, State
 from .relaxed import check_beta
 
 #: Warn when |1 - beta| is below this: each inverse step divides by 1 - beta, so
-#: reconstruction error grows at least like 1 / |1 - beta| per step (spec §9.1).
+#: reconstruction error grows at least like 1 / |1 - beta| per step
+#: (docs/theory/reversible.md).
 BETA_WARN_GAP = 0.1
 
 
@@ -32,8 +34,9 @@ class Reversible(AbstractFixedPointSolver):
     with ``y_0 = z_0``; the output is ``z_N``. Each step is exactly invertible for
     ``beta != 1`` (``inverse_step``), which is what lets :class:`ReversibleExact`
     backpropagate in memory independent of N. ``f(z_n)`` is cached, so N steps cost
-    ``1 + 2N`` NFEs (spec §3). Converges for an L-contraction when
-    ``0 < beta < 2 / (1 + L)`` with factor ``|1 - beta| + beta L`` (spec §10.2).
+    ``1 + 2N`` NFEs (docs/theory/reversible.md). Converges for an L-contraction when
+    ``0 < beta < 2 / (1 + L)`` with factor ``|1 - beta| + beta L``
+    (docs/theory/reversible.md).
     Claims: REV-INVERT, REV-NFE, REV-SAME-FP, REV-RATE.
 
     Args:
@@ -103,7 +106,8 @@ class Reversible(AbstractFixedPointSolver):
     def inverse_step(
         self, f: Map, y1: torch.Tensor, z1: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Exact algebraic inverse (spec §5): ``z_n`` first (needs only ``y_{n+1}``),
+        """Exact algebraic inverse (docs/theory/reversible.md): ``z_n`` first (needs
+        only ``y_{n+1}``),
         then ``y_n`` from the reconstructed ``z_n``."""
         z = self.undo(z1, f(y1))
         y = self.undo(y1, f(z))

@@ -1,10 +1,11 @@
 """The compared arms: how each one turns a task's block ``f`` into a trained model.
 
 (a) ``revdeq``      RevDEQ: reversible solver, few fixed steps, exact reversible
-                    gradient (float64 state, spec §8).
+                    gradient (float64 state, docs/theory/reversible.md).
 (b) ``deq_ift``     classical DEQ: Anderson forward to a tolerance, IFT backward solved
                     by the same Anderson solver.
-    ``deq_ift_jr``  the same with Hutchinson Jacobian regularisation (spec §11).
+    ``deq_ift_jr``  the same with Hutchinson Jacobian regularisation
+    (docs/theory/reversible.md).
 (c) ``phantom``     Anderson forward, phantom gradient (k damped unrolled steps).
 (d) ``tied``        explicit weight-tied network: the same f applied 1 + 2N times
                     (RevDEQ's forward NFE), ordinary backprop.
@@ -223,7 +224,8 @@ class DEQCore(EquilibriumCore):
         pass
 
     def jacobian_penalty(self, probes: int) -> torch.Tensor:
-        """Hutchinson estimate of ``mean_b ||J_f(z*_b)||_F^2 / d`` (spec §11),
+        """Hutchinson estimate of ``mean_b ||J_f(z*_b)||_F^2 / d``
+        (docs/theory/reversible.md),
         differentiable
         in the parameters of f and in x: ``(1/K) sum_k ||eps_k^T J||^2 / d``."""
         if self._io is None:

@@ -1,10 +1,12 @@
 """Configurations of the training experiments: one per (task, scale).
 
 ``cpu`` is the default: each task (all arms) is meant to finish in about 15 minutes on
-2 CPU cores. ``full`` is meant for one GPU (spec §12 scaled to the offline datasets:
+2 CPU cores. ``full`` is meant for one GPU (docs/theory/reversible.md scaled to the
+offline datasets:
 full Fashion-MNIST, the whole King James text); it is written down, not tuned.
 
-Arm hyperparameters follow spec §11-§13: RevDEQ beta 0.8 (images) / 0.5 (text) with
+Arm hyperparameters follow docs/theory/reversible.md: RevDEQ beta 0.8 (images) / 0.5
+(text) with
 few fixed steps; Anderson (m = 1, beta = 0.8) to a relative tolerance of 1e-3 with a
 step cap, IFT backward by the same solver; Hutchinson Jacobian regularisation with
 weight 1 and one probe; phantom damping 0.5.
@@ -37,7 +39,7 @@ class DEQSettings:
         probe_tol, probe_max_steps: the tightly solved reference equilibrium and adjoint
             used to measure gradient errors (not used in training).
         baseline_state_dtype: "float32" or "float64" state for the Anderson arms
-            (RevDEQ always keeps a float64 state, spec §8).
+            (RevDEQ always keeps a float64 state, docs/theory/reversible.md).
     """
 
     rev_beta: float

@@ -1,6 +1,6 @@
 """Image data for the training experiments: Fashion-MNIST, with two fallbacks.
 
-Order of preference (``spec/data.md``):
+Order of preference (``docs/data.md``):
 
 1. Fashion-MNIST, read from the gzip-compressed IDX files of the Debian package
    ``dataset-fashion-mnist`` (``/usr/share/datasets/fashion-mnist/``);
@@ -264,7 +264,7 @@ def load_images(
     root: str | Path | None = None,
     synthetic_size: int = 1500,
 ) -> ImageData:
-    """Load an image classification split, falling back as ``spec/data.md`` says.
+    """Load an image classification split, falling back as ``docs/data.md`` says.
 
     Args:
         n_train, n_test: sizes of the seeded class-stratified subsamples

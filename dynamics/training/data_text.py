@@ -1,6 +1,6 @@
 """Character-level text for the language-modelling experiment.
 
-Order of preference (``spec/data.md``):
+Order of preference (``docs/data.md``):
 
 1. the King James Bible, dumped with the ``bible`` program of the Debian package
    ``bible-kjv`` and cleaned (verse lines only, verse numbers stripped, verses joined

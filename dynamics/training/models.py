@@ -1,13 +1,15 @@
 """Networks of the training experiments: the DEQ blocks ``f(z, x)`` and the models
 around them.
 
-- :class:`ConvBlock`: the implicit residual block of spec §12.3 scaled down,
+- :class:`ConvBlock`: the implicit residual block of docs/theory/reversible.md scaled
+down,
   ``f(z, x) = GN3(ReLU(z + GN2(x + conv2(ReLU(GN1(conv1 z))))))``. GroupNorm only
   inside ``f`` (deterministic, no running statistics, so the reversible backward can
   recompute it bit for bit); BatchNorm with batch statistics only in the encoder,
   outside the equilibrium.
 - :class:`TransformerBlock`: one pre-LN causal transformer block with input injection
-  (spec §12.2 scaled down): ``z <- z + MHA(LN1(z + x))``, ``z <- z + MLP(LN2(z))``.
+  (docs/theory/reversible.md scaled down): ``z <- z + MHA(LN1(z + x))``,
+  ``z <- z + MLP(LN2(z))``.
 - Cores that map the injection ``x`` to a state ``z`` of the same shape: the
   equilibrium core (:class:`EquilibriumCore`, wrapping whatever DEQ layer an arm
   chose), the explicit weight-tied unroll (:class:`TiedUnrolledCore`) and the explicit
@@ -17,7 +19,7 @@ around them.
 
 Every block casts its input to its parameters' dtype and its output back to the
 input's dtype, so a DEQ layer may keep its state in float64 while ``f`` runs in
-float32 (spec §8).
+float32 (docs/theory/reversible.md).
 """
 
 from __future__ import annotations
@@ -46,7 +48,8 @@ def _groups(channels: int, group_size: int) -> int:
 
 
 class ConvBlock(nn.Module):
-    """Implicit residual conv block ``f(z, x)`` (spec §12.3, one stage, scaled down).
+    """Implicit residual conv block ``f(z, x)`` (docs/theory/reversible.md, one stage,
+    scaled down).
 
     ``conv1``: C -> H (3x3, no bias); ``conv2``: H -> C (3x3, no bias); GroupNorm with
     about 16 channels per group (spec: C/16 groups). Deterministic: no BatchNorm, no
@@ -70,7 +73,8 @@ class ConvBlock(nn.Module):
 
 
 class TransformerBlock(nn.Module):
-    """Pre-LN causal transformer block with input injection ``f(z, x)`` (spec §12.2).
+    """Pre-LN causal transformer block with input injection ``f(z, x)``
+    (docs/theory/reversible.md).
 
     ``z <- z + MHA(LN1(z + x))`` (separate Q/K/V projections E -> A with bias, output
     A -> E, causal mask), then ``z <- z + MLP(LN2(z))`` with the MLP E -> M -> M -> E
@@ -205,7 +209,8 @@ class UntiedCore(AbstractCore):
 
 
 class ImageClassifier(nn.Module):
-    """Encoder -> core -> average pool -> linear (spec §12.3 ``deq.py``, scaled down).
+    """Encoder -> core -> average pool -> linear (docs/theory/reversible.md ``deq.py``,
+    scaled down).
 
     Encoder: conv3x3 (1 -> C, no bias, stride ``stride``) + BatchNorm + ReLU: the only
     batch-statistics normalisation, outside the equilibrium. Head: adaptive average

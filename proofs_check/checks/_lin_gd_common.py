@@ -39,7 +39,8 @@ TOL_CUMDRIFT = tol("LIN-GD-CUMDRIFT", "cumdrift")  # relative
 #: Not LIN-GF-RATE's 1e-8: GD iterates carry rounding only, no integrator error.
 TOL_GD_RATE = tol("LIN-GD-RATE", "envelope")  # R_k <= (1 + TOL_GD_RATE) bound
 RATE_FLOOR = 1e-14  # LIN-GD-RATE is judged while R_k > 1e-14 R_0 (float floor)
-#: P-SWEEP protocol constants (spec §6.2) and the LIN-GD-STEP failure criterion.
+#: P-SWEEP protocol constants (docs/theory/protocols.md) and the LIN-GD-STEP failure
+#: criterion.
 SWEEP_SEEDS = tuple(range(20))
 SWEEP_ETA = 0.01
 SWEEP_STEPS = 200

@@ -4,7 +4,8 @@ The checks live in ``lin_gf_cons`` (LIN-GF-CONS), ``lin_gf_sphere`` (LIN-SPHERE)
 ``lin_gf_cond`` (LIN-COND) and ``lin_gf_rate`` (LIN-GF-RATE, LIN-GF-LIMIT): the
 gradient-flow claims of the linear DEQ (R1-R4).
 
-Reference flows (protocol P-GF, spec §6.8) are computed once per (seed, profile) and
+Reference flows (protocol P-GF, docs/theory/protocols.md) are computed once per (seed,
+profile) and
 shared by every check here: DOP853 at rtol 1e-12, atol 1e-14 through
 :func:`dynamics.flows.gradient_flow.flow_ivp`, to the first accepted step where the
 risk is <= min(1e-12 R0, 1e-16), capped by the horizon at which the R4 bound itself
@@ -44,7 +45,7 @@ from dynamics.models.linear_deq import LinearDEQ
 from ..catalogue import tol
 from ..registry import Context
 
-#: Tolerances of spec/claims.md (float64).
+#: Tolerances of the claim catalogue (float64).
 #: LIN-GF-CONS and LIN-SPHERE, DOP853: max_t ||C(t)-C0|| / max(1, ||C0||).
 TOL_CONS = tol("LIN-GF-CONS", "dop853")
 STAGE_TOL = tol("LIN-GF-CONS", "stage")

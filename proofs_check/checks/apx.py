@@ -1,4 +1,5 @@
-"""Approximate-backprop claims (spec §4): APX-NEUMANN-FACTOR (numeric part), APX-STALL,
+"""Approximate-backprop claims (docs/theory/approximate.md): APX-NEUMANN-FACTOR (numeric
+part), APX-STALL,
 APX-JFB (numeric part), APX-LOCAL, and the REPRO-APX record.
 
 The symbolic parts of APX-NEUMANN-FACTOR and APX-JFB are SymPy certificates registered
@@ -50,7 +51,7 @@ from ..report import write_json
 
 TOL_FACTOR = tol("APX-NEUMANN-FACTOR", "identity")  # and the APX-JFB identities
 TOL_LOCAL_FD = tol("APX-LOCAL", "fd")  # FD Jacobian against c0 H*, relative
-#: Every object of spec §4, with non-default parameters too.
+#: Every object of docs/theory/approximate.md, with non-default parameters too.
 ALL_METHODS: tuple[AbstractGradient, ...] = (
     ExactIFT(),
     JFB(),

@@ -1,4 +1,5 @@
-"""Conservation-law discovery checks: DISC-LIN, DISC-DLN, DISC-SIM (spec §7).
+"""Conservation-law discovery checks: DISC-LIN, DISC-DLN, DISC-SIM
+(docs/theory/discovery.md).
 
 ``lie-rank`` parts (numeric): the count D - dim Lie must equal the spec table for every
 shape, each rank decision must have a singular-value gap >= 1e6 that agrees at every

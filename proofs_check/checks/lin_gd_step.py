@@ -47,7 +47,8 @@ def control_steps(ctx: Context) -> int:
 
 
 def sweep_data(ctx: Context, failure_risk: float = FAILURE_RISK) -> dict:
-    """The P-SWEEP protocol (spec §6.2) with its eta = 1/ell control, run once per
+    """The P-SWEEP protocol (docs/theory/protocols.md) with its eta = 1/ell control, run
+    once per
     ``verify`` and judged by LIN-GD-STEP and REPRO-LEG."""
     return protocol_data(
         ctx, "sweep", failure_risk=failure_risk, control_steps=control_steps(ctx)

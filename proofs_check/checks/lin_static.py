@@ -31,7 +31,7 @@ from dynamics.models.matrix_deq import MatrixLinearDEQ
 from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 
-#: Tolerances of spec/claims.md (float64).
+#: Tolerances of the claim catalogue (float64).
 TOL_AUTOGRAD = tol("LIN-GRAD", "autograd")  # against autograd through the closed form
 TOL_FD = tol("LIN-GRAD", "fd")  # against central finite differences
 TOL_FACTOR = tol("LIN-FACTOR", "numeric")

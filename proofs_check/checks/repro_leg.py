@@ -18,7 +18,7 @@ from .lin_gd_step import sweep_data
 
 # --------------------------------------------------------------------- REPRO-LEG
 
-#: Per-run fields that spec §6.0 asks every protocol run to record.
+#: Per-run fields that docs/theory/protocols.md asks every protocol run to record.
 RUN_FIELDS = (
     "theta0",
     "theta_final",
@@ -103,7 +103,8 @@ def _repro_leg_linear(ctx: Context) -> CheckResult:
         instances=runs,
         reason=(
             "linear P-LEG runs and P-SWEEP (with control) write per-run JSON with "
-            "every spec §6.0 field at full precision, the §6.1-6.2 figures render "
+            "every docs/theory/protocols.md field at full precision, the P-LEG "
+            "and P-SWEEP figures render "
             "headless (when requested), and the recorded Q_k obey R5 (worst "
             f"residual {worst:.1e}); "
             "RNG sanity values match. Comparison with the authors' result files "

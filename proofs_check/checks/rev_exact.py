@@ -292,7 +292,8 @@ def _growth_figure(path, growth: dict):
 
 @check("REV-EXACT", part="stored", kind="property")
 def rev_exact_stored(ctx: Context) -> CheckResult:
-    """REV-EXACT (recursion): the adjoint recursion of spec §6 run on the stored states
+    """REV-EXACT (recursion): the adjoint recursion of docs/theory/reversible.md run on
+    the stored states
     equals autograd through the unrolled loop to rel <= 1e-12, for every N (here up to
     40) and beta, converged or not."""
     ns = (1, 5, 20, 40, 80) if ctx.full else (1, 5, 20, 40)

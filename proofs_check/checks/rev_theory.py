@@ -41,7 +41,8 @@ def step_jacobian(a: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 def step_jacobian_formula(a: torch.Tensor, beta: float) -> torch.Tensor:
-    """M = [[(1-b) I, b A], [b (1-b) A, (1-b) I + b^2 A^2]] (spec §10.4)."""
+    """M = [[(1-b) I, b A], [b (1-b) A, (1-b) I + b^2 A^2]] (docs/theory/reversible.md).
+    """
     d = a.shape[0]
     eye = torch.eye(d, dtype=F64)
     c = 1 - beta

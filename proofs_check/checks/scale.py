@@ -1,5 +1,6 @@
 """SCALE-COND and SCALE-RATE: LIN-COND (b), LIN-GF-RATE and LIN-GD-RATE (b) on many
-batched matrix linear-DEQ instances at once (protocol P-SCALE, spec §6.8).
+batched matrix linear-DEQ instances at once (protocol P-SCALE,
+docs/theory/protocols.md).
 
 One batched run (:func:`dynamics.batched.scale.run_scale`) per (seed, profile)
 serves both claims: quick profile 512 instances (a few seconds on 2 CPU cores), full
@@ -38,7 +39,7 @@ from dynamics.batched.scale import (
 
 from ..registry import CheckResult, Context, Status, check
 
-#: float64 tolerances, from spec/claims.md (SCALE-COND, SCALE-RATE).
+#: float64 tolerances, from the claim catalogue (SCALE-COND, SCALE-RATE).
 TOLERANCES = {
     "cond": 1e-9,  # relative margin >= -1e-9
     "drift": 1e-8,  # RK4 conservation drift <= 1e-8 relative

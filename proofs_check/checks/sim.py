@@ -1,4 +1,5 @@
-"""Single-index DEQ claims (spec §2.4, R7): SIM-GRAD, SIM-FP, SIM-HESS (numeric part),
+"""Single-index DEQ claims (docs/theory/single_index.md, R7): SIM-GRAD, SIM-FP, SIM-HESS
+(numeric part),
 SIM-EPS2, SIM-NONCONS (numeric part), SIM-LOCAL-RATE, SIM-MONO, and the REPRO-WEAK
 record.
 

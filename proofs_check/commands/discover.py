@@ -13,7 +13,7 @@ from ..discovery import discover, maps
 def register(sub) -> None:
     p = sub.add_parser(
         "discover",
-        help="find the conservation laws of a model map (spec §7)",
+        help="find the conservation laws of a model map (docs/theory/discovery.md)",
         description="Count the conservation laws shared by the gradient flows of every "
         "loss of a model map (Lie-algebra rank, numeric) and find the polynomial laws "
         "up to a degree (exact, verified symbolically).",

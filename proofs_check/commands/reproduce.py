@@ -1,4 +1,5 @@
-"""``deq-dynamics reproduce PROTOCOL``: run a named protocol of spec §6 exactly."""
+"""``deq-dynamics reproduce PROTOCOL``: run a named protocol of docs/theory/protocols.md
+exactly."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from ..report import write_json
 def register(sub) -> None:
     p = sub.add_parser(
         "reproduce",
-        help="run a named experiment protocol (spec §6)",
+        help="run a named experiment protocol (docs/theory/protocols.md)",
         description="Run a protocol exactly as specified and write its "
         "full-precision results and figures.",
     )

@@ -1,4 +1,5 @@
-"""Conservation-law discovery (spec §7; Marcotte, Gribonval and Peyre, NeurIPS 2023).
+"""Conservation-law discovery (docs/theory/discovery.md; Marcotte, Gribonval and Peyre,
+NeurIPS 2023).
 
 Given a model map phi(theta) (:mod:`.maps`: SymPy expressions, or an implicit
 equation for the single-index DEQ), find the laws h(theta) conserved by the gradient

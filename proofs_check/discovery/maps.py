@@ -3,7 +3,8 @@
 A :class:`ModelMap` is either *explicit* (``outputs`` are expressions in ``params``)
 or *implicit* (``unknowns`` f are tied to ``params`` by ``equations`` F(theta, f) = 0,
 and the outputs are the unknowns), which covers the single-index DEQ at probe inputs.
-Built-in maps follow spec §7; :func:`from_file` loads a user-supplied one.
+Built-in maps follow docs/theory/discovery.md; :func:`from_file` loads a user-supplied
+one.
 """
 
 from __future__ import annotations
@@ -211,7 +212,7 @@ def linear_net(widths: tuple[int, ...]) -> ModelMap:
     )
 
 
-#: Activations of the single-index DEQ as SymPy lambdas (spec §2.4).
+#: Activations of the single-index DEQ as SymPy lambdas (docs/theory/single_index.md).
 def activation(name: str) -> sp.Lambda:
     z = sp.Symbol("z")
     if name == "tanh":
@@ -234,7 +235,8 @@ def single_index(
     """Predictions f_i of the single-index DEQ at random probe inputs (implicit map).
 
     f_i = sigma(<u, x_i> + v f_i) at n >= d + 1 generic (random) probes; for sigma = id
-    the known law is Q. Points keep |v| <= 0.5 and u away from 0 (spec §7).
+    the known law is Q. Points keep |v| <= 0.5 and u away from 0
+    (docs/theory/discovery.md).
     """
     n = n_probes or d + 2
     rng = np.random.default_rng(seed)

@@ -1,4 +1,5 @@
-"""Named experiment protocols of spec §6, run by ``deq-dynamics reproduce NAME``.
+"""Named experiment protocols of docs/theory/protocols.md, run by ``deq-dynamics
+reproduce NAME``.
 
 Each module in this package registers its protocols with :func:`protocol`. A protocol
 function takes a :class:`ProtocolContext` (and optional keyword options, e.g. reduced
@@ -57,7 +58,8 @@ _PROTOCOLS: dict[str, Protocol] = {}
 
 
 def protocol(name: str, spec_id: str, description: str):
-    """Register ``fn`` as protocol ``name`` (a spec §6 protocol ID in ``spec_id``)."""
+    """Register ``fn`` as protocol ``name`` (a docs/theory/protocols.md protocol ID in
+    ``spec_id``)."""
 
     def register(fn):
         if name in _PROTOCOLS and _PROTOCOLS[name].fn.__qualname__ != fn.__qualname__:

@@ -1,4 +1,5 @@
-"""P-LEG (linear runs) and P-SWEEP of spec §6.1-6.2, run exactly as specified.
+"""P-LEG (linear runs) and P-SWEEP of docs/theory/protocols.md, run exactly as
+specified.
 
 * ``leg-linear``: x = default_rng(42).uniform(0, 1, 1000), target 2x, theta0 = p with
   p = default_rng(43).normal(0, 0.1, 2); eta = 0.01, 200 steps; plot window 100.
@@ -6,7 +7,8 @@
 * ``sweep``: theta0 = default_rng(s).normal(0, 0.1, 2) + (0, 1), s = 0..19, eta = 0.01,
   200 steps, plus the project's control at eta = 1/ell (R6) for the same seeds.
 
-Forward pass in closed form, exact IFT gradient, no-1/2 MSE, float64 (spec §6.0).
+Forward pass in closed form, exact IFT gradient, no-1/2 MSE, float64
+(docs/theory/protocols.md).
 Every run records theta0, theta_final (full precision), initial and final risk, the
 full risk history, Q_k and the distance to (0, 1), the gradient norms, the maximum
 step length max_k eta ||grad R_k|| and the sign(1 - v) flip flag.
@@ -68,7 +70,8 @@ def _check_rng() -> np.ndarray:
 
 
 def run_record(run: GDRun, name: str) -> dict:
-    """Everything spec §6.0 asks for one run, as JSON-able values at full precision."""
+    """Everything docs/theory/protocols.md asks for one run, as JSON-able values at full
+    precision."""
     model = run.model
     Q = run.Q
     dist = np.sqrt(Q)

@@ -12,7 +12,8 @@
 
 Forward pass: the vectorised safeguarded Newton of :mod:`dynamics.models.scalar_root`
 (residual <= 1e-13, warm-started from the previous step), validated against Brent at
-theta0; exact IFT gradient; no-1/2 MSE; float64 (spec §6.0). Independent runs go to a
+theta0; exact IFT gradient; no-1/2 MSE; float64 (docs/theory/protocols.md). Independent
+runs go to a
 process pool (``DEQ_WORKERS`` sets its size); the results do not depend on it.
 """
 

@@ -1,4 +1,5 @@
-"""Certificates for approximate backpropagation (spec §4): APX-NEUMANN-FACTOR, APX-JFB.
+"""Certificates for approximate backpropagation (docs/theory/approximate.md):
+APX-NEUMANN-FACTOR, APX-JFB.
 
 Every method is defined by what it does to the IFT, not by its factor: the exact
 Jacobian is SymPy's derivative of the closed-form prediction; an approximate method
@@ -17,7 +18,8 @@ from .single_index import single_index_gradient
 
 LAM = sp.Symbol("lambda", positive=True)
 
-#: Method name -> claimed factor c(v) (spec §4 table); m is the number of terms.
+#: Method name -> claimed factor c(v) (docs/theory/approximate.md table); m is the
+#: number of terms.
 FACTORS = {
     "jfb": lambda v, m: 1 - v,
     "neumann": lambda v, m: 1 - v**m,

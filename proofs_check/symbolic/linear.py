@@ -19,7 +19,8 @@ from .certificate import Derivation, reduce_matrix_expression
 
 
 def scalar_linear_beta(d: int):
-    """(u, v, beta): beta solved by SymPy from y = <u, x> + v y (spec §2.2)."""
+    """(u, v, beta): beta solved by SymPy from y = <u, x> + v y (docs/theory/linear.md).
+    """
     u, x = vec("u", d), vec("x", d)
     v, y = sp.symbols("v y", real=True)
     y_star = sp.solve(sp.Eq(y, sum(ui * xi for ui, xi in zip(u, x)) + v * y), y)[0]
