@@ -340,3 +340,25 @@ def test_anderson_inplace_path_matches_functional_path():
     assert "gh" in fast.state and "gh" not in slow.state
     assert fast.stats["nstep"].tolist() == slow.stats["nstep"].tolist()
     assert torch.allclose(fast.z, slow.z.detach(), rtol=0, atol=1e-10)
+
+
+def test_broyden_inplace_path_matches_functional_path():
+    """Without a graph Broyden writes its rank-one updates into ring buffers in place
+    (no torch.cat copy per step); with autograd on it keeps the functional history.
+    H = -I + sum_i u_i v_i^T does not depend on the order of the rows, so the iterates
+    agree to rounding: tolerance 1e-10 for a float64 0.5-contraction solved to 1e-12
+    (a few ulps per step from the reordered sum, amplified by the secant updates).
+    The memory is smaller than the step count, so the ring wraps and overwrites the
+    oldest update exactly as the functional path drops it."""
+    torch.manual_seed(3)
+    fm, z0 = _toy(batch=5)
+    solver = Broyden(memory=3)
+    with torch.no_grad():
+        fast = iterate(solver, fm, z0, tol=1e-12, max_steps=60)
+    with torch.enable_grad():
+        slow = iterate(solver, fm, z0, tol=1e-12, max_steps=60)
+    assert "slot" in fast.state and "slot" not in slow.state
+    assert max(fast.stats["nstep"].tolist()) > solver.memory
+    assert fast.stats["nstep"].tolist() == slow.stats["nstep"].tolist()
+    assert torch.allclose(fast.z, slow.z.detach(), rtol=0, atol=1e-10)
+    assert fast.result.converged

@@ -42,8 +42,19 @@ class Broyden(AbstractFixedPointSolver):
         fz = f(z0)
         b = z0.shape[0]
         d = z0[0].numel()
-        zeros = torch.zeros(b, self.memory, d, dtype=z0.dtype, device=z0.device)
-        return {"fz": fz, "u": zeros, "v": zeros}
+        shape = (b, self.memory, d)
+        u = torch.zeros(shape, dtype=z0.dtype, device=z0.device)
+        if torch.is_grad_enabled():
+            # Functional path: an unrolled gradient differentiates through the loop,
+            # so the history is rebuilt each step (nothing written in place).
+            return {"fz": fz, "u": u, "v": u}
+        # In-place path (no graph): u and v are ring buffers written one row per step
+        # instead of being copied by torch.cat every step. H = -I + sum_i u_i v_i^T
+        # does not depend on the order of the rows, so the iterates are the same up to
+        # the summation order of the rank-one terms.
+        v = torch.zeros(shape, dtype=z0.dtype, device=z0.device)
+        slot = torch.zeros(b, dtype=torch.int64, device=z0.device)
+        return {"fz": fz, "u": u, "v": v, "slot": slot}
 
     @staticmethod
     def _apply(u, v, x):  # H x with H = -I + U^T-rows: -x + sum_i u_i (v_i . x)
@@ -75,6 +86,16 @@ class Broyden(AbstractFixedPointSolver):
         safe_den = torch.where(use, den, torch.ones_like(den))
         new_u = torch.where(use, (dz - hdg) / safe_den, torch.zeros_like(dz))
         new_v = torch.where(use, self._apply_t(u, v, dz), torch.zeros_like(dz))
+        if "slot" in state:
+            # Every buffer, the slot counter included, is updated in place, so the
+            # driver's masking leaves them alone (a frozen example's history is never
+            # read again); the oldest update is the one overwritten.
+            slot = state["slot"]
+            s = int(slot[0])
+            u[:, s] = new_u
+            v[:, s] = new_v
+            slot.add_(1).remainder_(self.memory)
+            return z_next, {"fz": fz, "u": u, "v": v, "slot": slot}
         u = torch.cat([u[:, 1:], new_u[:, None]], dim=1)
         v = torch.cat([v[:, 1:], new_v[:, None]], dim=1)
         return z_next, {"fz": fz, "u": u, "v": v}
