@@ -45,4 +45,6 @@ def test_run_claim_example_runs(capsys):
         ["LIN-GF-CONS", "pass"],
         ["LIN-GD-DRIFT", "pass"],
         ["LIN-GF-RATE", "pass"],
+        ["LIN-COND", "pass"],
+        ["LIN-GD-RATE", "pass"],
     ]
