@@ -175,6 +175,33 @@ def test_progress_line_never_shows_nan_or_more_than_100_percent():
     assert "nan" not in sink.text.splitlines()[-1]
 
 
+def test_training_progress_on_a_terminal_is_a_capped_tqdm_bar():
+    """On a terminal the arm's progress is a tqdm bar over the time budget, capped at
+    100% when the last step runs past the budget, with the loss as postfix."""
+    from dynamics.training.trainer import ArmState
+
+    class Tty:
+        text = ""
+
+        def write(self, s):
+            self.text += s
+
+        def flush(self):
+            pass
+
+        def isatty(self):
+            return True
+
+    sink = Tty()
+    bar = Progress("[x]", budget=10.0, stream=sink)
+    st = ArmState(train_time=10.13, step=50)
+    st.history.append({"train_loss": 0.625})
+    bar.update(st, 10, force=True)
+    assert "100%" in sink.text and "101%" not in sink.text
+    assert "10/10s" in sink.text and "loss 0.625" in sink.text
+    assert bar.bar is None  # closed at the end of the arm
+
+
 # -- claim selection ----------------------------------------------------------------
 
 

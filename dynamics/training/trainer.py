@@ -80,8 +80,8 @@ class ArmState:
 
 
 class Progress:
-    """One status line per arm: rewritten in place on a terminal, else a line every
-    ``every`` seconds."""
+    """One status per arm: a tqdm bar over the time budget on a terminal, else a plain
+    line every ``every`` seconds (logs and CI keep one line per report)."""
 
     def __init__(
         self, prefix: str, budget: float | None, stream=None, every: float = 15.0
@@ -91,38 +91,54 @@ class Progress:
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.every = 0.5 if self.tty else every
         self.last = -math.inf
+        self.bar = None
+
+    def _fraction(self, st: ArmState) -> str:
+        # train_time may pass the budget by the last step's time: cap the display.
+        if self.budget:
+            return f"{min(1.0, st.train_time / self.budget):4.0%} of {self.budget:.0f}s"
+        return f"{st.train_time:.0f}s"
+
+    def _status(self, st: ArmState, steps_per_epoch: int, extra: str) -> str:
+        return (
+            f"step {st.step} ep {st.step / max(1, steps_per_epoch):.2f} "
+            f"{_loss_text(st)} skipped {st.nonfinite_steps} {extra}"
+        ).rstrip()
 
     def update(self, st: ArmState, steps_per_epoch: int, force: bool = False, extra=""):
         now = time.monotonic()
         if not force and now - self.last < self.every:
             return
         self.last = now
-        frac = (
-            f"{st.train_time / self.budget:4.0%} of {self.budget:.0f}s"
-            if self.budget
-            else f"{st.train_time:.0f}s"
-        )
-        width = 20
-        filled = (
-            int(width * min(1.0, st.train_time / self.budget)) if self.budget else 0
-        )
-        bar = "#" * filled + "." * (width - filled)
-        # train_time may pass the budget by the last step's time: cap the display.
-        if self.budget:
-            frac = f"{min(1.0, st.train_time / self.budget):4.0%} of {self.budget:.0f}s"
-        loss_text = _loss_text(st)
-        line = (
-            f"{self.prefix} [{bar}] {frac} step {st.step} ep "
-            f"{st.step / max(1, steps_per_epoch):.2f} {loss_text} "
-            f"skipped {st.nonfinite_steps} {extra}"
-        )
+        status = self._status(st, steps_per_epoch, extra)
         if self.tty:
-            self.stream.write("\r" + line[:150].ljust(150))
-            if force:
-                self.stream.write("\n")
-        else:
-            self.stream.write(line + "\n")
+            self._draw(st, status, force)
+            return
+        self.stream.write(f"{self.prefix} {self._fraction(st)} {status}\n")
         self.stream.flush()
+
+    def _draw(self, st: ArmState, status: str, force: bool) -> None:
+        from tqdm import tqdm
+
+        total = float(self.budget) if self.budget else None
+        if self.bar is None:
+            self.bar = tqdm(
+                total=total,
+                desc=self.prefix,
+                unit="s",
+                file=self.stream,
+                bar_format="{desc} {percentage:3.0f}%|{bar:20}| {n:.0f}/{total:.0f}s "
+                "{postfix}"
+                if total
+                else "{desc} {n:.0f}s {postfix}",
+            )
+        done = min(st.train_time, total) if total else st.train_time
+        self.bar.n = done
+        self.bar.set_postfix_str(status, refresh=False)
+        self.bar.refresh()
+        if force:
+            self.bar.close()
+            self.bar = None
 
 
 def _loss_text(st: ArmState) -> str:
