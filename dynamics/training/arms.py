@@ -52,7 +52,8 @@ class Arm:
     solver object and gradient object its layer uses.
 
     Attributes:
-        name, label: registry key and plot label.
+        name: registry key.
+        label: plot label.
         kind: ``"deq"`` (an :class:`EquilibriumCore`), ``"tied"`` or ``"untied"``
             (explicit cores of depth ``1 + 2N``).
         solver: ``DEQSettings -> solver`` of the forward pass (DEQ arms).

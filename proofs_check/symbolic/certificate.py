@@ -77,7 +77,11 @@ class Certificate:
     """The frozen outcome of one derivation.
 
     Attributes:
-        claim_id, name, model, shapes, statement: as in :class:`Derivation`.
+        claim_id: as in :class:`Derivation`.
+        name: as in :class:`Derivation`.
+        model: as in :class:`Derivation`.
+        shapes: as in :class:`Derivation`.
+        statement: as in :class:`Derivation`.
         residual: the residual after reduction, as text (``"0"`` when it vanished).
         residual_is_zero: whether every entry reduced exactly to 0.
         steps: the derivation lines, the reduction last.
