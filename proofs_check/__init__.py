@@ -1,7 +1,8 @@
 """proofs_check: the papers' claims, their checks and certificates, and the CLI.
 
 The claim catalogue (:mod:`proofs_check.catalogue`), the registry and runner
-(:mod:`proofs_check.registry`), reports (:mod:`proofs_check.report`), protocols
+(:mod:`proofs_check.registry`), the case data checks and protocols share
+(:mod:`proofs_check.cases`), reports (:mod:`proofs_check.report`), protocols
 (:mod:`proofs_check.protocols`) and the ``deq-dynamics`` command line
 (:mod:`proofs_check.cli`). It calls :mod:`dynamics`; ``dynamics`` never imports it.
 """

@@ -5,22 +5,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.metadata
 import os
 import pkgutil
 import sys
 
 from . import commands
-
-
-def version() -> str:
-    """The installed distribution's version, or the source tree's when not installed."""
-    try:
-        return importlib.metadata.version("deq-dynamics")
-    except importlib.metadata.PackageNotFoundError:
-        from dynamics import __version__
-
-        return __version__
+from ._version import version
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -43,6 +43,18 @@ class Status(enum.Enum):
 
 
 PROFILES = ("quick", "full")
+#: The package whose modules register the checks. :func:`load_checks` imports them
+#: by name: the checks import this module, so it must not import them statically.
+CHECKS_PACKAGE = f"{__package__}.checks"
+
+
+def figure_file(figures_dir: Path, name: str, suffix: str = "") -> Path:
+    """``figures_dir/NAME[SUFFIX].png`` with one naming scheme: ``-`` between words
+    (never ``_``), and a reduced run's ``suffix`` (``-quick``) so that it never
+    takes the name of the full protocol's figure. Checks (:meth:`Context.figure_path`)
+    and protocols (``ProtocolContext.figure_path``) both name their figures here."""
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    return figures_dir / f"{name.replace('_', '-')}{suffix}.png"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,8 +106,6 @@ class Context:
         (``reduced``), the profile's suffix is added."""
         if self.figures_dir is None:
             return None
-        from .protocols import figure_file
-
         return figure_file(
             self.figures_dir, name, self.figure_suffix if reduced else ""
         )
@@ -196,11 +206,11 @@ def check(claim_id: str, part: str = "main", kind: str = "numeric"):
 
 
 def load_checks() -> dict[tuple[str, str], Check]:
-    """Import every module of :mod:`proofs_check.checks` so its checks register."""
-    from . import checks
-
+    """Import every module of :mod:`proofs_check.checks` (:data:`CHECKS_PACKAGE`) so
+    its checks register."""
+    checks = importlib.import_module(CHECKS_PACKAGE)
     for mod in pkgutil.iter_modules(checks.__path__):
-        importlib.import_module(f"{checks.__name__}.{mod.name}")
+        importlib.import_module(f"{CHECKS_PACKAGE}.{mod.name}")
     return _CHECKS
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ._version import version
 from .catalogue import BY_ID
 from .registry import Row, Status, claim_reduced, claim_status
 
@@ -133,8 +134,6 @@ def git_commit() -> str | None:
 
 def provenance(seed: int, profile: str) -> dict:
     """Who made the report: package version, git commit, UTC date, seed, profile."""
-    from .cli import version
-
     return {
         "version": version(),
         "commit": git_commit(),

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from proofs_check.checks._lin_gd_common import CONTROL_STEPS, FAILURE_RISK
+from proofs_check.cases.lin_gd import CONTROL_STEPS, FAILURE_RISK
 from proofs_check.checks.lin_gd_step import sweep_verdict
 from proofs_check.commands.reproduce import reproduce
 

@@ -112,7 +112,7 @@ def test_list_prints_the_catalogue(capsys):
 
 
 def test_reports_carry_provenance(fake_checks, tmp_path):
-    from proofs_check.cli import version
+    from proofs_check._version import version
 
     md, js = tmp_path / "r.md", tmp_path / "r.json"
     args = ["verify", "--claims", "LIN-PL", "--seed", "3", "--quiet"]

@@ -135,21 +135,7 @@ def test_engine_never_imports_the_checks():
     assert {m: t for m, t in bad.items() if t} == {}
 
 
-@pytest.mark.parametrize(
-    "package",
-    [
-        "dynamics",
-        pytest.param(
-            "proofs_check",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known cycles in proofs_check (checks <-> protocols, "
-                "checks <-> registry), left to the protocols/measurement "
-                "consolidation of issue 10; remove this mark when it lands",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_package_cycles(package):
     """The unit graph (subpackages and top-level modules) is acyclic, for the
     engine and for the checks; cross-package edges are part of the graph."""

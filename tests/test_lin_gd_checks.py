@@ -11,8 +11,8 @@ import pytest
 from dynamics import rates
 from dynamics.instances.linear import leg_model, sweep_theta0
 from dynamics.models.linear_deq import LinearDEQ
+from proofs_check.cases import lin as lin_cases, lin_gd as lin_gd_cases
 from proofs_check.checks import (
-    _lin_gd_common,
     lin_gd_drift,
     lin_gd_rate,
     lin_gd_step,
@@ -130,7 +130,7 @@ def test_step_check_fails_when_nothing_fails(monkeypatch):
 def test_wrong_pl_constant_is_violated():
     """LIN-PL: the inequality is tight enough that 4x the constant is violated."""
     rng = np.random.default_rng(0)
-    cases = list(lin_static.scalar_cases(rng, 30))
+    cases = list(lin_cases.scalar_cases(rng, 30))
     slacks = [
         lin_static.rel_slack(t["grad_sq"], t["pl_rhs"])
         for _, m, th in cases
@@ -142,21 +142,21 @@ def test_wrong_pl_constant_is_violated():
 def test_cumulative_drift_bound_fails_beyond_the_descent_prefix():
     """Pitfall P3: near (0,1) at eta = 0.01 the descent inequality fails and Q_k
     exceeds Q_0 + 2 eta R_0, so the bound may only be asserted on the prefix."""
-    run = _lin_gd_common.analyse_gd(leg_model(), np.array([0.0244, 1.0678]), 0.01, 200)
+    run = lin_gd_cases.analyse_gd(leg_model(), np.array([0.0244, 1.0678]), 0.01, 200)
     assert run.prefix < len(run.grads)
     Q = run.Q
     assert Q[-1] > Q[0] + 2 * run.eta * run.risks[0]
     assert (
-        _lin_gd_common.cumdrift_on_prefix(run)["violation"]
-        <= _lin_gd_common.TOL_CUMDRIFT
+        lin_gd_cases.cumdrift_on_prefix(run)["violation"]
+        <= lin_gd_cases.TOL_CUMDRIFT
     )
 
 
 def test_drift_residual_detects_a_wrong_identity():
     """LIN-GD-DRIFT: a drift of eta^2 ||g||^2 (1 + 1e-9) would be caught."""
-    run = _lin_gd_common.analyse_gd(leg_model(), sweep_theta0(3), 0.01, 20)
-    res = _lin_gd_common.drift_residuals(run)
-    assert res.max() <= _lin_gd_common.TOL_DRIFT
+    run = lin_gd_cases.analyse_gd(leg_model(), sweep_theta0(3), 0.01, 20)
+    res = lin_gd_cases.drift_residuals(run)
+    assert res.max() <= lin_gd_cases.TOL_DRIFT
     wrong = [
         abs(
             LinearDEQ.Q(run.thetas[k + 1])
@@ -165,7 +165,7 @@ def test_drift_residual_detects_a_wrong_identity():
         )
         for k, g in enumerate(run.grads)
     ]
-    assert max(wrong) > _lin_gd_common.TOL_DRIFT
+    assert max(wrong) > lin_gd_cases.TOL_DRIFT
 
 
 # ---------------------------------------------------------------------- protocols

@@ -177,7 +177,7 @@ def test_figures_are_written(tmp_path):
 
 def test_figure_theory_curve_is_the_checked_constant():
     """The dashed c(mu) of the figure is the constant the scaling check judges."""
-    from proofs_check.checks._lin_mom_common import drift_constant
+    from proofs_check.cases.lin_mom import drift_constant
     from proofs_check.figures.momentum import _c
 
     for method in ("heavy-ball", "nesterov"):

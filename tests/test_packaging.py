@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import dynamics
-from proofs_check import cli
+from proofs_check import _version, cli
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,7 +30,7 @@ def test_version_falls_back_to_the_source_tree(monkeypatch):
         raise importlib.metadata.PackageNotFoundError(name)
 
     monkeypatch.setattr(importlib.metadata, "version", missing)
-    assert cli.version() == dynamics.__version__
+    assert _version.version() == dynamics.__version__
 
 
 def test_setup_cfg_ships_licence_and_type_markers():

@@ -187,3 +187,33 @@ def test_from_margins_passes_only_when_every_margin_holds():
     bad = CheckResult.within([(1e-13, 1e-12)], also=False)
     assert bad.status is Status.failed
     assert CheckResult.from_margins([0.3, -1e-3]).status is Status.failed
+
+
+def test_figure_names_use_dashes_and_the_reduced_suffix(tmp_path):
+    """One naming scheme for checks and protocols: ``_`` becomes ``-``, a reduced run
+    adds ``-quick``, a full run does not, and no directory means no figure."""
+    from proofs_check.protocols import ProtocolContext
+
+    quick = Context(profile="quick", figures_dir=tmp_path / "f")
+    assert quick.figure_path("lin_gd_rate") == tmp_path / "f" / "lin-gd-rate-quick.png"
+    assert quick.figure_path("sweep_lm", reduced=False) == tmp_path / "f/sweep-lm.png"
+    assert Context(profile="full", figures_dir=tmp_path).figure_path("a_b") == (
+        tmp_path / "a-b.png"
+    )
+    assert Context().figure_path("a_b") is None
+    # protocols name their figures with the same function
+    pctx = ProtocolContext(figures_dir=tmp_path, suffix="-quick")
+    assert pctx.figure_path("p_leg") == tmp_path / "p-leg-quick.png"
+
+
+def test_load_checks_imports_every_module_of_the_checks_package():
+    """The registry imports the check modules by name (it must not import them
+    statically: they import it); every module file of the package is loaded."""
+    import sys
+    from pathlib import Path
+
+    registry.load_checks()
+    assert registry.CHECKS_PACKAGE == "proofs_check.checks"
+    folder = Path(sys.modules[registry.CHECKS_PACKAGE].__file__).parent
+    files = {p.stem for p in folder.glob("*.py") if p.stem != "__init__"}
+    assert files and all(f"{registry.CHECKS_PACKAGE}.{f}" in sys.modules for f in files)

@@ -24,13 +24,19 @@ import numpy as np
 from dynamics import gradient_descent
 from dynamics.instances import leg_model, matrix_instance, scalar_instance
 from dynamics.measure import tol_margin
-from dynamics.models.linear_deq import LinearDEQ
 from dynamics.optim import Adam, RMSProp, optimize
 
+from ..cases.lin import n_instances, singular_scale
+from ..cases.lin_mom import (
+    LEG_START,
+    cond_bound,
+    gd_control_step,
+    phi_vec,
+    rel_point,
+    trace_quantity,
+)
 from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
-from ._lin_mom_common import trace_quantity
-from .lin_static import n_instances, singular_scale
 
 #: torch-oracle: both implementations round each step differently (fused vs
 #: separate operations), a few ulps per step; over ORACLE_STEPS steps of a converging
@@ -59,9 +65,6 @@ COND_OPTIMIZERS = (("adam eta=1e-3", Adam, 1e-3), ("adam eta=1e-2", Adam, 1e-2),
 COND_STEPS = 3000
 GD_STEPS = 20000
 MATCH_FRACTION = 1e-8
-#: An explicit start on the P-LEG data (u0 = 0, v0 = 2): found by a grid search over
-#: starts; it is run like every other case, its verdict is not assumed.
-LEG_START = np.array([0.0, 2.0])
 
 
 # ---------------------------------------------------------------- torch oracle
@@ -189,25 +192,12 @@ def _slope(etas, dq) -> float:
 def _first_order_coefficient(model, th0, g):
     """-2 <theta - c, sign g> (scalar) or -2 tr(Phi S^T) (matrix): the eta-coefficient
     of the first Adam step's change of Q (tr C); S = the sign pattern in Phi."""
-    from ._lin_mom_common import phi_vec, rel_point
-
     s = phi_vec(model, np.sign(g))
     x = rel_point(model, th0)
     return -2.0 * float(np.sum(x * s))
 
 
 # ---------------------------------------------------------------- conditioning
-
-
-def cond_bound(model, th0) -> float:
-    """LIN-COND's a-priori lower bound on |1 - v| or sigma_min(I - W) (from theta_0)."""
-    R0 = model.risk(th0)
-    if isinstance(model, LinearDEQ):
-        bbar = np.linalg.norm(model.beta_star) + np.sqrt(R0 / model.lambda_min)
-        return float(np.sqrt(LinearDEQ.Q(th0) / (1.0 + bbar**2)))
-    Mbar = np.linalg.norm(model.M_star, 2) + np.sqrt(R0 / model.lambda_min)
-    lam = np.linalg.eigvalsh(model.C(th0))[0]
-    return float(np.sqrt(lam / (1.0 + Mbar**2)))
 
 
 def _profile(model, traj, bound, R_match):
@@ -236,28 +226,13 @@ def _profile(model, traj, bound, R_match):
     }
 
 
-def _gd_step(model, th0) -> float:
-    """A tenth of the local curvature scale sigma_min(A0)^2 / (2 Lam (1 +
-    ||M0||^2)): a GD step small enough that GD stays close to gradient flow (its
-    total drift of Q is a few percent), the control the adaptive runs are compared
-    with."""
-    from dynamics.models.base import LOSS_FACTOR
-
-    if isinstance(model, LinearDEQ):
-        s2, mm = model.one_minus_v(th0) ** 2, float(np.sum(model.beta(th0) ** 2))
-    else:
-        s2 = float(np.linalg.svd(model.A(th0), compute_uv=False)[-1]) ** 2
-        mm = float(np.linalg.norm(model.end_to_end(th0), 2)) ** 2
-    return 0.1 * s2 / (LOSS_FACTOR * model.lambda_max * (1.0 + mm))
-
-
 def conditioning_study(ctx: Context) -> list[dict]:
     """GD (control) and Adam/RMSProp on each case, compared at matched final risk."""
     rows = []
     for label, model, th0 in _cases(ctx, "LIN-ADAM-COND", 4, 24):
         bound = cond_bound(model, th0)
         R0 = model.risk(th0)
-        eta_gd = _gd_step(model, th0)
+        eta_gd = gd_control_step(model, th0)
         with np.errstate(over="ignore", invalid="ignore"):
             runs = {"gd": gradient_descent(model, th0, eta_gd, GD_STEPS)}
             for name, cls, eta in COND_OPTIMIZERS:

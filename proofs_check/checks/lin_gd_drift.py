@@ -2,7 +2,7 @@
 drift of Q and C), LIN-GD-MONO (monotone distance from the singular point) and
 LIN-GD-CUMDRIFT (cumulative drift bounded by the risk decrease).
 
-Run analysis, tolerances and case streams: :mod:`._lin_gd_common`.
+Run analysis, tolerances and case streams: :mod:`proofs_check.cases.lin_gd`.
 """
 
 from __future__ import annotations
@@ -13,27 +13,27 @@ from dynamics.instances.linear import leg_model, leg_perturbation, sweep_theta0
 from dynamics.measure import tol_margin
 from dynamics.models.linear_deq import LinearDEQ
 
-from ..figures import figure, save, style, theory
-from ..figures.lin_gd import draw_distances
-from ..registry import CheckResult, Context, check, judged
-from ._lin_gd_common import (
+from ..cases.lin_gd import (
     SWEEP_STEPS,
     TOL_CUMDRIFT,
     TOL_DRIFT,
     TOL_MONO,
-    _gd_cases,
     analyse_gd,
     cumdrift_on_prefix,
     drift_residuals,
+    gd_cases,
     mono_violations,
 )
+from ..figures import figure, save, style, theory
+from ..figures.lin_gd import draw_distances
+from ..registry import CheckResult, Context, check, judged
 
 
 def _worst_step(ctx: Context, tag: str, per_step):
     """Largest finite per-step value of ``per_step(run)`` over the GD cases of ``tag``:
     (worst, where, steps judged, runs, steps overflowed and not judged)."""
     worst, where, n, runs, skipped = 0.0, "", 0, 0, 0
-    for label, run in _gd_cases(ctx, tag, 12, 120):
+    for label, run in gd_cases(ctx, tag, 12, 120):
         v = per_step(run)
         skipped += int(np.sum(~np.isfinite(v)))
         v = v[np.isfinite(v)]
@@ -193,7 +193,7 @@ def lin_gd_cumdrift(ctx: Context) -> CheckResult:
     Q_0 + 2 eta (R_0 - R_k); matrix tr(C_k - C_0) <= 2 eta (R_0 - R_k)."""
     worst, used, runs, judged_steps = 0.0, 0.0, 0, 0
     failed_hyp: list[dict] = []
-    for label, run in _gd_cases(ctx, "LIN-GD-CUMDRIFT", 12, 120):
+    for label, run in gd_cases(ctx, "LIN-GD-CUMDRIFT", 12, 120):
         runs += 1
         judged_steps += run.prefix
         out = cumdrift_on_prefix(run)

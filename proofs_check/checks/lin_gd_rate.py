@@ -1,7 +1,7 @@
 """LIN-GD-RATE (R6): the linear rate of gradient descent on the linear DEQ, scalar
 (part a-scalar) and under its conditional hypotheses (part b-conditional).
 
-Run analysis, tolerances and case streams: :mod:`._lin_gd_common`.
+Run analysis, tolerances and case streams: :mod:`proofs_check.cases.lin_gd`.
 """
 
 from __future__ import annotations
@@ -15,17 +15,17 @@ from dynamics.instances.linear import leg_model, leg_perturbation
 from dynamics.models.base import LOSS_FACTOR
 
 from .. import figures
-from ..figures.lin_gd import draw_risk
-from ..registry import CheckResult, Context, check, judged
-from ._lin_gd_common import (
+from ..cases.lin import n_instances, scalar_cases
+from ..cases.lin_gd import (
     SWEEP_ETA,
     SWEEP_STEPS,
     TOL_GD_RATE,
-    _gd_cases,
     analyse_gd,
+    gd_cases,
     rate_slack,
 )
-from .lin_static import n_instances, scalar_cases
+from ..figures.lin_gd import draw_risk
+from ..registry import CheckResult, Context, check, judged
 
 # ------------------------------------------------------------------- LIN-GD-RATE
 
@@ -109,7 +109,7 @@ def lin_gd_rate_b(ctx: Context) -> CheckResult:
     R_k <= (1 - 2 eta lam/(lambda_max(C0) + 2 eta R0))^k R0 (scalar and matrix)."""
     worst, where, runs, judged_steps, cut = math.inf, "", 0, 0, 0
     figs = []
-    for label, run in _gd_cases(ctx, "LIN-GD-RATE/b", 12, 120, readout=False):
+    for label, run in gd_cases(ctx, "LIN-GD-RATE/b", 12, 120, readout=False):
         q = rates.gd_rate_factor(run.model, run.theta0, run.eta, LOSS_FACTOR)
         s, c = rate_slack(run, q, upto=run.prefix)
         runs += 1

@@ -31,9 +31,9 @@ from scipy.optimize import minimize
 from dynamics import rates
 from dynamics.models.base import LOSS_FACTOR
 
+from ..cases.lin import n_instances, scalar_cases
 from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
-from .lin_static import n_instances, scalar_cases
 
 #: Nelder-Mead starts per branch of v = 1.
 STARTS = 2

@@ -4,25 +4,24 @@ The runs are the ``sweep`` protocol's (:mod:`..protocols.leg_linear`), produced 
 per ``verify`` run; this module only judges them, with the one pass rule
 :func:`sweep_verdict` that ``scripts/p_sweep.py`` prints too.
 
-Run analysis, tolerances and case streams: :mod:`._lin_gd_common`.
+Run analysis, tolerances and case streams: :mod:`proofs_check.cases.lin_gd`.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
 from dynamics.instances.linear import leg_model
 
-from .. import figures
-from ..figures import figure, save, style
-from ..protocols import protocol_data
-from ..registry import CheckResult, Context, check, judged
-from ._lin_gd_common import (
+from ..cases.lin_gd import (
     CONTROL_STEPS,
     FAILURE_RISK,
+    SWEEP_SEEDS,
+    SWEEP_STEPS,
     TOL_DELTA,
     analyse_gd,
 )
+from ..figures.lin_gd import draw_sweep_figure, figure_rows
+from ..protocols import protocol_data
+from ..registry import CheckResult, Context, check, judged
 
 # ------------------------------------------------------------------- LIN-GD-STEP
 
@@ -108,8 +107,6 @@ def crossing_threshold(ctx: Context) -> dict:
     beyond the condition crossings actually start."""
     from dynamics import rates
     from dynamics.instances.linear import sweep_theta0
-
-    from ._lin_gd_common import SWEEP_SEEDS, SWEEP_STEPS
 
     def produce():
         model = leg_model()
@@ -201,69 +198,3 @@ _REPORT_NAMES = {
 
 def _row(rec: dict, keys) -> dict:
     return {_REPORT_NAMES.get(k, k): rec[k] for k in keys}
-
-
-def figure_rows(recs: list[dict]) -> list[dict]:
-    """The per-seed rows :func:`draw_sweep_figure` draws from P-SWEEP records."""
-    return [
-        {
-            "theta0": r["theta0"],
-            "eta": r["eta"],
-            "steps": r["steps"],
-            "seed": r["seed"],
-            "crossed_v_eq_1": r["sign_flip"],
-            "failed": r["failed"],
-        }
-        for r in recs
-    ]
-
-
-@style()
-def draw_sweep_figure(path, rows, highlight: int = 6):
-    """P-SWEEP: (theta_1, theta_2) iterates of every seed (crossing/failing seeds in
-    red, the illustration seed in green), a zoom on (0, 1), and the distance to (0, 1)
-    per seed."""
-    model = leg_model()
-    fig, axes = figure(1, 3, size=(4.3, 4.0))
-    ax, zx, bx = axes[0]
-    for r in rows:
-        run = analyse_gd(model, r["theta0"], r["eta"], r["steps"])
-        th = run.thetas[np.all(np.isfinite(run.thetas), axis=1)]
-        bad = r["crossed_v_eq_1"] or r["failed"]
-        hl = r["seed"] == highlight
-        col = "C2" if hl else ("C3" if bad else "C0")
-        lw, z = (2.2, 5) if hl else (0.7, 2)
-        lab = f"seed {highlight}" if hl else None
-        for a in (ax, zx):
-            a.plot(th[:, 0], th[:, 1], color=col, lw=lw, alpha=0.9, zorder=z, label=lab)
-            a.plot(*th[0], "o", color=col, ms=3, zorder=z)
-        dist = np.sqrt(run.Q[: len(th)])
-        bx.semilogy(np.arange(len(th)), dist, color=col, lw=lw, zorder=z, label=lab)
-    t2 = np.linspace(-1.5, 3.5, 2)
-    for a in (ax, zx):
-        a.plot(
-            2 * (1 - t2),
-            t2,
-            color="C1",
-            lw=1.2,
-            label=r"zero risk $\theta_1=2(1-\theta_2)$",
-        )
-        figures.theory_hline(a, 1.0, label="singular line v = 1", linewidth=0.9)
-        a.plot(0, 1, "X", color="k", ms=8, label="(0, 1)", zorder=6)
-        a.set_xlabel(r"$\theta_1$")
-        a.set_ylabel(r"$\theta_2$")
-    ax.plot([], [], color="C3", label="crossed v=1 or failed")
-    ax.plot([], [], color="C0", label="converged")
-    ax.set_xlim(-3, 3)
-    ax.set_ylim(-1.5, 3.5)
-    ax.set_title(f"P-SWEEP seeds 0-19, eta = {rows[0]['eta']:g}", fontsize=9)
-    ax.legend(fontsize=7, loc="upper right")
-    zx.set_xlim(-0.45, 0.45)
-    zx.set_ylim(0.55, 1.45)
-    zx.set_aspect("equal")
-    zx.set_title("zoom near the singular point (0, 1)", fontsize=9)
-    bx.set_xscale("symlog", linthresh=10)
-    bx.set_xlabel("update k (linear to 10, then log)")
-    bx.set_ylabel(r"$\|\theta_k-(0,1)\|$ (non-decreasing, R5)")
-    bx.legend(fontsize=7)
-    return save(fig, path)

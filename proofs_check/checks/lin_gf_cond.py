@@ -14,6 +14,7 @@ from dynamics import gradient_descent, rates
 from dynamics.models.linear_deq import LinearDEQ
 
 from .. import figures
+from ..cases.lin import n_instances
 from ..registry import CheckResult, Context, check, judged
 from ._lin_gf_flows import (
     GD_ETA_FRACTION,
@@ -24,7 +25,6 @@ from ._lin_gf_flows import (
     flows,
     hessian_norm,
 )
-from .lin_static import n_instances
 
 # ------------------------------------------------------------------------ LIN-COND
 

@@ -3,29 +3,32 @@ exact one-step change of Q and C, numeric part; the symbolic part is the SymPy
 certificate) and LIN-MOM-SPHERE (monotone spheres, the drift bound under the
 heavy-ball descent inequality, and the eta, mu scaling of the final drift).
 
-Identities, tolerances and case streams: :mod:`._lin_mom_common`; the derivation is
-in ``docs/momentum.md``.
+Identities, tolerances, case streams and the scaling study:
+:mod:`proofs_check.cases.lin_mom`; the derivation is in ``docs/momentum.md``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dynamics.instances import leg_model, leg_perturbation
 from dynamics.measure import tol_margin
-from dynamics.optim import HeavyBall, Nesterov, optimize
+from dynamics.optim import HeavyBall, optimize
 
-from ..catalogue import tol
-from ..registry import CheckResult, Context, check, judged
-from ._lin_mom_common import (
+from ..cases.lin_mom import (
+    FULL_ETAS,
+    FULL_MUS,
+    QUICK_ETAS,
+    QUICK_MUS,
     TOL_BOUND,
     TOL_ULPS,
-    drift_constant,
     drift_ratios,
     momentum_cases,
     mono_ratios,
+    scaling_table,
     sphere_bound_slack,
 )
+from ..catalogue import tol
+from ..registry import CheckResult, Context, check, judged
 
 #: LIN-MOM-SPHERE scaling: at the smallest eta the measured final drift over
 #: eta (R_0 - R_K) must be within this relative distance of the eta -> 0 constant.
@@ -33,13 +36,6 @@ from ._lin_mom_common import (
 #: mu = 0.9) at eta = 1e-3 on P-LEG; 5 % leaves room for eta = 2e-3 (quick profile,
 #: measured 3.2 %).
 TOL_SCALING = tol("LIN-MOM-SPHERE", "scaling")
-#: Runs of the scaling study last 30 / eta_eff flow-time units (eta_eff = eta/(1-mu)),
-#: long enough for R_K < 1e-15 R_0 on P-LEG, so that the radial velocity P_K = 0.
-SCALING_TIME = 30.0
-
-
-def _classes():
-    return {"heavy-ball": HeavyBall, "nesterov": Nesterov}
 
 
 @check("LIN-MOM-DRIFT", part="numeric", kind="numeric")
@@ -75,50 +71,6 @@ def lin_mom_drift(ctx: Context) -> CheckResult:
             "worst_at": where,
         },
     )
-
-
-#: The eta, mu grids of the scaling study (quick; the full profile and the
-#: ``momentum`` protocol use FULL_ETAS, FULL_MUS).
-QUICK_ETAS, QUICK_MUS = (2e-3, 4e-3, 8e-3), (0.0, 0.5, 0.9)
-FULL_ETAS, FULL_MUS = (1e-3, 2e-3, 4e-3, 8e-3), (0.0, 0.5, 0.75, 0.9)
-
-
-def scaling_table(etas, mus, history: int = 0) -> list[dict]:
-    """Final drift Q_K - Q_0 on P-LEG (from rest at the P-LEG start) for a grid of eta
-    and mu, heavy ball and Nesterov, against eta c(mu) (R_0 - R_K). With ``history``
-    > 0 each row also keeps about that many (step, risk, Q) records and the final
-    parameters at full precision."""
-    model, th0 = leg_model(), leg_perturbation()
-    rows = []
-    for method, cls in _classes().items():
-        for mu in mus:
-            for eta in etas:
-                K = int(np.ceil(SCALING_TIME * (1.0 - mu) / eta))
-                every = max(1, K // history) if history else K
-                t = optimize(model, th0, cls(eta, mu), K, record_every=every)
-                q, R = t.conserved, t.risks
-                pred = drift_constant(method, mu) * eta * (R[0] - R[-1])
-                row = {
-                    "method": method,
-                    "mu": mu,
-                    "eta": eta,
-                    "steps": K,
-                    "result": t.result.value,
-                    "drift": float(q[-1] - q[0]),
-                    "predicted": float(pred),
-                    "constant": drift_constant(method, mu),
-                    "rel_dev": float((q[-1] - q[0]) / pred - 1.0),
-                    "final_risk_ratio": float(R[-1] / R[0]),
-                }
-                if history:
-                    row.update(
-                        theta0=th0.tolist(),
-                        theta_final=t.final.tolist(),
-                        history={"step": t.steps.tolist(), "risk": R.tolist(),
-                                 "Q": q.tolist()},
-                    )
-                rows.append(row)
-    return rows
 
 
 def _judge_scaling(rows: list[dict]) -> tuple[float, list[str]]:

@@ -6,8 +6,8 @@ reports the worst margin. Margins: for a tolerance check, ``1 - error / toleranc
 for an inequality, the relative slack ``(lhs - rhs) / |rhs|`` of ``lhs >= rhs``. Both
 are >= 0 when the claim held (an inequality also passes down to ``-tolerance``).
 
-The helpers here (instance streams, torch closed forms) are shared with
-the `proofs_check.checks.lin_gd_*` modules.
+The instance streams are in :mod:`proofs_check.cases.lin` (shared with the GD, GF
+and momentum checks); the torch closed forms below are LIN-GRAD's own oracle.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import math
 
 import numpy as np
 
-from dynamics.instances.linear import matrix_instance, scalar_instance
 from dynamics.measure import (
     FD_STEP,
     central_difference,
@@ -28,6 +27,7 @@ from dynamics.models.base import LOSS_FACTOR
 from dynamics.models.linear_deq import LinearDEQ
 from dynamics.models.matrix_deq import MatrixLinearDEQ
 
+from ..cases.lin import matrix_cases, n_instances, scalar_cases, singular_scale
 from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 
@@ -37,55 +37,6 @@ TOL_FD = tol("LIN-GRAD", "fd")  # against central finite differences
 TOL_FACTOR = tol("LIN-FACTOR", "numeric")
 TOL_PL_IDENTITY = tol("LIN-PL", "identity")
 TOL_PL_INEQ = tol("LIN-PL", "inequality")  # relative
-
-
-def n_instances(ctx: Context, quick: int, full: int) -> int:
-    return full if ctx.full else quick
-
-
-# ------------------------------------------------------------------ instance streams
-
-
-def scalar_cases(rng: np.random.Generator, count: int, max_d: int = 5):
-    """``count`` (label, model, theta) triples: scalar instances, half near (0, 1).
-
-    Besides each instance's own theta0, one extra random point is drawn per instance,
-    on the other branch of v = 1 half of the time, so both branches are covered.
-    """
-    for i in range(count):
-        d = int(rng.integers(1, max_d + 1))
-        inst = scalar_instance(rng, d, near_singular=bool(i % 2))
-        yield f"scalar d={d}{' near' if i % 2 else ''}", inst.model, inst.theta0
-        theta = inst.theta0.copy()
-        theta[:-1] = rng.normal(size=d)
-        gap = rng.uniform(0.05, 2.0) * (1 if rng.random() < 0.5 else -1)
-        theta[-1] = 1.0 - gap
-        yield f"scalar d={d} random", inst.model, theta
-
-
-def matrix_cases(
-    rng: np.random.Generator, count: int, readout: bool | None = None, max_m: int = 3
-):
-    """``count`` (label, model, theta) triples: matrix instances, readout alternating
-    (or as given), W0 Gaussian without a spectral-radius bound."""
-    for i in range(count):
-        m = int(rng.integers(1, max_m + 1))
-        d = int(rng.integers(m, m + 2))
-        ro = bool(i % 2) if readout is None else readout
-        k = int(rng.integers(1, m + 2)) if ro else m
-        inst = matrix_instance(rng, m, d, k=k, readout=ro)
-        yield (
-            f"matrix m={m} d={d} k={k}{' readout' if ro else ''}",
-            inst.model,
-            inst.theta0,
-        )
-
-
-def singular_scale(model, theta) -> float:
-    """Distance-like length scale to the singular set: |1 - v| or sigma_min(I - W)."""
-    if isinstance(model, LinearDEQ):
-        return abs(model.one_minus_v(theta))
-    return float(np.linalg.svd(model.A(theta), compute_uv=False)[-1])
 
 
 # ------------------------------------------------------------ torch closed forms

@@ -12,8 +12,8 @@ import numpy as np
 
 from dynamics.measure import tol_margin
 
+from ..cases.lin_gd import TOL_DRIFT
 from ..registry import CheckResult, Context, check, judged
-from ._lin_gd_common import TOL_DRIFT
 from .lin_gd_step import sweep_data
 
 # --------------------------------------------------------------------- REPRO-LEG

@@ -1,20 +1,18 @@
 """Panels of the linear DEQ gradient-descent claims (LIN-GD-*, REPRO-LEG): risk,
-dynamics and distance of one GD run, shared by the LIN-GD checks and the P-LEG /
-P-SWEEP protocols (:mod:`proofs_check.protocols.leg_linear`)."""
+dynamics and distance of one GD run, and the P-SWEEP figure, shared by the LIN-GD
+checks and the P-LEG / P-SWEEP protocols (:mod:`proofs_check.protocols.leg_linear`)."""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from dynamics.instances.linear import leg_model
 from dynamics.models.linear_deq import LinearDEQ
 
-from . import theory
-
-if TYPE_CHECKING:
-    from ..checks._lin_gd_common import GDRun
+from ..cases.lin_gd import GDRun, analyse_gd
+from . import figure, save, style, theory, theory_hline
 
 
 def draw_risk(
@@ -142,3 +140,69 @@ def draw_distances(ax, run: GDRun, window: int | None = None, label: str = "GD")
     ax.set_xlabel("update k")
     ax.set_ylabel(r"$\|\theta_k-(0,1)\|$")
     ax.legend(fontsize=7, loc="lower right")
+
+
+def figure_rows(recs: list[dict]) -> list[dict]:
+    """The per-seed rows :func:`draw_sweep_figure` draws from P-SWEEP records."""
+    return [
+        {
+            "theta0": r["theta0"],
+            "eta": r["eta"],
+            "steps": r["steps"],
+            "seed": r["seed"],
+            "crossed_v_eq_1": r["sign_flip"],
+            "failed": r["failed"],
+        }
+        for r in recs
+    ]
+
+
+@style()
+def draw_sweep_figure(path, rows, highlight: int = 6):
+    """P-SWEEP: (theta_1, theta_2) iterates of every seed (crossing/failing seeds in
+    red, the illustration seed in green), a zoom on (0, 1), and the distance to (0, 1)
+    per seed."""
+    model = leg_model()
+    fig, axes = figure(1, 3, size=(4.3, 4.0))
+    ax, zx, bx = axes[0]
+    for r in rows:
+        run = analyse_gd(model, r["theta0"], r["eta"], r["steps"])
+        th = run.thetas[np.all(np.isfinite(run.thetas), axis=1)]
+        bad = r["crossed_v_eq_1"] or r["failed"]
+        hl = r["seed"] == highlight
+        col = "C2" if hl else ("C3" if bad else "C0")
+        lw, z = (2.2, 5) if hl else (0.7, 2)
+        lab = f"seed {highlight}" if hl else None
+        for a in (ax, zx):
+            a.plot(th[:, 0], th[:, 1], color=col, lw=lw, alpha=0.9, zorder=z, label=lab)
+            a.plot(*th[0], "o", color=col, ms=3, zorder=z)
+        dist = np.sqrt(run.Q[: len(th)])
+        bx.semilogy(np.arange(len(th)), dist, color=col, lw=lw, zorder=z, label=lab)
+    t2 = np.linspace(-1.5, 3.5, 2)
+    for a in (ax, zx):
+        a.plot(
+            2 * (1 - t2),
+            t2,
+            color="C1",
+            lw=1.2,
+            label=r"zero risk $\theta_1=2(1-\theta_2)$",
+        )
+        theory_hline(a, 1.0, label="singular line v = 1", linewidth=0.9)
+        a.plot(0, 1, "X", color="k", ms=8, label="(0, 1)", zorder=6)
+        a.set_xlabel(r"$\theta_1$")
+        a.set_ylabel(r"$\theta_2$")
+    ax.plot([], [], color="C3", label="crossed v=1 or failed")
+    ax.plot([], [], color="C0", label="converged")
+    ax.set_xlim(-3, 3)
+    ax.set_ylim(-1.5, 3.5)
+    ax.set_title(f"P-SWEEP seeds 0-19, eta = {rows[0]['eta']:g}", fontsize=9)
+    ax.legend(fontsize=7, loc="upper right")
+    zx.set_xlim(-0.45, 0.45)
+    zx.set_ylim(0.55, 1.45)
+    zx.set_aspect("equal")
+    zx.set_title("zoom near the singular point (0, 1)", fontsize=9)
+    bx.set_xscale("symlog", linthresh=10)
+    bx.set_xlabel("update k (linear to 10, then log)")
+    bx.set_ylabel(r"$\|\theta_k-(0,1)\|$ (non-decreasing, R5)")
+    bx.legend(fontsize=7)
+    return save(fig, path)

@@ -16,13 +16,7 @@ import pkgutil
 from collections.abc import Callable
 from pathlib import Path
 
-
-def figure_file(figures_dir: Path, name: str, suffix: str = "") -> Path:
-    """``figures_dir/NAME[SUFFIX].png`` with one naming scheme: ``-`` between words
-    (never ``_``), and a reduced run's ``suffix`` (``-quick``) so that it never
-    takes the name of the full protocol's figure."""
-    figures_dir.mkdir(parents=True, exist_ok=True)
-    return figures_dir / f"{name.replace('_', '-')}{suffix}.png"
+from ..registry import figure_file
 
 
 @dataclasses.dataclass(frozen=True)

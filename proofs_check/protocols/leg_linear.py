@@ -31,7 +31,7 @@ from dynamics.instances.linear import (
     sweep_theta0,
 )
 
-from ..checks._lin_gd_common import (
+from ..cases.lin_gd import (
     CONTROL_STEPS,
     FAILURE_RISK,
     SWEEP_ETA,
@@ -40,9 +40,14 @@ from ..checks._lin_gd_common import (
     GDRun,
     analyse_gd,
 )
-from ..checks.lin_gd_step import draw_sweep_figure, figure_rows
 from ..figures import figure, save, style, theory
-from ..figures.lin_gd import draw_distances, draw_dynamics, draw_risk
+from ..figures.lin_gd import (
+    draw_distances,
+    draw_dynamics,
+    draw_risk,
+    draw_sweep_figure,
+    figure_rows,
+)
 from . import ProtocolContext, protocol
 
 LEG_ETA, LEG_STEPS = 0.01, 200

@@ -19,9 +19,15 @@ from dynamics import gradient_descent
 from dynamics.instances import leg_model, leg_perturbation
 from dynamics.optim import Adam, RMSProp, optimize
 
-from ..checks._lin_mom_common import trace_quantity
-from ..checks.lin_adam import LEG_START, _gd_step, cond_bound
-from ..checks.lin_mom import FULL_ETAS, FULL_MUS, scaling_table
+from ..cases.lin_mom import (
+    FULL_ETAS,
+    FULL_MUS,
+    LEG_START,
+    cond_bound,
+    gd_control_step,
+    scaling_table,
+    trace_quantity,
+)
 from ..figures.momentum import draw_adam_conditioning, draw_drift_scaling
 from . import ProtocolContext, protocol
 
@@ -63,7 +69,7 @@ def momentum(ctx: ProtocolContext) -> dict:
     for name, th0 in (("P-LEG start", leg_perturbation()), ("start (0, 2)", LEG_START)):
         ctx.progress(f"P-MOM conditioning from {name}")
         bound = cond_bound(model, th0)
-        eta_gd = _gd_step(model, th0)
+        eta_gd = gd_control_step(model, th0)
         runs = {
             f"gd eta={eta_gd:.3g}": gradient_descent(model, th0, eta_gd, ADAM_STEPS),
             "adam eta=1e-3": optimize(model, th0, Adam(1e-3), ADAM_STEPS),

@@ -35,7 +35,7 @@ from dynamics.models.scalar_root import ROOT_TOL
 from dynamics.models.single_index import SingleIndexDEQ
 
 from .. import sim_tools as st
-from ..checks._lin_gd_common import analyse_gd
+from ..cases.lin_gd import analyse_gd
 from ..figures import figure, save, style, theory, theory_hline
 from . import ProtocolContext, protocol, src_reference as ref
 from .leg_linear import run_record

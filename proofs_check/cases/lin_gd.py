@@ -1,6 +1,6 @@
-"""Gradient-descent claims of the linear DEQ (R5, R6): LIN-GD-DRIFT, LIN-GD-MONO,
-LIN-GD-CUMDRIFT, LIN-GD-RATE, LIN-GD-STEP,
-REPRO-LEG: shared constants, run analysis and case streams.
+"""Gradient-descent cases of the linear DEQ (R5, R6): LIN-GD-DRIFT, LIN-GD-MONO,
+LIN-GD-CUMDRIFT, LIN-GD-RATE, LIN-GD-STEP, REPRO-LEG: shared constants, run analysis
+and case streams.
 
 Every run goes through the project's GD driver (:func:`dynamics.gradient_descent`);
 the exact gradient of each step is recorded as it is used. Margins follow
@@ -8,12 +8,14 @@ the exact gradient of each step is recorded as it is used. Margins follow
 tolerance checks, the relative slack of the inequality for bounds. The constants of
 R6 come from :mod:`dynamics.rates`, with the loss factor a parameter.
 
-The run analysis (:func:`analyse_gd`) and the figure helpers (``draw_*``) are shared
-with the P-LEG / P-SWEEP protocols (:mod:`proofs_check.protocols.leg_linear`).
+The run analysis (:func:`analyse_gd`) and the P-SWEEP constants are shared with the
+P-LEG / P-SWEEP / P-SRC protocols (:mod:`proofs_check.protocols.leg_linear`,
+:mod:`proofs_check.protocols.src`) and the figure panels
+(:mod:`proofs_check.figures.lin_gd`).
 
 The checks live in ``lin_gd_drift`` (LIN-GD-DRIFT, LIN-GD-MONO, LIN-GD-CUMDRIFT),
 ``lin_gd_rate`` (LIN-GD-RATE), ``lin_gd_step`` (LIN-GD-STEP) and ``repro_leg``
-(REPRO-LEG); the figure panels are in :mod:`proofs_check.figures.lin_gd`.
+(REPRO-LEG) of :mod:`proofs_check.checks`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from dynamics.models.linear_deq import LinearDEQ
 
 from ..catalogue import tol
 from ..registry import Context
-from .lin_static import matrix_cases, n_instances, scalar_cases
+from .lin import matrix_cases, n_instances, scalar_cases
 
 TOL_DRIFT = tol("LIN-GD-DRIFT", "drift")  # per step, relative to max(Q, 1) or ||C||
 TOL_MONO = tol("LIN-GD-MONO", "mono")
@@ -255,7 +257,7 @@ def rate_slack(run: GDRun, q: float, upto: int | None = None) -> tuple[float, in
 # ----------------------------------------------------------------- case streams
 
 
-def _eta_grid(model, theta0, rng) -> float:
+def eta_grid(model, theta0, rng) -> float:
     """A step size around the local curvature scale
     sigma_min(A0)^2 / (2 Lam (1 + ||M0||^2)), times a random factor in [0.1, 10]: some
     runs satisfy the descent inequality throughout, some do not (pitfall P3)."""
@@ -268,7 +270,7 @@ def _eta_grid(model, theta0, rng) -> float:
     return ref * 10.0 ** rng.uniform(-1.0, 1.0)
 
 
-def _gd_cases(ctx: Context, tag: str, quick: int, full: int, readout=None):
+def gd_cases(ctx: Context, tag: str, quick: int, full: int, readout=None):
     """(label, GDRun) for scalar (half near (0,1)) and matrix instances, eta varied."""
     rng = ctx.rng(tag)
     steps = 120 if ctx.full else 40
@@ -277,5 +279,5 @@ def _gd_cases(ctx: Context, tag: str, quick: int, full: int, readout=None):
         *scalar_cases(rng, count),
         *matrix_cases(rng, count, readout=readout),
     ]:
-        eta = _eta_grid(model, th, rng)
+        eta = eta_grid(model, th, rng)
         yield f"{label} eta={eta:.2e}", analyse_gd(model, th, eta, steps)

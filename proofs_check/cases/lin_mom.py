@@ -1,6 +1,7 @@
 """Momentum and adaptive optimisers on the linear DEQs (LIN-MOM-DRIFT, LIN-MOM-SPHERE,
-LIN-ADAM-COND): tolerances, the per-step identities evaluated on recorded runs, and
-the case streams.
+LIN-ADAM-COND): tolerances, the per-step identities evaluated on recorded runs, the
+case streams, and the drift-scaling and conditioning studies that the P-MOM protocol
+shares with the checks.
 
 Every run goes through :func:`dynamics.optim.optimize`, which records, per step, the
 incoming velocity ``p_k = theta_k - theta_{k-1}``, the gradient the step used (at the
@@ -17,12 +18,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from dynamics.instances import leg_model, leg_perturbation
+from dynamics.models.base import LOSS_FACTOR
 from dynamics.models.linear_deq import LinearDEQ
 from dynamics.optim import HeavyBall, Nesterov, optimize
 
 from ..catalogue import tol
 from ..registry import Context
-from .lin_static import matrix_cases, n_instances, scalar_cases
+from .lin import matrix_cases, n_instances, scalar_cases
+from .lin_gd import eta_grid
 
 EPS = float(np.finfo(np.float64).eps)
 #: LIN-MOM-DRIFT and LIN-MOM-SPHERE (monotonicity): a residual is judged against
@@ -226,15 +230,101 @@ def momentum_cases(ctx: Context, tag: str, quick: int, full: int, steps=None):
     """(label, model, method, trajectory) over scalar (half near (0, 1)) and matrix
     instances (readout alternating), heavy ball and Nesterov, mu in [0, 0.95) and eta
     spread over two decades around the local curvature scale (some runs diverge)."""
-    from ._lin_gd_common import _eta_grid
-
     rng = ctx.rng(tag)
     steps = steps or (120 if ctx.full else 30)
     count = n_instances(ctx, quick, full)
     for label, model, th in [*scalar_cases(rng, count), *matrix_cases(rng, count)]:
         mu = float(rng.uniform(0.0, 0.95))
-        eta = _eta_grid(model, th, rng)
+        eta = eta_grid(model, th, rng)
         for method, cls in (("heavy-ball", HeavyBall), ("nesterov", Nesterov)):
             with np.errstate(over="ignore", invalid="ignore"):
                 traj = optimize(model, th, cls(eta, mu), steps)
             yield f"{label} {method} eta={eta:.2e} mu={mu:.2f}", model, method, traj
+
+
+# ------------------------------------------------ studies (shared with P-MOM)
+# The P-MOM protocol (:mod:`proofs_check.protocols.momentum`) runs these at the full
+# sizes; LIN-MOM-SPHERE and LIN-ADAM-COND judge them at the profile's sizes.
+
+
+#: Runs of the scaling study last 30 / eta_eff flow-time units (eta_eff = eta/(1-mu)),
+#: long enough for R_K < 1e-15 R_0 on P-LEG, so that the radial velocity P_K = 0.
+SCALING_TIME = 30.0
+
+
+def momentum_classes() -> dict:
+    """The two momentum methods, by the name rows and figures use."""
+    return {"heavy-ball": HeavyBall, "nesterov": Nesterov}
+
+
+#: The eta, mu grids of the scaling study (quick; the full profile and the
+#: ``momentum`` protocol use FULL_ETAS, FULL_MUS).
+QUICK_ETAS, QUICK_MUS = (2e-3, 4e-3, 8e-3), (0.0, 0.5, 0.9)
+FULL_ETAS, FULL_MUS = (1e-3, 2e-3, 4e-3, 8e-3), (0.0, 0.5, 0.75, 0.9)
+
+
+def scaling_table(etas, mus, history: int = 0) -> list[dict]:
+    """Final drift Q_K - Q_0 on P-LEG (from rest at the P-LEG start) for a grid of eta
+    and mu, heavy ball and Nesterov, against eta c(mu) (R_0 - R_K). With ``history``
+    > 0 each row also keeps about that many (step, risk, Q) records and the final
+    parameters at full precision."""
+    model, th0 = leg_model(), leg_perturbation()
+    rows = []
+    for method, cls in momentum_classes().items():
+        for mu in mus:
+            for eta in etas:
+                K = int(np.ceil(SCALING_TIME * (1.0 - mu) / eta))
+                every = max(1, K // history) if history else K
+                t = optimize(model, th0, cls(eta, mu), K, record_every=every)
+                q, R = t.conserved, t.risks
+                pred = drift_constant(method, mu) * eta * (R[0] - R[-1])
+                row = {
+                    "method": method,
+                    "mu": mu,
+                    "eta": eta,
+                    "steps": K,
+                    "result": t.result.value,
+                    "drift": float(q[-1] - q[0]),
+                    "predicted": float(pred),
+                    "constant": drift_constant(method, mu),
+                    "rel_dev": float((q[-1] - q[0]) / pred - 1.0),
+                    "final_risk_ratio": float(R[-1] / R[0]),
+                }
+                if history:
+                    row.update(
+                        theta0=th0.tolist(),
+                        theta_final=t.final.tolist(),
+                        history={"step": t.steps.tolist(), "risk": R.tolist(),
+                                 "Q": q.tolist()},
+                    )
+                rows.append(row)
+    return rows
+
+
+#: An explicit start on the P-LEG data (u0 = 0, v0 = 2): found by a grid search over
+#: starts; it is run like every other case, its verdict is not assumed.
+LEG_START = np.array([0.0, 2.0])
+
+
+def cond_bound(model, th0) -> float:
+    """LIN-COND's a-priori lower bound on |1 - v| or sigma_min(I - W) (from theta_0)."""
+    R0 = model.risk(th0)
+    if isinstance(model, LinearDEQ):
+        bbar = np.linalg.norm(model.beta_star) + np.sqrt(R0 / model.lambda_min)
+        return float(np.sqrt(LinearDEQ.Q(th0) / (1.0 + bbar**2)))
+    Mbar = np.linalg.norm(model.M_star, 2) + np.sqrt(R0 / model.lambda_min)
+    lam = np.linalg.eigvalsh(model.C(th0))[0]
+    return float(np.sqrt(lam / (1.0 + Mbar**2)))
+
+
+def gd_control_step(model, th0) -> float:
+    """A tenth of the local curvature scale sigma_min(A0)^2 / (2 Lam (1 +
+    ||M0||^2)): a GD step small enough that GD stays close to gradient flow (its
+    total drift of Q is a few percent), the control the adaptive runs are compared
+    with."""
+    if isinstance(model, LinearDEQ):
+        s2, mm = model.one_minus_v(th0) ** 2, float(np.sum(model.beta(th0) ** 2))
+    else:
+        s2 = float(np.linalg.svd(model.A(th0), compute_uv=False)[-1]) ** 2
+        mm = float(np.linalg.norm(model.end_to_end(th0), 2)) ** 2
+    return 0.1 * s2 / (LOSS_FACTOR * model.lambda_max * (1.0 + mm))
