@@ -252,7 +252,7 @@ def _gd_rate(model, theta0, eta, steps) -> CheckResult:
     eta <= 1/ell (R6 a: the descent inequality must then hold at every step too);
     otherwise judged on the prefix of steps where the descent inequality held (R6 b),
     and the report says how long that prefix was."""
-    from .checks._lin_gd_common import TOL_GD_RATE, analyse_gd, rate_slack
+    from .cases.lin_gd import TOL_GD_RATE, analyse_gd, rate_slack
 
     steps = int(steps)
     eta = positive_step("eta", _default_eta(model, theta0, eta, "LIN-GD-RATE"))

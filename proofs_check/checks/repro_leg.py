@@ -1,7 +1,7 @@
 """REPRO-LEG: reproduction of the authors' P-LEG runs of the linear DEQ (part
 ``linear``; part ``src`` is in :mod:`.repro_src`).
 
-Run analysis, tolerances and case streams: :mod:`._lin_gd_common`.
+Run analysis, tolerances and case streams: :mod:`proofs_check.cases.lin_gd`.
 """
 
 from __future__ import annotations
