@@ -195,7 +195,11 @@ def test_protocols_are_listed():
 def test_step_rule_ignores_final_risk_that_controls_also_reach():
     """LIN-GD-STEP: "final risk > 1e-3" is no evidence of a too-large step when runs
     at eta = 1/ell end above it too; then only crossings (or stopped runs) count."""
-    base = {"sign_flip": False, "result": "successful", "min_gap_over_delta": 1.0}
+    base = {
+        "sign_flip": False,
+        "result": "fixed_steps_completed",
+        "min_gap_over_delta": 1.0,
+    }
     payload = {
         "failure_risk": 1e-3,
         "runs": [{**base, "seed": 0, "risk_final": 0.5}],

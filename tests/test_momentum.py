@@ -64,6 +64,20 @@ def test_singular_start_is_reported_and_raised():
         optimize(model, th, Nesterov(1e-2, 0.5), 5, throw=True)
 
 
+def test_a_full_run_is_fixed_steps_completed_with_its_progress():
+    """A momentum/Adam run has no stopping criterion: when every step ran its result
+    is fixed_steps_completed (ok, never successful), and the message gives the first
+    and last recorded risk (equal to an independent evaluation at those iterates)."""
+    model, th = leg_model(), leg_perturbation()
+    for opt in (HeavyBall(1e-2, 0.5), Adam(1e-3)):
+        traj = optimize(model, th, opt, 7, record_every=3)
+        assert traj.result is Result.fixed_steps_completed and traj.result.ok
+        assert not traj.result.converged
+        r0, rf = model.risk(traj.thetas[0]), model.risk(traj.thetas[-1])
+        assert f"risk {r0:.4g} -> {rf:.4g}" in traj.message
+        assert traj.message.startswith("7 fixed steps ran")
+
+
 def test_record_every_keeps_the_last_step():
     traj = optimize(leg_model(), leg_perturbation(), HeavyBall(1e-2, 0.5), 7,
                     record_every=3)

@@ -15,7 +15,7 @@ from .._result import Result
 from .._validate import param_vector, positive_int, positive_step
 from ..errors import DEQError
 from ..models.base import AbstractModel
-from .trajectory import Recorder, Trajectory, failure_result
+from .trajectory import Recorder, Trajectory, failure_result, progress_message
 
 Direction = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
@@ -44,12 +44,13 @@ def gradient_descent(
             guard violation, non-finite values) instead of returning its ``result``.
 
     Returns:
-        A :class:`Trajectory`. Its ``result`` is ``successful`` when every requested
-        step ran with a finite risk and direction: that is *all* it means (GD has no
-        stopping criterion; it does not say the risk converged or even decreased).
-        Judge progress from ``stats``: ``risk_initial``, ``risk_final``,
-        ``grad_norm_final`` (norm of the last direction) and ``max_step_length``
-        (max_k eta ||d_k||).
+        A :class:`Trajectory`. Its ``result`` is ``fixed_steps_completed`` when every
+        requested step ran with a finite risk and direction: that is *all* it means.
+        GD has no stopping criterion, so it never reports ``successful`` (which
+        would read as "converged"); the risk may have barely moved. Judge progress
+        from ``stats`` (also summarised in ``message``): ``risk_initial``,
+        ``risk_final``, ``grad_norm_final`` (norm of the last direction) and
+        ``max_step_length`` (max_k eta ||d_k||).
     """
     eta = positive_step("eta", eta)
     steps = positive_int("steps", steps, minimum=0)
@@ -57,7 +58,7 @@ def gradient_descent(
     theta = param_vector(theta0, model.n_params).copy()
     step_fn = model.value_and_grad if direction is None else direction
     rec = Recorder(record_every)
-    result, message, max_step = Result.successful, "", 0.0
+    result, message, max_step = Result.fixed_steps_completed, "", 0.0
     k = 0
     while True:
         try:
@@ -75,19 +76,18 @@ def gradient_descent(
         max_step = max(max_step, eta * gnorm)
         theta = theta - eta * d
         k += 1
-    if result is not Result.successful and rec.rows and rec.rows[-1][1] != k:
+    if not result.ok and rec.rows and rec.rows[-1][1] != k:
         # Keep the last finite iterate so the failure point can be inspected.
         rec.rows.append((k * eta, k, theta.copy(), np.nan, np.nan))
     if not rec.rows:
         rec.rows.append((0.0, 0, theta.copy(), np.nan, np.nan))
     finite = [r for r in rec.rows if np.isfinite(r[3])]
-    traj = rec.build(
-        result,
-        message,
-        max_step_length=max_step,
-        steps_taken=k,
-        risk_initial=finite[0][3] if finite else np.nan,
-        risk_final=finite[-1][3] if finite else np.nan,
-        grad_norm_final=finite[-1][4] if finite else np.nan,
-    )
+    stats = {
+        "risk_initial": finite[0][3] if finite else np.nan,
+        "risk_final": finite[-1][3] if finite else np.nan,
+        "grad_norm_final": finite[-1][4] if finite else np.nan,
+    }
+    if result.ok:
+        message = progress_message(k, stats)
+    traj = rec.build(result, message, max_step_length=max_step, steps_taken=k, **stats)
     return traj.raise_on_failure() if throw else traj

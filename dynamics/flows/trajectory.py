@@ -90,3 +90,15 @@ def failure_result(exc: Exception) -> Result:
         # converge, which ``raise_for`` turns back into ConvergenceError.
         return Result.diverged
     return Result.nonfinite
+
+
+def progress_message(steps: int, stats: dict) -> str:
+    """What a fixed-step run (GD, momentum, Adam) did, for ``Trajectory.message``:
+    the step count and how far the risk and the gradient moved. Such a run ends in
+    ``fixed_steps_completed``, never ``successful``: it has no stopping criterion."""
+    r0, rf = stats.get("risk_initial", np.nan), stats.get("risk_final", np.nan)
+    g = stats.get("grad_norm_final", np.nan)
+    return (
+        f"{steps} fixed steps ran (no stopping criterion): risk {r0:.4g} -> "
+        f"{rf:.4g}, final gradient norm {g:.3g}"
+    )

@@ -19,7 +19,7 @@ import numpy as np
 from .._result import Result
 from .._validate import param_vector, positive_int
 from ..errors import DEQError, SingularEquilibriumError, WellPosednessError
-from ..flows.trajectory import Trajectory
+from ..flows.trajectory import Trajectory, progress_message
 from ..models.base import AbstractModel
 from ..models.linear_deq import LinearDEQ
 from ..models.matrix_deq import MatrixLinearDEQ
@@ -79,7 +79,9 @@ def optimize(
 
     Returns:
         An :class:`OptimTrajectory`; ``stats['max_step_length']`` is
-        max_k ||theta_{k+1} - theta_k||.
+        max_k ||theta_{k+1} - theta_k||. Its ``result`` is ``fixed_steps_completed``
+        when every step ran (never ``successful``: there is no stopping criterion);
+        ``message`` then says how far the risk and the gradient moved.
     """
     if not isinstance(optimizer, Optimizer):
         raise TypeError(
@@ -92,7 +94,7 @@ def optimize(
     state = optimizer.init_state(model.n_params)
     needs_risk_apart = type(optimizer).lookahead is not Optimizer.lookahead
     rows: list[tuple] = []
-    result, message, max_step = Result.successful, "", 0.0
+    result, message, max_step = Result.fixed_steps_completed, "", 0.0
     velocity = np.zeros_like(theta)
     k = 0
     nan = np.full_like(theta, np.nan)
@@ -133,11 +135,24 @@ def optimize(
         velocity = new - theta
         theta = new
         k += 1
-    if result is not Result.successful and (not rows or rows[-1][0] != k):
+    if not result.ok and (not rows or rows[-1][0] != k):
         # Keep the last finite iterate so the failure point can be inspected.
         rows.append((k, theta.copy(), np.nan, np.nan, velocity, nan, nan))
     ks, th, rs, gn, vel, gr, st = zip(*rows, strict=True)
     thetas = np.array(th)
+    if result.ok:
+        finite = [(r, g) for r, g in zip(rs, gn, strict=True) if np.isfinite(r)]
+        message = progress_message(
+            k,
+            {
+                "risk_initial": rs[0],
+                "risk_final": rs[-1],
+                # the last record has no gradient: report the last one computed
+                "grad_norm_final": next(
+                    (g for _, g in reversed(finite) if np.isfinite(g)), np.nan
+                ),
+            },
+        )
     conserved = None
     if isinstance(model, (LinearDEQ, MatrixLinearDEQ)):
         conserved = np.array([conserved_quantity(model, t) for t in thetas])
@@ -171,8 +186,9 @@ def nesterov(model, theta0, eta: float, mu: float, steps: int, **kw):
     return optimize(model, theta0, Nesterov(eta, mu), steps, **kw)
 
 
-def adam(model, theta0, eta: float, steps: int, *, beta1=0.9, beta2=0.999,
-         eps=1e-8, **kw):
+def adam(
+    model, theta0, eta: float, steps: int, *, beta1=0.9, beta2=0.999, eps=1e-8, **kw
+):
     """Adam run; see :func:`optimize`."""
     return optimize(model, theta0, Adam(eta, beta1, beta2, eps), steps, **kw)
 

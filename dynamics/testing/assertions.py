@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .._result import Result
 from ..errors import InvalidInputError
 from ..flows.descent import gradient_descent
 from ..flows.gradient_flow import flow_ivp, integrate
@@ -92,7 +91,7 @@ def _relative_change(a, b) -> float:
 
 
 def _ensure_ok(traj, what: str) -> None:
-    if traj.result is not Result.successful:
+    if not traj.result.ok:
         raise AssertionError(
             f"{what} stopped early ({traj.result.name}): {traj.message}; the property "
             "was not checked"

@@ -26,7 +26,6 @@ import math
 import numpy as np
 
 from dynamics import gradient_descent
-from dynamics._result import Result
 from dynamics.measure import rel_slack
 from dynamics.models.base import LOSS_FACTOR
 from dynamics.models.linear_deq import LinearDEQ
@@ -88,7 +87,7 @@ class GDRun:
 
     @property
     def ok(self) -> bool:
-        return self.traj.result is Result.successful
+        return self.traj.result.ok
 
     @property
     def Q(self) -> np.ndarray:

@@ -243,7 +243,7 @@ def _failed_flows(fl) -> list[str]:
     return [
         f"{f.label}: {f.traj.result.value} ({f.traj.message})"
         for f in fl
-        if f.traj.result is not Result.successful
+        if not f.traj.result.ok
     ]
 
 

@@ -9,6 +9,7 @@ Run analysis, tolerances and case streams: :mod:`proofs_check.cases.lin_gd`.
 
 from __future__ import annotations
 
+from dynamics import Result
 from dynamics.instances.linear import leg_model
 
 from ..cases.lin_gd import (
@@ -75,7 +76,7 @@ def sweep_verdict(payload: dict, tol_delta: float = TOL_DELTA) -> dict:
         r["seed"]
         for r in proto
         if r["sign_flip"]
-        or r["result"] != "successful"
+        or not Result(r["result"]).ok
         or (risk_counts and r["risk_final"] > thr)
     ]
     crossed_ctl = [r["seed"] for r in control if r["sign_flip"]]

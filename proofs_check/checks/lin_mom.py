@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dynamics import Result
 from dynamics.measure import tol_margin
 from dynamics.optim import HeavyBall, optimize
 
@@ -83,7 +84,7 @@ def _judge_scaling(rows: list[dict]) -> tuple[float, list[str]]:
             (r for r in rows if (r["method"], r["mu"]) == key), key=lambda r: r["eta"]
         )
         devs = [abs(r["rel_dev"]) for r in ser]
-        if any(r["result"] != "successful" for r in ser):
+        if not all(Result(r["result"]).ok for r in ser):
             bad.append(f"{key}: a run stopped early")
         worst = max(worst, devs[0])
         if any(a > b + 1e-6 for a, b in zip(devs, devs[1:])):

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dynamics import Result
+
 from ..catalogue import tol
 from ..registry import CheckResult, Context, check, judged
 
@@ -101,7 +103,7 @@ def judge_nonlinear(rec: dict, ymax: float) -> dict:
         problems.append(f"losses differ by {max(tr, te):.2g} x tolerance")
     # Stops: the engine refuses only a step whose fixed point is not unique, and
     # finds a root outside the scripts' bracket exactly where their brentq raises.
-    if eng["result"] != "successful" and not rec.get(
+    if not Result(eng["result"]).ok and not rec.get(
         "multiple_root_samples_at_refusal"
     ):
         problems.append(f"engine stopped ({eng['result']}) at a unique fixed point")
@@ -235,7 +237,9 @@ def judge_src(payload: dict, published: dict, figures_dir=None) -> CheckResult:
                 problems.append(f"figure {name} not written as PNG")
     worst = min(r["theta_digits"] for r in rows)
     refused = [
-        r["run"] for r in rows if r.get("engine_result") not in (None, "successful")
+        r["run"]
+        for r in rows
+        if r.get("engine_result") is not None and not Result(r["engine_result"]).ok
     ]
     raises = [r["run"] for r in rows if r.get("script_would_raise")]
     short = [r["run"] for r in rows if r.get("noise_floor_epoch") is not None]

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from dynamics import rates
+from dynamics import Result, rates
 from dynamics.gradients import (
     JFB,
     AbstractGradient,
@@ -355,7 +355,7 @@ def run_apx_tanh(
         label = METHODS[i].label
         rs = [r for r in runs if r["method"] == label]
         agg = {
-            "completed": sum(r["result"] == "successful" for r in rs),
+            "completed": sum(Result(r["result"]).ok for r in rs),
             "attempted": len(rs),
         }
         for key in (

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import brentq
 
+from dynamics import Result
 from dynamics.flows.descent import gradient_descent
 from dynamics.models.activations import get_activation
 from dynamics.models.linear_deq import LinearDEQ
@@ -165,7 +166,7 @@ def _explicit_engine(act, data, lr, epochs) -> dict:
         test.append(float(np.mean((act.sigma(theta * xt) - yt) ** 2)))
     zero = [k for k, t in enumerate(thetas) if t == 0.0]
     return {
-        "result": "successful",
+        "result": Result.fixed_steps_completed.value,
         "message": "",
         "steps_taken": epochs,
         "thetas": np.array(thetas)[:, None],
