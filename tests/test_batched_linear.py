@@ -29,7 +29,13 @@ from dynamics.batched.linear_runs import (
     gradient_descent as batched_gd,
     gradient_flow as batched_gf,
 )
-from dynamics.batched.scale import ScaleConfig, chunk_size, replay, run_scale
+from dynamics.batched.scale import (
+    ScaleConfig,
+    chunk_size,
+    instance_step,
+    replay,
+    run_scale,
+)
 from dynamics.errors import InvalidInputError, ShapeError
 from dynamics.flows.gradient_flow import integrate
 from dynamics.integrators.implicit_midpoint import ImplicitMidpoint
@@ -52,9 +58,10 @@ def _steps(inst, batch, theta0, scale=0.05):
 # ---------------------------------------------------------------- small kernels
 
 
-@pytest.mark.parametrize("m", [1, 2, 3, 4])
+@pytest.mark.parametrize("m", [1, 2, 3, 4, 5, 8])
 def test_small_inverse_and_eig(m, rng):
-    """Closed-form (m <= 3) and LAPACK (m > 3) batch-last inverse and lambda_max."""
+    """Closed-form (m <= 3) and one-LU (m > 3) batch-last inverse, determinant and
+    lambda_max; products by the outer-product chain and by ``bmm`` (m >= 5)."""
     a = rng.normal(size=(7, m, m)) + 2 * np.eye(m)
     inv, det = sm.inv(sm.to_batch_last(torch.as_tensor(a)))
     assert_close(sm.to_batch_first(inv).numpy(), np.linalg.inv(a), 1e-13, "inverse")
@@ -274,6 +281,67 @@ def test_replay_agrees_with_batched(method):
     assert rp.max_theta_diff <= TOL["SCALE-replay"]
     assert rp.max_risk_rel_diff <= TOL["SCALE-replay"]
     assert np.min(rp.sigma_min2) >= rp.cond_lower
+
+
+def test_lu_determinant_sign_follows_row_swaps():
+    """One LU gives det with the permutation's sign: permutation matrices (odd and
+    even) and a singular matrix, against NumPy."""
+    mats = np.stack(
+        [
+            np.eye(4)[[1, 0, 2, 3]],
+            np.eye(4)[[1, 2, 0, 3]],
+            np.eye(4)[[3, 2, 1, 0]],
+            np.ones((4, 4)),
+        ]
+    )
+    inv, det = sm.inv(sm.to_batch_last(torch.as_tensor(mats)))
+    np.testing.assert_array_equal(det.numpy(), np.round(np.linalg.det(mats)))
+    assert_close(
+        sm.to_batch_first(inv)[:3].numpy(), np.linalg.inv(mats[:3]), 1e-15, "inverse"
+    )
+
+
+def test_bmm_path_is_batch_invariant():
+    """m = 8 products go through bmm; instance b's risk and gradient are the same bits
+    in a batch of 16 and in a batch of 3 (chunk invariance of that path)."""
+    spec = ScaleSpec(m=8, d=9, n=24, block=8)
+    inst, batch, theta = _batch(spec, n=16)
+    full = batch.evaluate(theta)
+    idx = torch.tensor([2, 7, 11])
+    part = batch.select(idx).evaluate(theta[:, idx])
+    assert torch.equal(full.grad[:, idx], part.grad)
+    assert torch.equal(full.risk[idx], part.risk)
+    risk, grad = inst.model(7).value_and_grad(inst.theta0(7))
+    assert_close(full.grad[:, 7].numpy(), grad, TOL["SCALE-vs-single"], "gradient")
+
+
+@pytest.mark.parametrize("method", ["rk4", "gd"])
+def test_instance_step_reproduces_the_chunk(method, monkeypatch):
+    """instance_step recomputes one instance's step bit for bit without running its
+    chunk: GD runs nothing, RK4 only that instance's RK4 runs (no GD, no midpoint)."""
+    import dynamics.batched.scale as scale_mod
+
+    cfg = _small_config(drift_target=1e-13)  # forces refinement rounds
+    arrays = run_scale(cfg).arrays
+    assert (arrays["gf_refinements"] > 0).any()
+    calls = []
+    real_gf = scale_mod.gradient_flow
+
+    def counting_gf(batch, *args, **kwargs):
+        calls.append(batch.B)
+        return real_gf(batch, *args, **kwargs)
+
+    def no_gd(*args, **kwargs):
+        raise AssertionError("instance_step must not run gradient descent")
+
+    monkeypatch.setattr(scale_mod, "gradient_flow", counting_gf)
+    monkeypatch.setattr(scale_mod, "gradient_descent", no_gd)
+    key = "gd_h" if method == "gd" else "gf_h"
+    for i in (0, 5, int(np.argmax(arrays["gf_refinements"]))):
+        assert instance_step(i, cfg, method) == arrays[key][i]
+    assert all(b == 1 for b in calls)
+    if method == "gd":
+        assert not calls
 
 
 # --------------------------------------------------------- float32 and devices

@@ -197,39 +197,33 @@ def _merge(full: LinearRunStats, part: LinearRunStats, idx: torch.Tensor) -> Non
         getattr(full, name)[idx] = v
 
 
-def run_chunk(
-    config: ScaleConfig, start: int, stop: int, progress: Progress | None = None
-) -> dict[str, np.ndarray]:
-    """Per-instance results for instances ``start .. stop-1`` (NumPy arrays)."""
-    say = progress or (lambda msg: None)
-    spec = config.spec
-    dev, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
-    inst = generate(spec, config.seed, start, stop)
-    batch = BatchedMatrixDEQ(
-        inst.X, inst.Y, spec.m, spec.readout, device=dev, dtype=dtype
+def _first_step(
+    config: ScaleConfig, consts: RateConstants, hess: torch.Tensor
+) -> torch.Tensor:
+    """RK4 step before refinement: min(h_scale / ||H||, ln(1/decay) / (kappa K))."""
+    return torch.minimum(
+        config.h_scale / hess,
+        math.log(1.0 / config.decay) / (consts.kappa * config.gf_steps),
     )
-    theta0 = batch.pack(inst.W0, inst.U0, inst.B0)
-    consts = rate_constants(batch, theta0, loss_factor=config.loss_factor)
-    hess = hessian_norm(batch, theta0)
-    K = config.gf_steps
-    h = torch.minimum(
-        config.h_scale / hess, math.log(1.0 / config.decay) / (consts.kappa * K)
-    )
-    out: dict[str, np.ndarray] = {
-        "index": inst.index,
-        "category": inst.category,
-        "risk0": _np(consts.risk0),
-        "kappa": _np(consts.kappa),
-        "cond_lower": _np(consts.cond_lower),
-        "lam_min_C0": _np(consts.lam_min_C0),
-        "lam_max_C0": _np(consts.lam_max_C0),
-        "M_bar": _np(consts.M_bar),
-        "lambda_min": _np(batch.lambda_min),
-        "lambda_max": _np(batch.lambda_max),
-        "hessian_norm": _np(hess),
-    }
 
-    # -- gradient flow, RK4 with drift-driven refinement -------------------------------
+
+def _refined_flow(
+    config: ScaleConfig,
+    batch: BatchedMatrixDEQ,
+    theta0: torch.Tensor,
+    consts: RateConstants,
+    hess: torch.Tensor,
+    say: Progress,
+) -> tuple[LinearRunStats, torch.Tensor]:
+    """RK4 flow of every instance with drift-driven step refinement (step 2 of the
+    module docstring); returns the stats and each instance's refinement round.
+
+    Each instance's refinement depends on its own drift only, so a one-instance
+    batch reproduces its step exactly (what :func:`instance_step` relies on).
+    """
+    dev, dtype = batch.device, batch.dtype
+    K = config.gf_steps
+    h = _first_step(config, consts, hess)
     say(f"  RK4 gradient flow: {batch.B} instances x {K} steps")
     quarter = max(1, K // 4)
 
@@ -271,6 +265,39 @@ def run_chunk(
         ).stats
         _merge(gf, sub, idx)
         rounds[idx] = r
+    return gf, rounds
+
+
+def run_chunk(
+    config: ScaleConfig, start: int, stop: int, progress: Progress | None = None
+) -> dict[str, np.ndarray]:
+    """Per-instance results for instances ``start .. stop-1`` (NumPy arrays)."""
+    say = progress or (lambda msg: None)
+    spec = config.spec
+    dev, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
+    inst = generate(spec, config.seed, start, stop)
+    batch = BatchedMatrixDEQ(
+        inst.X, inst.Y, spec.m, spec.readout, device=dev, dtype=dtype
+    )
+    theta0 = batch.pack(inst.W0, inst.U0, inst.B0)
+    consts = rate_constants(batch, theta0, loss_factor=config.loss_factor)
+    hess = hessian_norm(batch, theta0)
+    out: dict[str, np.ndarray] = {
+        "index": inst.index,
+        "category": inst.category,
+        "risk0": _np(consts.risk0),
+        "kappa": _np(consts.kappa),
+        "cond_lower": _np(consts.cond_lower),
+        "lam_min_C0": _np(consts.lam_min_C0),
+        "lam_max_C0": _np(consts.lam_max_C0),
+        "M_bar": _np(consts.M_bar),
+        "lambda_min": _np(batch.lambda_min),
+        "lambda_max": _np(batch.lambda_max),
+        "hessian_norm": _np(hess),
+    }
+
+    # -- gradient flow, RK4 with drift-driven refinement -------------------------------
+    gf, rounds = _refined_flow(config, batch, theta0, consts, hess, say)
     out.update(_stats_arrays("gf_", gf))
     out["gf_refinements"] = _np(rounds)
 
@@ -422,6 +449,33 @@ def summarise(
 # ------------------------------------------------------------------------------ replay
 
 
+def instance_step(instance_id: int, config: ScaleConfig, method: str = "rk4") -> float:
+    """The step (RK4/midpoint) or learning rate (GD) :func:`run_chunk` gives one
+    instance, recomputed for that instance alone.
+
+    GD: eta_scale / ||Hessian(theta0)||, no run at all. RK4 and midpoint: the
+    instance's refined RK4 step, which needs its RK4 runs (the refinement is driven
+    by its measured drift) but not GD or the midpoint run of its chunk. Bit-for-bit
+    the chunk's value (every batched kernel is per-instance; tested).
+    """
+    if method not in ("rk4", "gd", "midpoint"):
+        raise InvalidInputError(f"unknown method {method!r}; use rk4, gd or midpoint")
+    spec = config.spec
+    dev, dtype = resolve_device(config.device), resolve_dtype(config.dtype)
+    inst = generate(spec, config.seed, instance_id, instance_id + 1)
+    batch = BatchedMatrixDEQ(
+        inst.X, inst.Y, spec.m, spec.readout, device=dev, dtype=dtype
+    )
+    theta0 = batch.pack(inst.W0, inst.U0, inst.B0)
+    hess = hessian_norm(batch, theta0)
+    if method == "gd":
+        return float((config.eta_scale / hess).to(dtype)[0])
+    consts = rate_constants(batch, theta0, loss_factor=config.loss_factor)
+    gf, _ = _refined_flow(config, batch, theta0, consts, hess, lambda msg: None)
+    return float(gf.h[0])
+
+
+
 @dataclasses.dataclass
 class Replay:
     """One instance rerun by the single-instance engine next to the batched engine.
@@ -485,7 +539,8 @@ def replay(
         steps: override the number of steps (default: what the scale run used).
         h: the instance's step (RK4/midpoint) or learning rate (GD) as the scale run
             chose it (``arrays["gf_h"]`` / ``["gd_h"]``, or a sweep's
-            ``Partial.step_of``); default: recomputed by running a one-instance chunk.
+            ``Partial.step_of``); default: recomputed for this instance alone by
+            :func:`instance_step` (GD: no run; RK4/midpoint: its RK4 runs only).
     """
     from .. import rates
     from ..flows.descent import gradient_descent as gd_single
@@ -497,9 +552,7 @@ def replay(
         raise InvalidInputError(f"unknown method {method!r}; use rk4, gd or midpoint")
     inst = instance(config.spec, config.seed, instance_id)
     if h is None:
-        one = dataclasses.replace(config, instances=1, chunk=1)
-        arrays = run_chunk(one, instance_id, instance_id + 1)
-        h = float(arrays["gd_h" if method == "gd" else "gf_h"][0])
+        h = instance_step(instance_id, config, method)
     h = float(h)
     model, theta0 = inst.model(instance_id), inst.theta0(instance_id)
     dev, dtype = resolve_device(config.device), resolve_dtype(config.dtype)

@@ -174,7 +174,10 @@ def replay_worst(result, verdicts: dict) -> dict:
     """Replay the worst SCALE-COND instance in the single-instance engine.
 
     ``result`` is a :class:`ScaleResult` (step read from its arrays) or a sweep's
-    result (step from its partial), so only that one instance is rerun.
+    result (step from its partial), so only that one instance is rerun. Where
+    neither has the step, :func:`dynamics.batched.scale.instance_step` recomputes it
+    for that instance alone (GD: no run; RK4/midpoint: its own RK4 runs), never its
+    chunk's GD and midpoint runs.
     """
     inst = verdicts["SCALE-COND"]["worst_instance"]["instance"]
     run = verdicts["SCALE-COND"]["worst_run"]
