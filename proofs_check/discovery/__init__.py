@@ -81,8 +81,10 @@ class Discovery:
                 else ""
             ),
             f"  rank gap {L.gap:.2e} (smallest kept singular value "
-            f"{L.min_kept_sv:.2e}, largest dropped {L.max_dropped_sv:.2e}); "
-            f"decisions {'clear' if L.clear else 'NOT clear'}",
+            f"{L.min_kept_sv:.2e} = {L.kept_over_floor:.2e} x the rounding floor "
+            f"{L.noise_floor:.1e}, needs >= {L.clear_factor:g}; largest dropped "
+            f"{L.max_dropped_sv:.2e} = {L.dropped_over_floor:.2e} x the floor, "
+            f"needs <= 1); decisions {'clear' if L.clear else 'NOT clear'}",
             "  bracket levels vs finite differences: "
             + ", ".join(f"{e:.1e}" for e in self.fd_errors),
         ]
@@ -112,6 +114,8 @@ def discover(
     points: int = 3,
     seed: int = 0,
     fd_check: bool = True,
+    cond: float | None = None,
+    clear_factor: float | None = None,
 ) -> Discovery:
     """Count the laws of ``model`` and, for rational maps, find them up to ``degree``.
 
@@ -122,8 +126,10 @@ def discover(
         points: random evaluation points of the rank (>= 3 recommended).
         seed: seed of the points.
         fd_check: cross-check every bracket level against finite differences.
+        cond, clear_factor: the rank rule's rounding model (defaults
+            :data:`dynamics.lie.EVAL_COND` and :data:`dynamics.lie.CLEAR_FACTOR`).
     """
-    from dynamics.lie import fd_bracket_error, lie_rank
+    from dynamics.lie import CLEAR_FACTOR, EVAL_COND, fd_bracket_error, lie_rank
 
     from .numeric import local_map
 
@@ -131,7 +137,12 @@ def discover(
     rng = np.random.default_rng(seed)
     pts = [model.sample(rng) for _ in range(points)]
     lm = local_map(model)
-    lie = lie_rank(lm, pts)
+    lie = lie_rank(
+        lm,
+        pts,
+        cond=EVAL_COND if cond is None else cond,
+        clear_factor=CLEAR_FACTOR if clear_factor is None else clear_factor,
+    )
     fd = tuple(fd_bracket_error(lm, pts[0], lie.structure)) if fd_check else ()
     poly = (
         polynomial_laws(model, degree, seed=seed) if degree and model.rational else None
