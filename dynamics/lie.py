@@ -427,8 +427,11 @@ def fd_bracket_error(
     """Relative error of each level's AD brackets against central differences.
 
     Level 1: grad phi_i against central differences of phi. Level k + 1: [X_i, Y_j]
-    against (Y_j(p + h X_i) - Y_j(p - h X_i) - X_i(p + h Y_j) + X_i(p - h Y_j)) / 2h,
-    with X_i, Y_j evaluated by AD at the shifted points. The default step balances
+    against (Y_j(p + t X_i) - Y_j(p - t X_i)) / 2t
+    - (X_i(p + s Y_j) - X_i(p - s Y_j)) / 2s
+    with t = h / max(1, |X_i|), s = h / max(1, |Y_j|) (the point moves by at most h
+    however large the field), X_i, Y_j evaluated by AD at the shifted points. The
+    default step balances
     truncation (h^2 times third derivatives, which grow with the level) against
     rounding (eps |F| / h ~ 1e-10).
     """
@@ -436,14 +439,16 @@ def fd_bracket_error(
         return _fd_bracket_error(local_map, point, spec, h, mode)
 
 
-def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
+def _fd_levels(local_map, point, spec, h, mode):
+    """(AD values, central-difference values, scale of the differenced fields) of
+    each level, at step ``h``."""
     p = torch.as_tensor(np.asarray(point, float), dtype=torch.float64)
     phi = local_map(np.asarray(point, float))
     fields = level_fields(local_map, point, spec, mode)
-    errs = []
     gen_idx = [i for i, _ in spec[0]]
-    # level 1
     D = p.numel()
+    out = []
+    # level 1
     fd = torch.stack(
         [
             (phi(p + h * e) - phi(p - h * e)) / (2 * h)
@@ -451,20 +456,72 @@ def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
         ],
         dim=1,
     )[gen_idx]
-    ad = fields[0](p)
-    errs.append(float((ad - fd).abs().max() / max(1.0, float(ad.abs().max()))))
+    out.append((fields[0](p).detach(), fd.detach(), float(phi(p).abs().max())))
     for lvl, pairs in enumerate(spec[1:], start=1):
         G, F = fields[0], fields[lvl - 1]
         ad = fields[lvl](p).detach()
         rows = []
         for i, j in pairs:
             x, y = G(p)[i].detach(), F(p)[j].detach()
-            dy_x = (F(p + h * x)[j] - F(p - h * x)[j]) / (2 * h)
-            dx_y = (G(p + h * y)[i] - G(p - h * y)[i]) / (2 * h)
+            # step h / |direction|: the point moves by h whatever the field's size
+            # (a fixed step along a level-3 field of norm 7e6 moved it by 15 at
+            # seed 14 of DISC-LIN, far outside the Taylor regime)
+            tx, ty = h / max(1.0, float(x.norm())), h / max(1.0, float(y.norm()))
+            dy_x = (F(p + tx * x)[j] - F(p - tx * x)[j]) / (2 * tx)
+            dx_y = (G(p + ty * y)[i] - G(p - ty * y)[i]) / (2 * ty)
             rows.append(dy_x - dx_y)
         fd = torch.stack(rows).detach()
-        errs.append(float((ad - fd).abs().max() / max(1.0, float(ad.abs().max()))))
-    return errs
+        # rounding of a difference quotient: eps |field| / step, the step being
+        # as small as h / |direction|
+        size = max(1.0, float(G(p).norm(dim=1).max()), float(F(p).norm(dim=1).max()))
+        scale = max(float(F(p).abs().max()), float(G(p).abs().max())) * size
+        out.append((ad, fd, scale))
+    return out
+
+
+def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
+    return [
+        float((ad - fd).abs().max() / max(1.0, float(ad.abs().max())))
+        for ad, fd, _ in _fd_levels(local_map, point, spec, h, mode)
+    ]
+
+
+#: Central differences: the Richardson estimate |D_h - D_2h| / 3 of the truncation
+#: error at step h is exact up to relative O(h^2); FD_C times it (plus the rounding
+#: of the differenced fields, EVAL_COND eps |F| / h) bounds the FD error.
+FD_C = 4.0
+
+
+def fd_bracket_check(
+    local_map: LocalMap,
+    point: np.ndarray,
+    spec: Sequence[Sequence[tuple[int, int]]],
+    h: float = 2e-6,
+    mode: str = "forward",
+    cond: float = EVAL_COND,
+) -> list[tuple[float, float]]:
+    """(error, allowed) of each level's AD brackets against central differences,
+    both relative to max(1, |AD|), with the allowance from the FD error model (no
+    fixed cutoff): FD_C x the Richardson estimate (differences at h and 2h) of the
+    truncation + 2 cond eps |F| / h for the rounding of the differenced fields.
+
+    Near an ill-conditioned point (seed 14 of DISC-LIN: third derivatives make the
+    truncation at h = 2e-6 reach 3e-2 at level 4) the allowance grows with the
+    measured truncation, while a wrong bracket (an O(1) error independent of h) is
+    still far outside it.
+    """
+    with NoSolveGuard():
+        at_h = _fd_levels(local_map, point, spec, h, mode)
+        at_2h = _fd_levels(local_map, point, spec, 2 * h, mode)
+    out = []
+    for (ad, fd, scale), (_, fd2, _) in zip(at_h, at_2h):
+        den = max(1.0, float(ad.abs().max()))
+        trunc = float((fd - fd2).abs().max()) / 3
+        rounding = 2 * cond * _EPS * scale / h
+        out.append(
+            (float((ad - fd).abs().max()) / den, FD_C * (trunc + rounding) / den)
+        )
+    return out
 
 
 # --- native torch maps for the built-in models (vectorised; inverse by inv) ---------
