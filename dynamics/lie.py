@@ -17,16 +17,14 @@ which is correct in every mode. ``tests/test_lie.py`` checks every bracket level
 against finite differences and both modes against each other.
 
 Rank rule (a rounding model, no fixed cutoff): the field values at a point are
-stacked, each row normalised to unit norm, and the singular values s_1 >= s_2 >= ...
-are compared with the noise floor ``tau`` of :func:`noise_floor`, the largest amount
-by which rounding in the evaluated fields can move any singular value (Weyl). Values
-below ``tau`` are clipped to it and ``tau`` is appended, so the rank ``r`` sits at the
-largest ratio ("gap") between consecutive clipped values: noise forms a flat floor
-and a full-rank stack is recognised too. The decision is *clear* when every dropped
-value is within the floor (s_{r+1} <= tau: nothing above rounding is thrown away) and
-the last kept value clears it by ``clear_factor`` (s_r >= clear_factor * tau: rounding
-cannot have produced it even if the evaluation is ``clear_factor`` times worse
-conditioned than assumed). A candidate bracket is kept only when it raises the rank
+stacked, each row normalised to unit norm, and the singular values are compared with
+the noise floor ``tau`` of :func:`noise_floor`, the largest amount by which rounding
+in the evaluated fields can move any singular value (Weyl). The rank is the number of
+values above ``tau``; the decision is *clear* when the gap between the last kept and
+the first dropped value straddles the floor by ``clear_factor`` (s_r >= clear_factor
+* tau >= clear_factor * s_{r+1}): rounding cannot have produced the kept value even
+if the evaluation is ``clear_factor`` times worse conditioned than assumed.
+A candidate bracket is kept only when it raises the rank
 at every evaluation point; a level that keeps nothing ends the iteration, so the depth
 is never fixed in advance. Pruning to pointwise-independent fields is valid
 at generic points, where the rank is locally constant: a dropped field is a smooth
@@ -166,13 +164,13 @@ def select_rows(F: Field, keep: Sequence[int]) -> Field:
 
 
 def numeric_rank(rows: np.ndarray, cond: float = EVAL_COND):
-    """(rank, gap, singular values) of row-normalised ``rows`` by the largest-gap rule
-    above the rounding floor ``tau = noise_floor(q, D, cond)``.
+    """(rank, gap, singular values) of row-normalised ``rows``, the rank set by the
+    rounding floor ``tau = noise_floor(q, D, cond)``.
 
-    Zero rows count as dependent. Singular values are clipped below at ``tau`` and
-    ``tau`` is appended; the rank is where the ratio of consecutive clipped values is
-    largest, and ``gap`` is that ratio: s_r / max(s_{r+1}, tau). Whether the decision
-    is clear is judged by the caller against the same floor (see :class:`LieRank`).
+    Zero rows count as dependent. The rank r is the number of singular values above
+    ``tau``; ``gap`` = s_r / max(s_{r+1}, tau) is the gap between kept and dropped
+    values that straddles the floor. The decision is clear when the gap is at least
+    ``clear_factor`` (:func:`decision_is_clear`).
     """
     norms = np.linalg.norm(rows, axis=1)
     live = rows[norms > 0] / norms[norms > 0, None]
@@ -180,10 +178,26 @@ def numeric_rank(rows: np.ndarray, cond: float = EVAL_COND):
         return 0, np.inf, np.zeros(0)
     s = np.linalg.svd(live, compute_uv=False)
     tau = noise_floor(live.shape[0], live.shape[1], cond)
-    ext = np.concatenate([np.maximum(s, tau), [tau]])
-    ratios = ext[:-1] / ext[1:]
-    r = int(np.argmax(ratios)) + 1
-    return r, float(ratios[r - 1]), s
+    # every value above the floor is kept: rounding cannot have produced it. (The
+    # largest ratio alone would drop a genuine 1e-6 direction whose ratio to the
+    # bulk, 1e6, beats its ratio to the floor.)
+    r = int(np.count_nonzero(s > tau))
+    if r == 0:
+        return 0, 1.0, s
+    nxt = float(s[r]) if r < s.size else 0.0
+    return r, float(s[r - 1] / max(nxt, tau)), s
+
+
+def decision_is_clear(
+    r: int, s: np.ndarray, tau: float, clear_factor: float = CLEAR_FACTOR
+) -> bool:
+    """Whether rank ``r`` of singular values ``s`` is a clear decision at noise floor
+    ``tau``: nothing above rounding dropped (s_{r+1} <= tau) and the last kept value
+    too far above the floor for rounding to have produced it (s_r >= clear_factor
+    tau)."""
+    kept = float(s[r - 1]) if r else np.inf
+    dropped = float(s[r]) if r < s.size else 0.0
+    return dropped <= tau and kept >= clear_factor * tau
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,9 +312,7 @@ class _Engine:
     def _track(self, r, gap, s, tau):
         kept = float(s[r - 1]) if r else np.inf
         dropped = float(s[r]) if r < s.size else 0.0
-        # clear: nothing above rounding dropped, and the last kept value too far
-        # above the floor for rounding to have produced it
-        if dropped > tau or kept < self.clear_factor * tau:
+        if not decision_is_clear(r, s, tau, self.clear_factor):
             self.clear = False
         self.gap = min(self.gap, gap)
         self.tau = max(self.tau, tau)
@@ -441,7 +453,9 @@ def fd_bracket_error(
 
 def _fd_levels(local_map, point, spec, h, mode):
     """(AD values, central-difference values, scale of the differenced fields) of
-    each level, at step ``h``."""
+    each level, at step ``h`` (none when no generator was kept: nothing to check)."""
+    if not spec or not spec[0]:
+        return []
     p = torch.as_tensor(np.asarray(point, float), dtype=torch.float64)
     phi = local_map(np.asarray(point, float))
     fields = level_fields(local_map, point, spec, mode)
