@@ -16,12 +16,17 @@ which rejects ``torch.linalg.solve`` in a map; maps invert with ``torch.linalg.i
 which is correct in every mode. ``tests/test_lie.py`` checks every bracket level
 against finite differences and both modes against each other.
 
-Rank rule: the field values at a point are stacked, each row normalised to unit norm,
-and the rank is set at the largest ratio between consecutive singular values (a float
-floor of ``q * eps`` is appended, so a full-rank stack is recognised too). The ratio
-("gap") must be at least ``gap_min``. A candidate bracket is kept only when it raises
-the rank at every evaluation point; a level that keeps nothing ends the iteration, so
-the depth is never fixed in advance. Pruning to pointwise-independent fields is valid
+Rank rule (a rounding model, no fixed cutoff): the field values at a point are
+stacked, each row normalised to unit norm, and the singular values are compared with
+the noise floor ``tau`` of :func:`noise_floor`, the largest amount by which rounding
+in the evaluated fields can move any singular value (Weyl). The rank is the number of
+values above ``tau``; the decision is *clear* when the gap between the last kept and
+the first dropped value straddles the floor by ``clear_factor`` (s_r >= clear_factor
+* tau >= clear_factor * s_{r+1}): rounding cannot have produced the kept value even
+if the evaluation is ``clear_factor`` times worse conditioned than assumed.
+A candidate bracket is kept only when it raises the rank
+at every evaluation point; a level that keeps nothing ends the iteration, so the depth
+is never fixed in advance. Pruning to pointwise-independent fields is valid
 at generic points, where the rank is locally constant: a dropped field is a smooth
 combination of kept ones there, and so are its brackets.
 """
@@ -29,6 +34,7 @@ combination of kept ones there, and so are its brackets.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -60,9 +66,30 @@ def _load_forward_ad() -> None:
 
 _load_forward_ad()
 
-#: Smallest accepted ratio between the last kept and the first dropped normalised
-#: singular value (docs/theory/discovery.md / claim DISC-LIN).
-GAP_MIN = 1e6
+#: Rounding model of one evaluated field value: each entry of a row carries a relative
+#: error (to the row's norm) of at most ``EVAL_COND * eps``: a few ulps per operation
+#: times the condition (<= 1e3) of the inverses (I - W)^-1 and 1 / (1 - v s') that the
+#: maps and their nested derivatives go through. Measured: the dropped singular values
+#: of every DISC-* shape at seeds 0-15 are <= 3 eps, far inside the floor.
+EVAL_COND = 1e3
+#: A kept singular value must clear the noise floor by this factor (and so the gap
+#: between kept and dropped values is at least this large).
+CLEAR_FACTOR = 1e3
+
+_EPS = float(np.finfo(float).eps)
+
+
+def noise_floor(q: int, D: int, cond: float = EVAL_COND) -> float:
+    """Largest shift of any singular value of a ``q x D`` stack of unit rows that the
+    rounding of the field values can cause.
+
+    Each entry has error <= cond * eps (the rows have unit norm), so the error matrix
+    has Frobenius norm <= sqrt(q D) cond eps, which bounds the change of every
+    singular value (Weyl's inequality); the SVD itself adds a backward error of
+    max(q, D) eps.
+    """
+    return (math.sqrt(q * D) * cond + max(q, D)) * _EPS
+
 
 #: A map phi: R^D -> R^P in torch, valid (with exact derivatives) near one point.
 TorchMap = Callable[[torch.Tensor], torch.Tensor]
@@ -136,22 +163,41 @@ def select_rows(F: Field, keep: Sequence[int]) -> Field:
     return lambda theta: F(theta)[idx]
 
 
-def numeric_rank(rows: np.ndarray, gap_min: float = GAP_MIN):
-    """(rank, gap, singular values) of row-normalised ``rows`` by the largest-gap rule.
+def numeric_rank(rows: np.ndarray, cond: float = EVAL_COND):
+    """(rank, gap, singular values) of row-normalised ``rows``, the rank set by the
+    rounding floor ``tau = noise_floor(q, D, cond)``.
 
-    Zero rows count as dependent. ``gap`` is s[r-1] / s[r] with the float floor
-    ``q * eps * s[0]`` appended after the last singular value.
+    Zero rows count as dependent. The rank r is the number of singular values above
+    ``tau``; ``gap`` = s_r / max(s_{r+1}, tau) is the gap between kept and dropped
+    values that straddles the floor. The decision is clear when the gap is at least
+    ``clear_factor`` (:func:`decision_is_clear`).
     """
     norms = np.linalg.norm(rows, axis=1)
     live = rows[norms > 0] / norms[norms > 0, None]
     if live.shape[0] == 0:
         return 0, np.inf, np.zeros(0)
     s = np.linalg.svd(live, compute_uv=False)
-    floor = max(live.shape) * np.finfo(float).eps * s[0]
-    ext = np.concatenate([s, [floor]])
-    ratios = ext[:-1] / np.maximum(ext[1:], np.finfo(float).tiny)
-    r = int(np.argmax(ratios)) + 1
-    return r, float(ratios[r - 1]), s
+    tau = noise_floor(live.shape[0], live.shape[1], cond)
+    # every value above the floor is kept: rounding cannot have produced it. (The
+    # largest ratio alone would drop a genuine 1e-6 direction whose ratio to the
+    # bulk, 1e6, beats its ratio to the floor.)
+    r = int(np.count_nonzero(s > tau))
+    if r == 0:
+        return 0, 1.0, s
+    nxt = float(s[r]) if r < s.size else 0.0
+    return r, float(s[r - 1] / max(nxt, tau)), s
+
+
+def decision_is_clear(
+    r: int, s: np.ndarray, tau: float, clear_factor: float = CLEAR_FACTOR
+) -> bool:
+    """Whether rank ``r`` of singular values ``s`` is a clear decision at noise floor
+    ``tau``: nothing above rounding dropped (s_{r+1} <= tau) and the last kept value
+    too far above the floor for rounding to have produced it (s_r >= clear_factor
+    tau)."""
+    kept = float(s[r - 1]) if r else np.inf
+    dropped = float(s[r]) if r < s.size else 0.0
+    return dropped <= tau and kept >= clear_factor * tau
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,10 +212,18 @@ class LieRank:
         kept: labels of the kept fields ("X2", "[X1,X2]", ...).
         levels: number of levels computed, the stalled one included.
         gap: smallest ratio (over points and levels) between the last kept and the
-            first dropped normalised singular value (or the float floor).
+            first dropped normalised singular value, both clipped below at the noise
+            floor (:func:`numeric_rank`).
         min_kept_sv: smallest normalised singular value of the kept fields.
         max_dropped_sv: largest normalised singular value declared zero (0 if none).
-        clear: every rank decision had gap >= gap_min and agreed at every point.
+        clear: every rank decision was clear (every dropped value <= the noise
+            floor, the last kept one >= clear_factor x the floor) and agreed at every
+            point.
+        noise_floor: largest noise floor tau of the decisions (:func:`noise_floor`).
+        kept_over_floor: smallest (last kept value) / tau over the decisions; the
+            decisions need >= clear_factor.
+        dropped_over_floor: largest (first dropped value) / tau; need <= 1.
+        clear_factor: the factor the kept values had to clear.
         structure: the bracket pairs of each level, for :func:`fd_bracket_error`:
             level 1 lists the kept generators as (i, i); level k lists (index among
             the kept generators, row of level k - 1). The last level holds the
@@ -187,6 +241,10 @@ class LieRank:
     min_kept_sv: float
     max_dropped_sv: float
     clear: bool
+    noise_floor: float
+    kept_over_floor: float
+    dropped_over_floor: float
+    clear_factor: float
     structure: tuple[tuple[tuple[int, int], ...], ...]
     n_points: int
     seconds: float
@@ -196,13 +254,21 @@ class _Engine:
     """Greedy level-by-level bracket search at a fixed set of points."""
 
     def __init__(
-        self, local_map: LocalMap, points: Sequence[np.ndarray], gap_min: float
+        self,
+        local_map: LocalMap,
+        points: Sequence[np.ndarray],
+        cond: float,
+        clear_factor: float,
     ):
         self.points = [
             torch.as_tensor(np.asarray(p, float), dtype=torch.float64) for p in points
         ]
         self.phis = [local_map(np.asarray(p, float)) for p in points]
-        self.gap_min = gap_min
+        self.cond = cond
+        self.clear_factor = clear_factor
+        self.tau = 0.0
+        self.kept_over = np.inf
+        self.dropped_over = 0.0
         self.D = int(self.points[0].numel())
         self.gap = np.inf
         self.min_kept = np.inf
@@ -217,8 +283,9 @@ class _Engine:
         ]
 
     def _rank(self, rows):
-        r, gap, s = numeric_rank(rows, self.gap_min)
-        return r, gap, s
+        r, gap, s = numeric_rank(rows, self.cond)
+        q = int(np.count_nonzero(np.linalg.norm(rows, axis=1) > 0))
+        return r, gap, s, noise_floor(max(q, 1), rows.shape[1], self.cond)
 
     def keep(self, cand: list[np.ndarray]) -> list[int]:
         """Greedily keep candidates that raise the rank at every point."""
@@ -227,9 +294,9 @@ class _Engine:
             ups = []
             for k in range(len(self.points)):
                 trial = np.vstack([self.K[k], cand[k][c : c + 1]])
-                r, gap, s = self._rank(trial)
+                r, gap, s, tau = self._rank(trial)
                 ups.append(r > self.K[k].shape[0])
-                self._track(r, gap, s)
+                self._track(r, gap, s, tau)
             if all(ups):
                 kept.append(c)
                 self.K = [
@@ -242,20 +309,25 @@ class _Engine:
                 break
         return kept
 
-    def _track(self, r, gap, s):
-        if gap < self.gap_min:
+    def _track(self, r, gap, s, tau):
+        kept = float(s[r - 1]) if r else np.inf
+        dropped = float(s[r]) if r < s.size else 0.0
+        if not decision_is_clear(r, s, tau, self.clear_factor):
             self.clear = False
         self.gap = min(self.gap, gap)
-        self.min_kept = min(self.min_kept, float(s[r - 1]) if r else np.inf)
-        if r < s.size:
-            self.max_dropped = max(self.max_dropped, float(s[r]))
+        self.tau = max(self.tau, tau)
+        self.kept_over = min(self.kept_over, kept / tau)
+        self.dropped_over = max(self.dropped_over, dropped / tau)
+        self.min_kept = min(self.min_kept, kept)
+        self.max_dropped = max(self.max_dropped, dropped)
 
 
 def lie_rank(
     local_map: LocalMap,
     points: Sequence[np.ndarray],
     *,
-    gap_min: float = GAP_MIN,
+    cond: float = EVAL_COND,
+    clear_factor: float = CLEAR_FACTOR,
     max_levels: int | None = None,
     mode: str = "forward",
 ) -> LieRank:
@@ -264,21 +336,24 @@ def lie_rank(
     Args:
         local_map: point -> torch map whose derivatives are exact at that point.
         points: at least one point in R^D (use >= 3 random ones).
-        gap_min: required singular-value gap for every rank decision.
+        cond: the evaluation's rounding amplification (:data:`EVAL_COND`), which
+            sets the noise floor of every rank decision (:func:`noise_floor`).
+        clear_factor: how far above the floor a kept value must be
+            (:data:`CLEAR_FACTOR`).
         max_levels: a safety cap only (default D + 1 levels; the iteration normally
             stops when a level adds nothing, or when the rank reaches D).
         mode: how bracket levels differentiate the level below (see
             :func:`bracket_rows`).
     """
     with NoSolveGuard():
-        return _lie_rank(local_map, points, gap_min, max_levels, mode)
+        return _lie_rank(local_map, points, cond, clear_factor, max_levels, mode)
 
 
-def _lie_rank(local_map, points, gap_min, max_levels, mode) -> LieRank:
+def _lie_rank(local_map, points, cond, clear_factor, max_levels, mode) -> LieRank:
     if len(points) == 0:
         raise InvalidInputError("lie_rank needs at least one evaluation point")
     t0 = time.perf_counter()
-    eng = _Engine(local_map, points, gap_min)
+    eng = _Engine(local_map, points, cond, clear_factor)
     D = eng.D
     cap = max_levels or D + 1
     gens = [generators(phi) for phi in eng.phis]
@@ -324,6 +399,10 @@ def _lie_rank(local_map, points, gap_min, max_levels, mode) -> LieRank:
         min_kept_sv=float(eng.min_kept),
         max_dropped_sv=eng.max_dropped,
         clear=eng.clear,
+        noise_floor=float(eng.tau),
+        kept_over_floor=float(eng.kept_over),
+        dropped_over_floor=float(eng.dropped_over),
+        clear_factor=float(clear_factor),
         structure=tuple(structure),
         n_points=len(points),
         seconds=time.perf_counter() - t0,
@@ -360,8 +439,11 @@ def fd_bracket_error(
     """Relative error of each level's AD brackets against central differences.
 
     Level 1: grad phi_i against central differences of phi. Level k + 1: [X_i, Y_j]
-    against (Y_j(p + h X_i) - Y_j(p - h X_i) - X_i(p + h Y_j) + X_i(p - h Y_j)) / 2h,
-    with X_i, Y_j evaluated by AD at the shifted points. The default step balances
+    against (Y_j(p + t X_i) - Y_j(p - t X_i)) / 2t
+    - (X_i(p + s Y_j) - X_i(p - s Y_j)) / 2s
+    with t = h / max(1, |X_i|), s = h / max(1, |Y_j|) (the point moves by at most h
+    however large the field), X_i, Y_j evaluated by AD at the shifted points. The
+    default step balances
     truncation (h^2 times third derivatives, which grow with the level) against
     rounding (eps |F| / h ~ 1e-10).
     """
@@ -369,14 +451,18 @@ def fd_bracket_error(
         return _fd_bracket_error(local_map, point, spec, h, mode)
 
 
-def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
+def _fd_levels(local_map, point, spec, h, mode):
+    """(AD values, central-difference values, scale of the differenced fields) of
+    each level, at step ``h`` (none when no generator was kept: nothing to check)."""
+    if not spec or not spec[0]:
+        return []
     p = torch.as_tensor(np.asarray(point, float), dtype=torch.float64)
     phi = local_map(np.asarray(point, float))
     fields = level_fields(local_map, point, spec, mode)
-    errs = []
     gen_idx = [i for i, _ in spec[0]]
-    # level 1
     D = p.numel()
+    out = []
+    # level 1
     fd = torch.stack(
         [
             (phi(p + h * e) - phi(p - h * e)) / (2 * h)
@@ -384,20 +470,72 @@ def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
         ],
         dim=1,
     )[gen_idx]
-    ad = fields[0](p)
-    errs.append(float((ad - fd).abs().max() / max(1.0, float(ad.abs().max()))))
+    out.append((fields[0](p).detach(), fd.detach(), float(phi(p).abs().max())))
     for lvl, pairs in enumerate(spec[1:], start=1):
         G, F = fields[0], fields[lvl - 1]
         ad = fields[lvl](p).detach()
         rows = []
         for i, j in pairs:
             x, y = G(p)[i].detach(), F(p)[j].detach()
-            dy_x = (F(p + h * x)[j] - F(p - h * x)[j]) / (2 * h)
-            dx_y = (G(p + h * y)[i] - G(p - h * y)[i]) / (2 * h)
+            # step h / |direction|: the point moves by h whatever the field's size
+            # (a fixed step along a level-3 field of norm 7e6 moved it by 15 at
+            # seed 14 of DISC-LIN, far outside the Taylor regime)
+            tx, ty = h / max(1.0, float(x.norm())), h / max(1.0, float(y.norm()))
+            dy_x = (F(p + tx * x)[j] - F(p - tx * x)[j]) / (2 * tx)
+            dx_y = (G(p + ty * y)[i] - G(p - ty * y)[i]) / (2 * ty)
             rows.append(dy_x - dx_y)
         fd = torch.stack(rows).detach()
-        errs.append(float((ad - fd).abs().max() / max(1.0, float(ad.abs().max()))))
-    return errs
+        # rounding of a difference quotient: eps |field| / step, the step being
+        # as small as h / |direction|
+        size = max(1.0, float(G(p).norm(dim=1).max()), float(F(p).norm(dim=1).max()))
+        scale = max(float(F(p).abs().max()), float(G(p).abs().max())) * size
+        out.append((ad, fd, scale))
+    return out
+
+
+def _fd_bracket_error(local_map, point, spec, h, mode) -> list[float]:
+    return [
+        float((ad - fd).abs().max() / max(1.0, float(ad.abs().max())))
+        for ad, fd, _ in _fd_levels(local_map, point, spec, h, mode)
+    ]
+
+
+#: Central differences: the Richardson estimate |D_h - D_2h| / 3 of the truncation
+#: error at step h is exact up to relative O(h^2); FD_C times it (plus the rounding
+#: of the differenced fields, EVAL_COND eps |F| / h) bounds the FD error.
+FD_C = 4.0
+
+
+def fd_bracket_check(
+    local_map: LocalMap,
+    point: np.ndarray,
+    spec: Sequence[Sequence[tuple[int, int]]],
+    h: float = 2e-6,
+    mode: str = "forward",
+    cond: float = EVAL_COND,
+) -> list[tuple[float, float]]:
+    """(error, allowed) of each level's AD brackets against central differences,
+    both relative to max(1, |AD|), with the allowance from the FD error model (no
+    fixed cutoff): FD_C x the Richardson estimate (differences at h and 2h) of the
+    truncation + 2 cond eps |F| / h for the rounding of the differenced fields.
+
+    Near an ill-conditioned point (seed 14 of DISC-LIN: third derivatives make the
+    truncation at h = 2e-6 reach 3e-2 at level 4) the allowance grows with the
+    measured truncation, while a wrong bracket (an O(1) error independent of h) is
+    still far outside it.
+    """
+    with NoSolveGuard():
+        at_h = _fd_levels(local_map, point, spec, h, mode)
+        at_2h = _fd_levels(local_map, point, spec, 2 * h, mode)
+    out = []
+    for (ad, fd, scale), (_, fd2, _) in zip(at_h, at_2h):
+        den = max(1.0, float(ad.abs().max()))
+        trunc = float((fd - fd2).abs().max()) / 3
+        rounding = 2 * cond * _EPS * scale / h
+        out.append(
+            (float((ad - fd).abs().max()) / den, FD_C * (trunc + rounding) / den)
+        )
+    return out
 
 
 # --- native torch maps for the built-in models (vectorised; inverse by inv) ---------

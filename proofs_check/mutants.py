@@ -235,6 +235,56 @@ def _disc_rank():
     return replace_function("dynamics.lie", "numeric_rank", make)
 
 
+def _disc_rank_low():
+    """The numeric rank of the Lie-bracket rows is one too small: an independent
+    direction far above the rounding floor is declared zero (a law invented)."""
+
+    def make(orig):
+        def mutated(*args, **kwargs):
+            r, gap, s = orig(*args, **kwargs)
+            return max(r - 1, 0), gap, s
+
+        return mutated
+
+    return replace_function("dynamics.lie", "numeric_rank", make)
+
+
+def _lie_bracket_sign():
+    """Lie bracket with the wrong sign: [X, Y] = DY X + DX Y (forward mode)."""
+    import torch
+    from torch.func import jvp
+
+    def make(orig):
+        def mutated(G, F, pairs, mode="forward"):
+            def fwd(theta):
+                g, f = G(theta), F(theta)
+                rows = [
+                    jvp(lambda t, j=j: F(t)[j], (theta,), (g[i],))[1]
+                    + jvp(lambda t, i=i: G(t)[i], (theta,), (f[j],))[1]
+                    for i, j in pairs
+                ]
+                return torch.stack(rows)
+
+            return fwd
+
+        return mutated
+
+    return replace_function("dynamics.lie", "bracket_rows", make)
+
+
+def _ift_loose_adjoint():
+    """ImplicitIFT ignores its tolerance: the adjoint is solved to 1e-2, not 1e-8."""
+    import dataclasses as dc
+
+    def make(orig):
+        def mutated(self, *args, **kwargs):
+            return orig(dc.replace(self, tol=1e-2), *args, **kwargs)
+
+        return mutated
+
+    return replace_method("dynamics.gradients.implicit:ImplicitIFT", "solve", make)
+
+
 MUTANTS: tuple[Mutant, ...] = (
     Mutant(
         "lin-grad-u",
@@ -319,7 +369,28 @@ MUTANTS: tuple[Mutant, ...] = (
         "disc-rank",
         "lie.numeric_rank: rank one too large (one conservation law lost)",
         _disc_rank,
-        ("DISC-LIN",),
+        ("DISC-LIN", "DISC-DLN", "DISC-SIM"),
+    ),
+    Mutant(
+        "disc-rank-low",
+        "lie.numeric_rank: rank one too small (a direction above the rounding floor "
+        "dropped, a law invented)",
+        _disc_rank_low,
+        ("DISC-LIN", "DISC-DLN", "DISC-SIM"),
+        fast=True,
+    ),
+    Mutant(
+        "lie-bracket-sign",
+        "lie.bracket_rows: [X, Y] = DY X + DX Y instead of DY X - DX Y",
+        _lie_bracket_sign,
+        ("DISC-LIN", "DISC-DLN"),
+    ),
+    Mutant(
+        "ift-loose-adjoint",
+        "ImplicitIFT.solve: the adjoint fixed point solved to 1e-2 instead of its tol",
+        _ift_loose_adjoint,
+        ("REV-IFT-APPROX", "REV-EXACT"),
+        fast=True,
     ),
 )
 BY_NAME: dict[str, Mutant] = {m.name: m for m in MUTANTS}

@@ -9,11 +9,16 @@ import torch
 
 from dynamics.errors import InvalidInputError
 from dynamics.lie import (
+    CLEAR_FACTOR,
+    EVAL_COND,
     bracket_rows,
+    decision_is_clear,
+    fd_bracket_check,
     fd_bracket_error,
     lie_rank,
     linear_net_map,
     matrix_deq_map,
+    noise_floor,
     numeric_rank,
 )
 from proofs_check.discovery import FD_TOL, maps
@@ -29,6 +34,80 @@ def test_numeric_rank_gap_rule():
     dep = np.vstack([B, B[0] + 2 * B[1], np.zeros(5)])
     r, gap, s = numeric_rank(dep)
     assert r == 3 and gap > 1e10 and s.size == 4  # the zero row is dropped
+
+
+def _constructed(rng, q, D, rank, small=1.0):
+    """q x D unit rows spanning exactly ``rank`` directions, the last of them with
+    weight ``small`` (a genuinely independent but small direction)."""
+    basis = np.linalg.qr(rng.normal(size=(D, D)))[0][:, :rank].T  # orthonormal rows
+    coef = rng.normal(size=(q, rank))
+    coef[:, -1] *= small
+    rows = coef @ basis
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("q,D,rank", [(4, 6, 2), (8, 8, 5), (12, 10, 10), (3, 2, 1)])
+@pytest.mark.parametrize("small", [1.0, 1e-6])
+def test_rank_rule_against_constructed_rank(q, D, rank, small):
+    """Oracle: rows of constructed rank, plus noise of controlled size. Noise within
+    the rounding model (entries <= EVAL_COND eps) gives the true rank, clearly, even
+    when the last direction is 1e-6 small (a fixed 1e-4 cutoff would drop it); the
+    noise 10 times the floor (outside the model) makes the decision not clear."""
+    rng = np.random.default_rng(q * 100 + D + rank)
+    rows = _constructed(rng, q, D, rank, small)
+    tau = noise_floor(q, D)
+    noise = rng.uniform(-1, 1, size=rows.shape) * EVAL_COND * np.finfo(float).eps
+    r, gap, s = numeric_rank(rows + noise)
+    assert r == rank, s
+    assert decision_is_clear(r, s, tau), (s, tau)
+    assert gap >= CLEAR_FACTOR
+    if rank < min(q, D):
+        # Weyl: the dropped singular values stay inside the floor
+        assert s[rank] <= tau
+        loud = rows + rng.normal(size=rows.shape) * 10 * tau
+        r2, _, s2 = numeric_rank(loud)
+        assert not decision_is_clear(r2, s2, tau)
+
+
+def test_noise_floor_is_the_weyl_bound():
+    """tau = (sqrt(q D) cond + max(q, D)) eps, and the worst entrywise perturbation of
+    size cond eps moves no singular value by more than tau."""
+    eps = np.finfo(float).eps
+    assert noise_floor(4, 9, cond=10.0) == pytest.approx((6 * 10 + 9) * eps, rel=1e-15)
+    rng = np.random.default_rng(3)
+    A = rng.normal(size=(5, 7))
+    E = np.sign(rng.normal(size=A.shape)) * EVAL_COND * eps  # |E|_F = sqrt(35) cond eps
+    svd = lambda M: np.linalg.svd(M, compute_uv=False)  # noqa: E731
+    shift = np.abs(svd(A + E) - svd(A))
+    assert shift.max() <= noise_floor(5, 7)
+
+
+def test_rank_decision_rule_edges():
+    """A dropped value above the floor, or a kept value within clear_factor of it,
+    is not clear; a full-rank stack is."""
+    tau = 1e-12
+    assert decision_is_clear(2, np.array([1.0, 1e-3]), tau)
+    assert not decision_is_clear(1, np.array([1.0, 1e-10]), tau)  # dropped > tau
+    assert not decision_is_clear(2, np.array([1.0, 1e-10]), tau)  # kept < 1e3 tau
+    assert decision_is_clear(1, np.array([1.0, 1e-13]), tau)
+
+
+def test_fd_step_scales_with_the_direction():
+    """DISC-LIN at seed 14: a level-3 field of norm 7e6 moved a fixed-step FD point by
+    15 (AD vs FD 2.9e-2 at level 4). With the step h / |direction| every level agrees
+    within its Richardson + rounding allowance, and the allowance stays small."""
+    from proofs_check.registry import Context
+
+    seed = int(Context(seed=14).rng("DISC-LIN").integers(2**31))
+    model = maps.matrix_linear_readout(2, 1, 2)
+    rng = np.random.default_rng(seed)
+    pts = [model.sample(rng) for _ in range(3)]
+    lm = local_map(model)
+    res = lie_rank(lm, pts)
+    checks = fd_bracket_check(lm, pts[0], res.structure)
+    assert len(checks) == 4
+    for err, allowed in checks:
+        assert err <= allowed <= 1e-2, checks  # a wrong bracket errs by O(1)
 
 
 @pytest.mark.parametrize("mode", ["forward", "reverse"])

@@ -50,6 +50,8 @@ from ..registry import CheckResult, Context, Status, check, judged
 from ..report import write_json
 
 TOL_FACTOR = tol("APX-NEUMANN-FACTOR", "identity")  # and the APX-JFB identities
+TOL_DRIFT_ULPS = tol("APX-NEUMANN-FACTOR", "drift-ulps")
+EPS = float(np.finfo(float).eps)
 TOL_LOCAL_FD = tol("APX-LOCAL", "fd")  # FD Jacobian against c0 H*, relative
 #: Every object of docs/theory/approximate.md, with non-default parameters too.
 ALL_METHODS: tuple[AbstractGradient, ...] = (
@@ -110,9 +112,12 @@ def apx_neumann_factor_numeric(ctx: Context) -> CheckResult:
             eta = 0.01
             Qk, Qk1 = model.Q(theta), model.Q(theta - eta * d)
             pred = eta**2 * c**2 * float(exact @ exact)
-            worst["gd_drift"] = max(
-                worst["gd_drift"], abs((Qk1 - Qk) - pred) / max(Qk, 1.0)
-            )
+            # rounding model: the two sums of squares, the step and |grad|^2 (which
+            # goes through 1/(1 - v)) each round to a few ulps of their own size;
+            # relative to max(Q_k, 1) instead, the residual reached 3.9e-12 > 1e-12
+            # at seeds 6, 9 and 12, where the drift is 150x Q_k
+            scale = (abs(Qk) + abs(Qk1) + abs(pred)) * max(1.0, 1.0 / abs(1.0 - v))
+            worst["gd_drift"] = max(worst["gd_drift"], abs((Qk1 - Qk) - pred) / scale)
             n += 1
     J = np.linspace(-3.0, 3.0, 61)
     for m in (Phantom(5, 0.5), Phantom(3, 0.25), Phantom(1, 1.0)):
@@ -120,15 +125,20 @@ def apx_neumann_factor_numeric(ctx: Context) -> CheckResult:
             worst["phantom_unrolled"],
             rel_norm(m.unrolled_factor(J), m.inverse_factor(J)),
         )
+    tols = {k: TOL_FACTOR for k in worst}
+    tols["gd_drift"] = TOL_DRIFT_ULPS * EPS
     return CheckResult.within(
-        [(e, TOL_FACTOR) for e in worst.values()],
+        [(e, tols[k]) for k, e in worst.items()],
         measured=max(worst.values()),
         tolerance=TOL_FACTOR,
         instances=n,
         details={
             "worst_relative_errors": worst,
             "methods": [m.label for m in ALL_METHODS],
-            "margin": "1 - error / 1e-12",
+            "margin": "1 - error / tolerance: 1e-12 for the identities; the GD "
+            "drift residual over eps (|Q_k| + |Q_k+1| + |pred|) max(1, 1/|1 - v|) "
+            "against 64 ulps",
+            "tolerances": tols,
         },
     )
 
