@@ -35,7 +35,9 @@ from ._rev_common import (
     EXACT_C,
     EXACT_MAX_N,
     EXACT_TIGHT_N,
+    EXACT_TIGHT_REL,
     F64,
+    UNIT_ATOL,
     _bind,
     _rel,
     _rev_plain,
@@ -123,11 +125,12 @@ def rev_invert(ctx: Context) -> CheckResult:
 def rev_exact_unit(ctx: Context) -> CheckResult:
     """REV-EXACT (E-UNIT): reversible, implicit and phantom gradients against the
     unrolled reference, beta in {0.8, 1.2}, tol 1e-8, 500 steps. The reversible one
-    is exact for its own iteration: rounding floor + C eps64 A_N. The implicit and
-    phantom ones differ from the unrolled gradient by the forward solve's truncation:
-    ``unit-C`` x the computed first-order prediction (:func:`truncation_prediction`)
-    + rounding. The authors' fixed atol 1e-5 is reported, not judged: it failed at
-    seed 1 (pair phantom 1.31e-5, predicted 1.33e-5)."""
+    is exact for its own iteration: within the claim's E-UNIT atol 1e-5 (the
+    authors') and within rounding floor + C eps64 A_N, whichever is stricter. The
+    implicit and phantom ones are not exact: they differ from the unrolled gradient
+    by the forward solve's truncation, judged at ``unit-C`` x the computed
+    first-order prediction (:func:`truncation_prediction`) + rounding, with the
+    atol 1e-5 reported for them (seed 1: pair phantom 1.31e-5, predicted 1.33e-5)."""
     f, x, scale = _unit_problem(ctx)
     pair = PairMLP(seed=_seed(ctx, "pair"))
     z0p = torch.tensor([[0.2, 0.3]], dtype=F64)
@@ -144,6 +147,10 @@ def rev_exact_unit(ctx: Context) -> CheckResult:
             "allowed": lim,
             "predicted": pred,
         }
+        if st.get("reconstruction_error") is not None:
+            cases[name]["reconstruction_error"] = float(
+                st["reconstruction_error"].max()
+            )
 
     def reversible_allowed(beta):
         def allowed(fn, z0, ref, st):
@@ -152,7 +159,9 @@ def rev_exact_unit(ctx: Context) -> CheckResult:
             log_a = log_products(inverse_jacobian_norms(fn, x, beta, start, n))
             scale_ = max(1.0, float(ref.abs().max()))
             floor = ulps * EPS64 * (n + 1) * scale_
-            return floor + recon_bound(log_a[-1]) * scale_, 0.0
+            # the claim's E-UNIT tolerance (the authors' atol) and the rounding
+            # model both bind the exact gradient: the stricter one is judged
+            return min(UNIT_ATOL, floor + recon_bound(log_a[-1]) * scale_), 0.0
 
         return allowed
 
@@ -170,7 +179,8 @@ def rev_exact_unit(ctx: Context) -> CheckResult:
                 f"{tag} reversible beta={beta}",
                 fn,
                 Reversible(beta),
-                ReversibleExact(),
+                # measure, do not warn: the reconstruction error is recorded below
+                _rev_plain(),
                 z0,
                 reversible_allowed(beta),
             )
@@ -229,10 +239,11 @@ def rev_exact_toy(ctx: Context) -> CheckResult:
     (C = 100, A_N the computed product of inverse-step Jacobian norms along the
     trajectory) for every N <= 30. float32 reported only.
 
-    Judged: C eps64 A_N at every N <= 30, the claim's rounding model. The fixed
-    1e-8 at N <= 10 is reported (``over_1e-8_at_N_le_10``), not judged: it has no
-    rounding model and the seed decides it (seed 12, L = 0.9, beta = 1.2, N = 10:
-    rel 1.54e-8 while C eps A_N = 7.0)."""
+    Judged as the catalogue states it: C eps64 A_N at every N <= 30 *and* the fixed
+    rel <= 1e-8 at N <= 10. The fixed 1e-8 has no rounding model, and it fails at
+    seed 12 (L = 0.9, beta = 1.2, N = 10: rel 1.54e-8 while C eps A_N = 7.0): that
+    is an honest ``fail`` of the claim as written, reported with the measurement,
+    never hidden by judging only the rounding-model part."""
     ns = range(1, EXACT_MAX_N + 1) if ctx.full else (1, 2, 5, 10, 15, 20, 25, 30)
     seeds = range(3 if ctx.full else 1)
     margins, growth, f32 = [], {}, {}
@@ -279,17 +290,25 @@ def rev_exact_toy(ctx: Context) -> CheckResult:
                             "bound_C_eps_A_N": bound,
                             "recon_err": float(st["reconstruction_error"].max()),
                         }
-    worst = min(margins)
     over = [
         f"{k}: rel {v['rel_err']:.3g} > C eps A_N = {v['bound_C_eps_A_N']:.3g}"
         for k, v in growth.items()
         if v["rel_err"] > v["bound_C_eps_A_N"]
     ]
-    over_fixed = {
+    short = {
         k: v["rel_err"]
         for k, v in growth.items()
-        if int(k.split("N=")[1]) <= EXACT_TIGHT_N and v["rel_err"] > 1e-8
+        if int(k.split("N=")[1]) <= EXACT_TIGHT_N
     }
+    over_fixed = {k: e for k, e in short.items() if e > EXACT_TIGHT_REL}
+    over += [
+        f"{k}: rel {e:.3g} > the claim's fixed {EXACT_TIGHT_REL:g} at N <= "
+        f"{EXACT_TIGHT_N} (C eps A_N = {growth[k]['bound_C_eps_A_N']:.3g}: the "
+        "fixed tolerance has no rounding model)"
+        for k, e in over_fixed.items()
+    ]
+    margins += [tol_margin(e, EXACT_TIGHT_REL) for e in short.values()]
+    worst = min(margins)
     figs = []
     if ctx.figures_dir is not None:
         fig_path = _growth_figure(ctx.figure_path("rev-exact-growth"), growth)
@@ -304,7 +323,8 @@ def rev_exact_toy(ctx: Context) -> CheckResult:
         ran={"max_N": max(ns)},
         reason="; ".join(over),
         details={
-            "margin": "min of 1 - rel_err/(C eps64 A_N) over N <= 30 (float64)",
+            "margin": "min of 1 - rel_err/(C eps64 A_N) over N <= 30 and of "
+            "1 - rel_err/1e-8 over N <= 10 (float64)",
             "over_1e-8_at_N_le_10": over_fixed,
             "max_rel_err_N_le_10": max(
                 v["rel_err"]
