@@ -104,7 +104,8 @@ def test_project_does_not_point_outside_the_repository():
                 continue
             text = path.read_text()
             offenders += [f"{path.relative_to(root)}: {b!r}" for b in bad if b in text]
-    for name in ("README.md", "CHANGELOG.md", "setup.cfg", "pyproject.toml", "Makefile"):
+    top = ("README.md", "CHANGELOG.md", "setup.cfg", "pyproject.toml", "Makefile")
+    for name in top:
         text = (root / name).read_text()
         offenders += [f"{name}: {b!r}" for b in bad if b in text]
     assert not offenders, offenders
