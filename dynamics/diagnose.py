@@ -80,6 +80,13 @@ DEFAULT_TOL = 1e-10
 DEFAULT_AGREEMENT_TOL = 1e-6
 
 
+#: Step cap of each method's own forward solve, started at the shared z*: the driver
+#: always takes one step (which moves z* by its residual only); a second is allowed
+#: for rounding. An unconverged z* therefore costs each method two steps, not
+#: max_steps.
+METHOD_STEPS = 2
+
+
 def default_methods() -> tuple[AbstractGradient, ...]:
     """The methods practitioners train with (paper A.5 plus Neumann and the
     reversible adjoint): dense IFT (exact, cosine 1 to rounding), iterative IFT at the
@@ -372,8 +379,9 @@ def _run_method(
         torch.cuda.reset_peak_memory_stats(x.device)
     counter = _SavedBytes()
     t0 = time.perf_counter()
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(
-        counter.pack, counter.unpack
+    with (
+        torch.enable_grad(),
+        torch.autograd.graph.saved_tensors_hooks(counter.pack, counter.unpack),
     ):
         z = layer(x, z0)
         value = loss(z)
@@ -522,8 +530,8 @@ def diagnose(
     named = [(n, p) for n, p in f64.named_parameters() if p.requires_grad]
     d = zstar[0].numel()
 
-    def measure(method, solv, start):
-        return _run_method(f64, method, solv, x64, start, loss, tol, max_steps)
+    def measure(method, solv, start, steps=METHOD_STEPS):
+        return _run_method(f64, method, solv, x64, start, loss, tol, steps)
 
     # Reference (A): dense IFT at z*, or iterative IFT at tol for large states.
     if d <= dense_max_dim:
@@ -535,9 +543,7 @@ def diagnose(
     g_ref = _flat(measure(ref_method, solver, zstar)[0], named)
     # Reference (B): autograd through unroll_steps Picard steps from z0.
     g_unr = _flat(
-        _run_method(
-            f64, Unrolled(), Picard(), x64, z_init, loss, 0.0, unroll_steps
-        )[0],
+        _run_method(f64, Unrolled(), Picard(), x64, z_init, loss, 0.0, unroll_steps)[0],
         named,
     )
     ref_all = torch.cat([g_ref[n] for n, _ in named])
@@ -557,7 +563,7 @@ def diagnose(
     for m in methods:
         if m.requires_reversible:
             grads, sec, nbytes, peak, res = measure(
-                m, Reversible(beta=reversible_beta), z_init
+                m, Reversible(beta=reversible_beta), z_init, max_steps
             )
         else:
             grads, sec, nbytes, peak, res = measure(m, solver, zstar)

@@ -63,8 +63,8 @@ def cosine_bound(c: np.ndarray, e: np.ndarray, g: np.ndarray) -> tuple[float, fl
     S = sum ||e_i||). Then sin angle(d, g) <= rho = delta S / (|c_mid| ||g|| -
     delta S) and sign <d, g> = sign c_mid whenever rho < 1 (rho = inf otherwise)."""
     c_mid = 0.5 * (float(c.max()) + float(c.min()))
-    delta_s = 0.5 * (float(c.max()) - float(c.min())) * float(
-        np.linalg.norm(e, axis=1).sum()
+    delta_s = (
+        0.5 * (float(c.max()) - float(c.min())) * float(np.linalg.norm(e, axis=1).sum())
     )
     den = abs(c_mid) * float(np.linalg.norm(g)) - delta_s
     return (delta_s / den if den > 0 else math.inf), c_mid
