@@ -1,4 +1,4 @@
-"""dynamics.diagnose: gradient quality of every method at one shared fixed point.
+"""dynamics.diagnosis: gradient quality of every method at one shared fixed point.
 
 Oracles: (i) on ``f(z, x) = v z + U x`` (Jacobian v I) every approximate method's
 gradient is c(v) times the exact one, with c from the method's own closed form, so
@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from dynamics.diagnose import (
+from dynamics.diagnosis import (
     DiagnosticInputError,
     FixedPointNotFoundError,
     default_methods,
@@ -199,3 +199,49 @@ def test_bad_inputs_raise_named_errors():
         diagnose(TanhBlock(), _x(), methods=("jfb",))
     with pytest.raises(DiagnosticInputError, match="no trainable"):
         diagnose(TanhBlock().requires_grad_(False), _x())
+
+
+def test_cli_diagnose_writes_reports_and_refuses_overwrite(tmp_path, capsys):
+    """`diagnose images --quick` on generated 8x8 data (a 16-dim state): JSON and
+    markdown written; a second run refuses to overwrite without --overwrite."""
+    import json
+
+    from proofs_check.cli import main
+
+    out, md = tmp_path / "d.json", tmp_path / "d.md"
+    argv = ["diagnose", "images", "--quick", "--data", "synthetic", "--batch", "4"]
+    assert main([*argv, "--json", str(out), "--markdown", str(md)]) == 0
+    report = json.loads(out.read_text())["diagnosis"]
+    assert report["status"] == "converged" and report["references_agree"]
+    assert {m["label"] for m in report["methods"]} >= {"jfb", "damped-5", "reversible"}
+    assert "| jfb |" in md.read_text()
+    assert main([*argv, "--json", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*argv, "--json", str(out), "--overwrite"]) == 0
+
+
+def test_cli_along_training_quick(tmp_path):
+    """--along-training: records at steps 0, 2, 4 and the figure (PNG + PDF)."""
+    import json
+
+    from proofs_check.cli import main
+
+    out = tmp_path / "a.json"
+    argv = ["diagnose", "images", "--quick", "--data", "synthetic", "--batch", "4"]
+    argv += ["--along-training", "--steps", "4", "--every", "2"]
+    assert main([*argv, "--json", str(out), "--figures", str(tmp_path)]) == 0
+    payload = json.loads(out.read_text())
+    assert [r["step"] for r in payload["records"]] == [0, 2, 4]
+    png = tmp_path / "diagnose-cosine-images-quick.png"
+    assert png.exists() and png.with_suffix(".pdf").exists()
+
+
+def test_readme_example_runs():
+    """The README's "How wrong is my gradient?" example runs as written."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    m = re.search(r"<!-- example: diagnose -->\n```python\n(.*?)```", readme, re.S)
+    assert m, "README example 'diagnose' not found"
+    exec(compile(m.group(1), "<README diagnose>", "exec"), {"__name__": "readme"})

@@ -3,7 +3,7 @@
 :func:`build` makes the Fashion-MNIST image DEQ or the character-LM DEQ at
 diagnostic scale (small enough that the dense float64 IFT reference, one VJP per
 state coordinate, runs on a CPU in seconds); :func:`probe_diagnosis` runs
-:func:`dynamics.diagnose.diagnose` on a fixed probe batch with the task's own loss
+:func:`dynamics.diagnose` on a fixed probe batch with the task's own loss
 (cross-entropy through the model's head); :func:`along_training` trains the model
 with Adam and the iterative IFT gradient and diagnoses every ``every`` steps (the
 paper's appendix A.5 measurement repeated along training, at CPU scale).
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..diagnose import Diagnosis, FixedPointNotFoundError, diagnose
+from ..diagnosis import Diagnosis, FixedPointNotFoundError, diagnose
 from ..errors import DEQError, InvalidInputError
 from ..gradients import ImplicitIFT
 from ..layer import DEQLayer

@@ -83,7 +83,13 @@ def register(sub) -> None:
     )
     p.add_argument("--data-dir", type=Path, default=None, metavar="DIR")
     p.add_argument("--text-file", type=Path, default=None, metavar="FILE")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: these small models run ~100x slower "
+        "with one thread per core on a shared machine, measured)",
+    )
     p.set_defaults(func=_main)
 
 

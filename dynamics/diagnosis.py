@@ -136,7 +136,8 @@ class MethodDiagnosis:
         seconds: wall time of forward (from z*) + backward.
         saved_bytes: bytes autograd saved for backward (activation memory).
         peak_cuda_bytes: peak CUDA allocation during the call (None on CPU).
-        result: worst of the method's forward and backward results.
+        result: worst of the method's forward and backward results (the
+            reversible adjoint adds its largest reconstruction error of z0).
     """
 
     label: str
@@ -403,6 +404,9 @@ def _run_method(
     }
     f64.zero_grad(set_to_none=True)
     name = res.value if isinstance(res, Result) else str(res)
+    rec = stats.get("reconstruction_error")
+    if rec is not None:
+        name = f"{name}; reconstruction error {float(torch.as_tensor(rec).max()):.1e}"
     return grads, seconds, counter.bytes, peak, name
 
 
