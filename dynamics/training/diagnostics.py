@@ -74,6 +74,30 @@ class TanhConvBlock(nn.Module):
         return out.to(z.dtype)
 
 
+class TanhTextBlock(nn.Module):
+    """``f(z, x) = tanh(W2 cummean_t(relu(W1 z)) + x)``: a causal character-LM block
+    (each position mixes the running mean of the earlier positions' features) whose
+    fixed point Anderson solves to float64 precision (measured). Each weight starts
+    with Frobenius norm ``sqrt(scale)``. The training experiments'
+    :class:`~.models.TransformerBlock` (residual attention and MLP) has no tight fixed
+    point at diagnostic scale; ``--block conv`` diagnoses it anyway."""
+
+    def __init__(self, embed: int, hidden: int, scale: float = 1.0):
+        super().__init__()
+        self.w1 = nn.Linear(embed, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, embed)
+        with torch.no_grad():
+            for lin in (self.w1, self.w2):
+                lin.weight.mul_(math.sqrt(scale) / torch.linalg.vector_norm(lin.weight))
+
+    def forward(self, z, x):
+        dt = self.w1.weight.dtype
+        h = F.relu(self.w1(z.to(dt)))
+        steps = torch.arange(1, h.shape[1] + 1, dtype=dt, device=h.device)
+        mixed = h.cumsum(1) / steps[None, :, None]
+        return torch.tanh(self.w2(mixed) + x.to(dt)).to(z.dtype)
+
+
 @dataclasses.dataclass
 class DiagnosticModel:
     """A built-in task, its model and a fixed probe batch."""
@@ -97,9 +121,9 @@ def build(
 ) -> DiagnosticModel:
     """The built-in DEQ of ``task_name`` (``images`` or ``text``) at diagnostic scale.
 
-    ``block`` (images): ``tanh`` (:class:`TanhConvBlock`, default) or ``conv`` (the
-    training experiments' GroupNorm block, see :class:`TanhConvBlock` for why it is
-    not the default)."""
+    ``block``: ``tanh`` (default: :class:`TanhConvBlock` for images,
+    :class:`TanhTextBlock` for text) or ``conv`` (the training experiments' own block,
+    GroupNorm conv or transformer; see those classes for why it is not the default)."""
     if block not in ("tanh", "conv"):
         raise InvalidInputError(f"block must be 'tanh' or 'conv'; got {block!r}")
     if task_name not in ("images", "text"):
@@ -131,6 +155,8 @@ def build(
 
     if task_name == "images" and block == "tanh":
         f = TanhConvBlock(cfg.channels, cfg.hidden)
+    elif block == "tanh":
+        f = TanhTextBlock(cfg.embed, cfg.mlp_hidden)
     else:
         f = task.make_block()
     model = task.make_model(EquilibriumCore(f, make_layer))

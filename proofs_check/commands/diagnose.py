@@ -30,9 +30,10 @@ def register(sub) -> None:
         "--block",
         choices=("tanh", "conv"),
         default="tanh",
-        help="images: tanh (contractive tanh conv block, default) or conv (the "
-        "training experiments' GroupNorm block, whose fixed point is not solvable "
-        "to tight tolerance: reported not-converged)",
+        help="tanh (default: a tanh conv block for images, a tanh causal-mixing "
+        "block for text, both with tightly solvable fixed points) or conv (the "
+        "training experiments' GroupNorm conv / transformer block, whose fixed point "
+        "is not solvable to tight tolerance at this scale: reported not-converged)",
     )
     p.add_argument(
         "--batch", type=int, default=16, help="probe batch size (default 16)"

@@ -55,8 +55,8 @@ def cosine_vs_step(
     axes[0][1].set_yscale("log")
     for ax in axes[0]:
         ax.set_xlabel("training step")
-    # lower left of the cosine panel: empty while the methods stay near 1 early on
-    axes[0][0].legend(fontsize=7, ncol=2, loc="lower left")
+    # on the cosine panel, where the curves leave most of the area empty
+    axes[0][0].legend(fontsize=7, ncol=2, loc="best")
     if title:
         fig.suptitle(textwrap.shorten(title, width=150, placeholder=" ..."), fontsize=8)
     return save(fig, path)
