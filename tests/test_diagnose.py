@@ -245,3 +245,17 @@ def test_readme_example_runs():
     m = re.search(r"<!-- example: diagnose -->\n```python\n(.*?)```", readme, re.S)
     assert m, "README example 'diagnose' not found"
     exec(compile(m.group(1), "<README diagnose>", "exec"), {"__name__": "readme"})
+
+
+def test_cli_diagnose_text_quick(tmp_path):
+    """The text model (built-in paragraph, tanh causal block) converges and its two
+    exact gradients agree."""
+    import json
+
+    from proofs_check.cli import main
+
+    out = tmp_path / "t.json"
+    argv = ["diagnose", "text", "--quick", "--data", "builtin", "--batch", "2"]
+    assert main([*argv, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())["diagnosis"]
+    assert report["status"] == "converged" and report["references_agree"]
