@@ -117,6 +117,12 @@ CLAIMS: tuple[Claim, ...] = (
        "single-index JFB = exact at v = 0", "symbolic", "numeric"),
     _c("APX-LOCAL", "§4", "at theta* the Jacobian of each approximate direction is c_0 H*; "
        "local GD factor max |1 - c_0 eta lambda_i(H*)|", "numeric"),
+    _c("APX-COSINE", "§4, A.5", "cosine of each approximate gradient with the exact one: "
+       "scalar linear DEQ cos = sign c(v), ||grad_m||/||grad R|| = |c(v)|; single-index "
+       "grad_m = sum_i c(v s'(s_i)) e_i, so cos = 1 at v = 0, and for v != 0 "
+       "sign(c_mid) cos >= sqrt(1 - rho^2), rho = delta S/(|c_mid| ||grad R|| - delta S) "
+       "(c_mid, delta: midpoint and half-spread of c over the samples, S = sum ||e_i||); "
+       "strictly below 1 in general there", "numeric"),
     # Reversible DEQ (reversible_deq.md)
     _c("REV-INVERT", "§5", "one step then its algebraic inverse returns (y, z) up to "
        "rounding", "property"),
@@ -225,6 +231,8 @@ _TOLERANCE_ROWS: tuple[tuple[str, str, float, str], ...] = (
     ("REV-EXACT", "unit-atol", 1e-5, "E-UNIT: the authors' test atol, binding the exact (reversible) gradient together with its rounding model (the stricter is judged)"),
     ("REV-EXACT", "round-ulps", 64.0, "E-UNIT rounding floor: 64 eps x (differentiated steps + 1) x max(1, |g|), a few roundings per step of cond-1 maps"),
     ("REV-IFT-APPROX", "reversible-own", 1e-10, "reversible gradient against autograd through its own unrolled steps: a few ulps x N"),
+    ("APX-COSINE", "identity", 1e-12, "cosines and norm ratios of two float64 vectors, one a scalar (or per-sample) multiple of the other computed by another formula: a few ulps x 1/(1-v)^2 <= 1e2"),
+    ("APX-COSINE", "bound", 1e-12, "absolute slack of cos >= sqrt(1 - rho^2): both sides O(1), each rounded to a few ulps x the 1e2 conditioning of the per-sample terms"),
     ("APX-LOCAL", "fd", 1e-6, "central FD Jacobian, step eps^(1/3): eps^(2/3) x third derivative of the direction"),
     ("REPRO-LEG", "src-theta-digits", 10.0, "P-SRC engine vs reference, digits of theta: roots to residual 1e-13 move each GD step by lr x 1e-13 and contracting runs do not amplify it (~13 digits expected)"),
     ("REPRO-LEG", "src-loss-rel", 1e-10, "P-SRC losses: |dL| <= this x (L + 2 sqrt(L) max|y|), ten digits of the loss or of the predictions it is built from"),

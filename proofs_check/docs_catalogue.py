@@ -127,6 +127,7 @@ THEORY_PAGES: dict[str, str] = {
     "§2.4": f"{_SIM}#model-and-well-posedness",
     "§3": _RES,
     "§4": _APX,
+    "A.5": f"{_APX}#cosine-with-the-exact-gradient",
     "§5": _PIT,
     "§6": _PRO,
     "§6.0": f"{_PRO}#common-rules",

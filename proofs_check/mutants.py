@@ -163,6 +163,20 @@ def _sim_weights():
     )
 
 
+def _neumann_abs():
+    """Neumann-m backward factor with its sign lost: |sum_{j<m} J^j|. Where the
+    truncated series is negative (even m, J < -1) the direction flips from ascent to
+    descent; only the cosine's sign sees it (the magnitudes are unchanged)."""
+
+    def make(orig):
+        def mutated(self, J):
+            return abs(orig(self, J))
+
+        return mutated
+
+    return replace_method("dynamics.gradients.neumann:Neumann", "inverse_factor", make)
+
+
 def _neumann_short():
     """Neumann-m sums J^j for j < m - 1: one term short (Neumann-2 becomes JFB)."""
 
@@ -344,6 +358,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "Neumann.inverse_factor: the series stops one term short (m - 1 terms)",
         _neumann_short,
         ("APX-NEUMANN-FACTOR", "REPRO-APX"),
+        fast=True,
+    ),
+    Mutant(
+        "neumann-abs",
+        "Neumann.inverse_factor: |sum_k J^k| (the sign of the series is lost)",
+        _neumann_abs,
+        ("APX-COSINE",),
         fast=True,
     ),
     Mutant(
