@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from dynamics import Result
 from proofs_check.catalogue import tol
 from proofs_check.commands.reproduce import reproduce
 
@@ -50,7 +51,7 @@ def main(argv=None) -> int:
         good = (
             val["fd_gradient_rel_error"] <= tol("SIM-GRAD", "fd")
             and val["brent_max_abs_difference"] <= tol("SIM-FP", "brent")
-            and out["result"] == "successful"
+            and Result(out["result"]).ok
         )
         ok &= good
         print(
