@@ -7,8 +7,9 @@ neither, so the two never import each other's internals:
 
 * :mod:`.lin`: instance counts per profile and the scalar / matrix linear-DEQ case
   streams (LIN-GRAD, LIN-PL, LIN-GD-*, LIN-GF-*, LIN-MOM-*, LIN-ADAM-COND);
-* :mod:`.lin_gd`: gradient-descent run analysis and the P-SWEEP constants
-  (LIN-GD-*, REPRO-LEG; the P-LEG / P-SWEEP / P-SRC protocols);
-* :mod:`.lin_mom`: momentum and adaptive-optimizer identities, case streams and the
-  drift / conditioning studies (LIN-MOM-*, LIN-ADAM-COND; the P-MOM protocol).
+* :mod:`proofs_check.cases.lin_gd`: gradient-descent run analysis and the P-SWEEP
+  constants (LIN-GD-*, REPRO-LEG; the P-LEG / P-SWEEP / P-SRC protocols);
+* :mod:`proofs_check.cases.lin_mom`: momentum and adaptive-optimizer identities, case
+  streams and the drift / conditioning studies (LIN-MOM-*, LIN-ADAM-COND; the P-MOM
+  protocol).
 """

@@ -1,6 +1,7 @@
 """Seeded linear-DEQ case streams and the per-profile instance counts, shared by the
 pointwise checks (:mod:`proofs_check.checks.lin_static`), the GD / GF / momentum
-checks and the case modules :mod:`.lin_gd` and :mod:`.lin_mom`.
+checks and the case modules :mod:`proofs_check.cases.lin_gd` and
+:mod:`proofs_check.cases.lin_mom`.
 
 Every stream draws from the generator it is given (a check's
 :meth:`~proofs_check.registry.Context.rng`), so the same seed gives the same cases.
